@@ -1,0 +1,75 @@
+"""``manifest.json``: what a bundle is, how it tokenizes, and proof of every file and figure."""
+from __future__ import annotations
+
+import json
+import os
+import platform
+from datetime import datetime, timezone
+from importlib import metadata
+
+from runtime.bundle import FORMAT_VERSION, MANIFEST
+from runtime.files import atomic_write_text, sha256_file
+from runtime.tokenizer import DELIM_PATTERN, SPECIAL_TOKENS, TOKENIZER_VERSION, Tokenizer
+
+# Every file a bundle may hold, in the order the manifest lists them.
+BUNDLE_FILES = ("model.keras", "model.onnx", "model.int8.onnx", "model.tflite", "model.dynamic.tflite",
+                "model.int8.tflite", "vocab.txt", "labels.txt")
+LABELS = ["negative", "positive"]  # below / at or above the threshold
+LABELS_FILE_LINES = ["positive"]  # MediaPipe: one label for a [batch, 1] sigmoid output
+TOOLS = ("tensorflow", "tensorflow-cpu", "keras", "tf2onnx", "onnx", "onnxruntime", "ai-edge-litert",
+         "mediapipe", "numpy")
+
+
+def tool_versions() -> dict:
+    versions = {"python": platform.python_version()}
+    for dist in TOOLS:
+        try:
+            versions[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            pass
+    return versions
+
+
+def tokenizer_contract(tok: Tokenizer) -> dict:
+    return {
+        "type": "regex",
+        "version": TOKENIZER_VERSION,
+        "delim_pattern": DELIM_PATTERN,
+        "lowercase": True,
+        "maxlen": tok.maxlen,
+        "num_words": tok.num_words,
+        "vocab_file": "vocab.txt",
+        "special_tokens": {t: i for i, t in enumerate(SPECIAL_TOKENS)},
+        "prepend_start": True,
+        "unknown_token": "<UNKNOWN>",
+        "truncation": "end",  # keep the first maxlen ids
+        "padding": "end",
+    }
+
+
+def file_entries(out: str, names=BUNDLE_FILES) -> dict:
+    return {n: {"size": os.path.getsize(os.path.join(out, n)), "sha256": sha256_file(os.path.join(out, n))}
+            for n in names if os.path.isfile(os.path.join(out, n))}
+
+
+def build_manifest(out: str, tok: Tokenizer, training: dict | None, verification: dict) -> dict:
+    return {
+        "format_version": FORMAT_VERSION,
+        "created": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "name": "imdb_basic_text_classification",
+        "description": "IMDB review sentiment: probability that a review is positive.",
+        "tools": tool_versions(),
+        "tokenizer": tokenizer_contract(tok),
+        "labels": LABELS,
+        "labels_file": "labels.txt",
+        "threshold": 0.5,
+        "training": training,
+        "verification": verification,
+        "files": file_entries(out),
+    }
+
+
+def write_manifest(out: str, manifest: dict) -> str:
+    path = os.path.join(out, MANIFEST)
+    atomic_write_text(path, json.dumps(manifest, indent=2) + "\n")
+    return path

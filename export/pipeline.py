@@ -1,0 +1,208 @@
+"""The export steps as plain functions; ``python -m export`` is a thin shell over them.
+
+Each step reads and writes files in one output directory (the bundle):
+train -> model.keras + vocab.txt; onnx -> model.onnx (+ model.int8.onnx);
+tflite -> model.tflite, model.dynamic.tflite, model.int8.tflite (+ labels.txt);
+verify -> manifest.json + report.md.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from runtime.bundle import MANIFEST
+from runtime.files import atomic_write_bytes, atomic_write_text
+from runtime.tokenizer import Tokenizer
+from trainer.train import TrainConfig, split_train_validation
+
+from . import verify as V
+from .manifest import LABELS_FILE_LINES, build_manifest, write_manifest
+
+MODEL_VERSION = "1.0.0"
+
+
+class ExportError(Exception):
+    """A step cannot run: missing inputs, a bad option, or a failed conversion."""
+
+
+@dataclass
+class ExportConfig:
+    out: str = "artifacts"
+    model: str | None = None  # an existing model.keras (vocab.txt beside it); None -> train
+    int8: bool = True  # also write the quantized variants
+    int8_io: bool = False  # int8 output tensor in model.int8.tflite (the runtime dequantizes)
+    calibration_size: int = 1000  # training reviews for full-integer calibration
+    mediapipe_samples: int = 500  # test reviews scored by MediaPipe in verify (0 = skip)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+def _log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def _need(out: str, *names: str) -> None:
+    missing = [n for n in names if not os.path.isfile(os.path.join(out, n))]
+    if missing:
+        raise ExportError(f"{out}: missing {', '.join(missing)} (run 'python -m export train' first "
+                          f"or pass --model)")
+
+
+def _invalidate_manifest(out: str, log) -> None:
+    """A new model file makes the old manifest a lie; verify writes a fresh one."""
+    path = os.path.join(out, MANIFEST)
+    if os.path.exists(path):
+        os.unlink(path)
+        log(f"removed stale {path}; run 'python -m export verify' to write a new one")
+
+
+def load_keras(out: str):
+    import keras
+
+    # safe_mode: refuse lambdas / arbitrary code in the archive.
+    return keras.models.load_model(os.path.join(out, "model.keras"), safe_mode=True, compile=False)
+
+
+def step_train(cfg: ExportConfig, log: Callable[[str], None] = _log) -> None:
+    """Train into ``cfg.out``, or adopt ``cfg.model`` (copied, never modified)."""
+    os.makedirs(cfg.out, exist_ok=True)
+    if cfg.model is None:
+        from trainer.train import train
+
+        cfg.train.out = cfg.out
+        train(cfg.train, log)
+        return
+    src_dir = os.path.dirname(os.path.abspath(cfg.model))
+    if not os.path.isfile(cfg.model):
+        raise ExportError(f"{cfg.model}: no such model file")
+    if not os.path.isfile(os.path.join(src_dir, "vocab.txt")):
+        raise ExportError(f"{cfg.model}: no vocab.txt beside the model (the trainer writes both)")
+    if os.path.abspath(src_dir) == os.path.abspath(cfg.out):
+        return
+    for name in ("vocab.txt", "metrics.json", "history.json", "loss.png", "accuracy.png"):
+        if os.path.isfile(os.path.join(src_dir, name)):
+            shutil.copyfile(os.path.join(src_dir, name), os.path.join(cfg.out, name))
+    shutil.copyfile(cfg.model, os.path.join(cfg.out, "model.keras"))
+    log(f"using {cfg.model}")
+
+
+def step_onnx(cfg: ExportConfig, log: Callable[[str], None] = _log) -> None:
+    from .onnx_export import quantize_onnx, to_onnx
+
+    _need(cfg.out, "model.keras")
+    _invalidate_manifest(cfg.out, log)
+    to_onnx(load_keras(cfg.out), os.path.join(cfg.out, "model.onnx"))
+    log("wrote model.onnx")
+    if cfg.int8:
+        quantize_onnx(os.path.join(cfg.out, "model.onnx"), os.path.join(cfg.out, "model.int8.onnx"))
+        log("wrote model.int8.onnx")
+
+
+def calibration_ids(cfg: ExportConfig, tok: Tokenizer) -> np.ndarray:
+    """The first reviews of the shuffled training split (never test reviews): [n, maxlen] int32."""
+    from trainer.data import load_imdb
+
+    imdb = load_imdb(cfg.train.data)
+    (texts, _), _ = split_train_validation(imdb.train_texts, imdb.train_labels,
+                                           cfg.train.validation_size, cfg.train.seed)
+    return tok.encode_batch(texts[: cfg.calibration_size])
+
+
+def step_tflite(cfg: ExportConfig, log: Callable[[str], None] = _log) -> None:
+    from .metadata import add_metadata
+    from .tflite_export import to_tflite
+
+    _need(cfg.out, "model.keras", "vocab.txt")
+    if cfg.calibration_size < 500 and cfg.int8:
+        raise ExportError(f"--calibration-size must be at least 500, got {cfg.calibration_size}")
+    _invalidate_manifest(cfg.out, log)
+    model, tok = load_keras(cfg.out), Tokenizer.load(os.path.join(cfg.out, "vocab.txt"))
+    labels_path = os.path.join(cfg.out, "labels.txt")
+    atomic_write_text(labels_path, "".join(f"{label}\n" for label in LABELS_FILE_LINES))
+    modes = [("float", "model.tflite")]
+    if cfg.int8:
+        modes += [("dynamic", "model.dynamic.tflite"), ("int8", "model.int8.tflite")]
+    calib = calibration_ids(cfg, tok) if cfg.int8 else None
+    for mode, name in modes:
+        flat = to_tflite(model, mode, calibration_ids=calib if mode == "int8" else None,
+                         int8_io=cfg.int8_io and mode == "int8")
+        flat = add_metadata(flat, vocab_path=os.path.join(cfg.out, "vocab.txt"), labels=LABELS_FILE_LINES,
+                            name="IMDB review sentiment",
+                            description=f"Probability that a movie review is positive ({mode} TFLite). "
+                                        "Lowercase the text before classifying.",
+                            version=MODEL_VERSION)
+        atomic_write_bytes(os.path.join(cfg.out, name), flat)
+        log(f"wrote {name} ({len(flat) / 1024:.0f} KiB)")
+
+
+def _mediapipe_results(cfg: ExportConfig, texts: list[str], ids: np.ndarray, log) -> list[V.Result]:
+    """MediaPipe TextClassifier vs the LiteRT interpreter on an even sample of test reviews."""
+    from .mediapipe_check import MediaPipeUnavailable, mediapipe_scores
+
+    rows = np.linspace(0, len(texts) - 1, min(cfg.mediapipe_samples, len(texts))).astype(int)
+    results = []
+    for name in ("model.tflite", "model.int8.tflite"):
+        path = os.path.join(cfg.out, name)
+        if not os.path.isfile(path):
+            continue
+        try:
+            mp = mediapipe_scores(path, [texts[i] for i in rows])
+        except MediaPipeUnavailable as e:
+            log(f"skipping the MediaPipe conformance check: {e}")
+            return []
+        lite = V.score_file(path, ids[rows])
+        results.append(V.compare(f"mediapipe:{name}", mp, lite, None, quantized=False,
+                                 max_abs_diff=V.MEDIAPIPE_MAX_ABS_DIFF))
+    return results
+
+
+def step_verify(cfg: ExportConfig, log: Callable[[str], None] = _log) -> list[V.Result]:
+    """Score the full IMDB test set with every format; write manifest.json and report.md."""
+    from trainer.data import load_imdb
+
+    from .report import write_report
+
+    _need(cfg.out, "model.keras", "vocab.txt")
+    tok = Tokenizer.load(os.path.join(cfg.out, "vocab.txt"))
+    imdb = load_imdb(cfg.train.data)
+    ids = tok.encode_batch(imdb.test_texts)  # [25000, 256] int32
+    log(f"scoring {len(ids)} test reviews with Keras (the reference)")
+    reference = load_keras(cfg.out).predict(ids, batch_size=V.SCORE_BATCH, verbose=0)[:, 0]
+    ref_acc = V.accuracy(reference, imdb.test_labels)
+    results = []
+    for name in ("model.onnx", "model.int8.onnx", "model.tflite", "model.dynamic.tflite", "model.int8.tflite"):
+        if os.path.isfile(os.path.join(cfg.out, name)):
+            log(f"scoring with {name}")
+            probs = V.score_file(os.path.join(cfg.out, name), ids)
+            results.append(V.compare(name, probs, reference, imdb.test_labels, quantized=name in V.QUANTIZED,
+                                     reference_accuracy=ref_acc))
+    if not results:
+        raise ExportError(f"{cfg.out}: no exported model to verify (run 'python -m export onnx' / 'tflite')")
+    if cfg.mediapipe_samples:
+        results += _mediapipe_results(cfg, imdb.test_texts, ids, log)
+    verification = {
+        "dataset": {"name": "IMDB test", "n": len(ids)},
+        "reference": {"file": "model.keras", "accuracy": ref_acc},
+        "tolerances": {"float_max_abs_diff": V.FLOAT_MAX_ABS_DIFF, "quantized_min_agreement": V.QUANT_MIN_AGREEMENT,
+                       "quantized_max_accuracy_drop": V.QUANT_MAX_ACCURACY_DROP,
+                       "mediapipe_max_abs_diff": V.MEDIAPIPE_MAX_ABS_DIFF},
+        "results": {r.name: {**r.figures, "passed": r.passed, "failures": r.failures} for r in results},
+    }
+    metrics_path = os.path.join(cfg.out, "metrics.json")
+    training = json.load(open(metrics_path, encoding="utf-8")) if os.path.isfile(metrics_path) else None
+    manifest = build_manifest(cfg.out, tok, training, verification)
+    write_manifest(cfg.out, manifest)
+    write_report(cfg.out, manifest)
+    return results
+
+
+def export_all(cfg: ExportConfig, log: Callable[[str], None] = _log) -> list[V.Result]:
+    step_train(cfg, log)
+    step_onnx(cfg, log)
+    step_tflite(cfg, log)
+    return step_verify(cfg, log)

@@ -1,0 +1,59 @@
+"""The verification table (printed and in ``report.md``), rendered from the manifest alone."""
+from __future__ import annotations
+
+import os
+
+from runtime.files import atomic_write_text
+
+
+def _fmt(value, spec: str) -> str:
+    return "" if value is None else format(value, spec)
+
+
+def verification_table(manifest: dict) -> str:
+    """One Markdown row per format and per MediaPipe check; failures named in the last column."""
+    ver, files = manifest["verification"], manifest["files"]
+    rows = [["format", "accuracy", "agreement", "max abs diff", "mean abs diff", "size KiB", "sha256", "check"],
+            ["model.keras (reference)", _fmt(ver["reference"]["accuracy"], ".4f"), "", "", "",
+             _fmt(files.get("model.keras", {}).get("size", 0) / 1024, ".0f"),
+             files.get("model.keras", {}).get("sha256", "")[:12], ""]]
+    for name, r in ver["results"].items():
+        f = files.get(name, {})
+        rows.append([name, _fmt(r.get("accuracy"), ".4f"), f"{r['agreement']:.2%}", f"{r['max_abs_diff']:.2e}",
+                     f"{r['mean_abs_diff']:.2e}", _fmt(f["size"] / 1024 if f else None, ".0f"),
+                     f.get("sha256", "")[:12], "PASS" if r["passed"] else "FAIL: " + "; ".join(r["failures"])])
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = ["| " + " | ".join(c.ljust(w) for c, w in zip(row, widths)) + " |" for row in rows]
+    lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    return "\n".join(lines)
+
+
+def write_report(out: str, manifest: dict) -> str:
+    ver, training = manifest["verification"], manifest.get("training") or {}
+    tol = ver["tolerances"]
+    parts = [
+        f"# {manifest['name']} export report",
+        "",
+        f"Created {manifest['created']}. Reference: Keras `model.keras`, scored on the {ver['dataset']['n']} "
+        f"{ver['dataset']['name']} reviews; every format is scored by its own interpreter "
+        "(onnxruntime, LiteRT) on the same token ids; MediaPipe rows compare MediaPipe's TextClassifier "
+        "on lowercased raw text with the LiteRT interpreter.",
+        "",
+        f"Checks: float formats max |dp| <= {tol['float_max_abs_diff']:g} and 100% label agreement; quantized "
+        f"formats >= {tol['quantized_min_agreement']:.0%} agreement and accuracy within "
+        f"{tol['quantized_max_accuracy_drop'] * 100:.1f} points of Keras; MediaPipe max |dp| <= "
+        f"{tol['mediapipe_max_abs_diff']:g}.",
+        "",
+        verification_table(manifest),
+        "",
+    ]
+    if training:
+        parts += ["## Training", "",
+                  f"Test accuracy {training['test_accuracy']:.4f}, loss {training['test_loss']:.4f}; best validation "
+                  f"epoch {training['best_epoch']} of {training['epochs_run']}; {training['train_seconds']} s.", ""]
+    for plot in ("loss.png", "accuracy.png"):
+        if os.path.isfile(os.path.join(out, plot)):
+            parts += [f"![{plot[:-4]}]({plot})", ""]
+    path = os.path.join(out, "report.md")
+    atomic_write_text(path, "\n".join(parts))
+    return path

@@ -1,0 +1,72 @@
+"""Parity of every exported format against Keras, Optimum-style: score, compare with a stated
+tolerance, collect every failure and report them all at once."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+# Tolerances are part of the contract; the manifest records them next to the figures.
+FLOAT_MAX_ABS_DIFF = 1e-5
+QUANT_MIN_AGREEMENT = 0.99
+QUANT_MAX_ACCURACY_DROP = 0.005  # 0.5 points
+MEDIAPIPE_MAX_ABS_DIFF = 1e-5
+THRESHOLD = 0.5
+SCORE_BATCH = 1024  # rows per interpreter call: bounds memory of the resized TFLite tensors
+
+QUANTIZED = ("model.int8.onnx", "model.dynamic.tflite", "model.int8.tflite")
+
+
+@dataclass
+class Result:
+    name: str  # file name, or "mediapipe:<file>"
+    figures: dict
+    failures: list[str] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return not self.failures
+
+
+def accuracy(probs: np.ndarray, labels: np.ndarray) -> float:
+    return float(np.mean((probs >= THRESHOLD) == (labels == 1)))
+
+
+def compare(name: str, probs: np.ndarray, reference: np.ndarray, labels: np.ndarray | None,
+            quantized: bool, reference_accuracy: float | None = None,
+            max_abs_diff: float = FLOAT_MAX_ABS_DIFF) -> Result:
+    """Figures of ``probs`` against ``reference`` and the checks that apply to this kind of format."""
+    diff = np.abs(probs.astype(np.float64) - reference.astype(np.float64))
+    figures = {
+        "n": int(len(probs)),
+        "agreement": float(np.mean((probs >= THRESHOLD) == (reference >= THRESHOLD))),
+        "max_abs_diff": float(diff.max()) if len(diff) else 0.0,
+        "mean_abs_diff": float(diff.mean()) if len(diff) else 0.0,
+    }
+    if labels is not None:
+        figures["accuracy"] = accuracy(probs, labels)
+    result = Result(name, figures)
+    if quantized:
+        if figures["agreement"] < QUANT_MIN_AGREEMENT:
+            result.failures.append(f"label agreement {figures['agreement']:.4%} < {QUANT_MIN_AGREEMENT:.0%}")
+        if reference_accuracy is not None and "accuracy" in figures:
+            drop = reference_accuracy - figures["accuracy"]
+            figures["accuracy_drop"] = drop
+            if drop > QUANT_MAX_ACCURACY_DROP:
+                result.failures.append(f"accuracy {figures['accuracy']:.4f} is {drop * 100:.2f} points below "
+                                       f"Keras (allowed {QUANT_MAX_ACCURACY_DROP * 100:.1f})")
+    else:
+        if figures["max_abs_diff"] > max_abs_diff:
+            result.failures.append(f"max |dp| {figures['max_abs_diff']:.3g} > {max_abs_diff:g}")
+        if figures["agreement"] < 1.0:
+            result.failures.append(f"label agreement {figures['agreement']:.4%} < 100%")
+    return result
+
+
+def score_file(path: str, ids: np.ndarray, threads: int | None = None) -> np.ndarray:
+    """Score ``ids`` ([n, maxlen] int32) with the format's own interpreter -> [n] float32."""
+    from runtime.backends import open_backend
+
+    backend = open_backend(path, "auto", threads)
+    return np.concatenate([backend.run(ids[i:i + SCORE_BATCH]) for i in range(0, len(ids), SCORE_BATCH)]
+                          or [np.zeros(0, np.float32)])

@@ -1,0 +1,54 @@
+"""``python -m trainer``: train the tutorial model on raw IMDB reviews."""
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import fields
+
+from .data import DataError, add_data_argument
+from .train import TrainConfig, TrainError, train
+
+EPILOG = """examples:
+  python -m trainer --data ../shared/data/aclImdb_v1_labeled.tar.gz --out artifacts
+  IMDB_DATA=~/aclImdb python -m trainer --epochs 10 --early-stopping 3
+"""
+
+
+def add_train_arguments(parser: argparse.ArgumentParser) -> None:
+    """The training options shared by ``python -m trainer`` and ``python -m export``."""
+    d = TrainConfig()
+    add_data_argument(parser)
+    parser.add_argument("--epochs", type=int, default=d.epochs, help=f"training epochs (default {d.epochs})")
+    parser.add_argument("--batch-size", type=int, default=d.batch_size, help=f"batch size (default {d.batch_size})")
+    parser.add_argument("--num-words", type=int, default=d.num_words,
+                        help=f"vocabulary size including the 4 special tokens (default {d.num_words})")
+    parser.add_argument("--maxlen", type=int, default=d.maxlen, help=f"ids per review (default {d.maxlen})")
+    parser.add_argument("--validation-size", type=int, default=d.validation_size,
+                        help=f"shuffled training reviews held out for validation (default {d.validation_size})")
+    parser.add_argument("--early-stopping", type=int, default=d.early_stopping, metavar="PATIENCE",
+                        help="stop after PATIENCE epochs without a better validation loss and restore "
+                             "the best weights (default 0: off, run every epoch as the tutorial does)")
+    parser.add_argument("--seed", type=int, default=d.seed, help=f"random seed (default {d.seed})")
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    return TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig) if hasattr(args, f.name)})
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m trainer", description=__doc__.split(":", 1)[1].strip(), epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_train_arguments(parser)
+    parser.add_argument("--out", default=TrainConfig.out, help="output directory (default %(default)s)")
+    args = parser.parse_args(argv)
+    try:
+        train(config_from_args(args))
+    except (DataError, TrainError) as e:
+        print(f"Error: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,150 @@
+"""Train the tutorial model on raw IMDB reviews and write the training outputs.
+
+Stages hand over files: ``train(config)`` writes ``model.keras``, ``vocab.txt``,
+``history.json``, ``metrics.json``, ``loss.png`` and ``accuracy.png`` into ``config.out``.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from typing import Callable
+
+import numpy as np
+
+from runtime.files import atomic_write_text
+from runtime.tokenizer import DEFAULT_MAXLEN, DEFAULT_NUM_WORDS, Tokenizer
+
+from .data import load_imdb
+
+
+class TrainError(Exception):
+    """A training parameter or output location is invalid."""
+
+
+@dataclass
+class TrainConfig:
+    data: str | None = None  # folder, .tar.gz or URL; None -> $IMDB_DATA, then the official URL
+    out: str = "artifacts"
+    epochs: int = 40
+    batch_size: int = 512
+    num_words: int = DEFAULT_NUM_WORDS
+    maxlen: int = DEFAULT_MAXLEN
+    validation_size: int = 10_000  # the first reviews of the shuffled training set
+    early_stopping: int = 0  # patience in epochs; 0 = off (the tutorial runs all 40 epochs)
+    seed: int = 42
+
+    def validate(self) -> None:
+        for name in ("epochs", "batch_size", "maxlen", "validation_size"):
+            if getattr(self, name) < 1:
+                raise TrainError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
+        if self.num_words <= 4:
+            raise TrainError(f"--num-words must be greater than 4, got {self.num_words}")
+        if self.early_stopping < 0:
+            raise TrainError(f"--early-stopping must be 0 (off) or a patience >= 1, got {self.early_stopping}")
+
+
+def _log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def split_train_validation(texts: list[str], labels: np.ndarray, size: int, seed: int):
+    """Shuffle with ``seed``; the first ``size`` reviews validate, the rest train."""
+    if size >= len(texts):
+        raise TrainError(f"--validation-size {size} leaves no training reviews (have {len(texts)})")
+    order = np.random.default_rng(seed).permutation(len(texts))
+    texts = [texts[i] for i in order]
+    labels = labels[order]
+    return (texts[size:], labels[size:]), (texts[:size], labels[:size])
+
+
+def train(config: TrainConfig, log: Callable[[str], None] = _log) -> dict:
+    """Run the whole training stage; returns the metrics written to ``metrics.json``."""
+    config.validate()
+    os.makedirs(config.out, exist_ok=True)
+    t0 = time.perf_counter()
+    imdb = load_imdb(config.data)
+    log(f"loaded {len(imdb.train_texts)} training and {len(imdb.test_texts)} test reviews "
+        f"in {time.perf_counter() - t0:.1f} s")
+
+    t0 = time.perf_counter()
+    # The vocabulary comes from the whole training split, never from the test split.
+    tokenizer = Tokenizer.build(imdb.train_texts, config.num_words, config.maxlen)
+    (x_train, y_train), (x_val, y_val) = split_train_validation(
+        imdb.train_texts, imdb.train_labels, config.validation_size, config.seed)
+    x_train, x_val = tokenizer.encode_batch(x_train), tokenizer.encode_batch(x_val)  # [n, maxlen] int32
+    x_test = tokenizer.encode_batch(imdb.test_texts)
+    log(f"built a {tokenizer.num_words}-word vocabulary and tokenized {len(imdb.train_texts) + len(imdb.test_texts)} "
+        f"reviews in {time.perf_counter() - t0:.1f} s")
+
+    model, history, seconds = fit(config, x_train, y_train, x_val, y_val, log)
+    test_loss, test_accuracy = model.evaluate(x_test, imdb.test_labels, batch_size=config.batch_size, verbose=0)
+    metrics = summarize(config, history, seconds, test_loss, test_accuracy)
+    write_outputs(config.out, model, tokenizer, history, metrics)
+    log(f"test accuracy {test_accuracy:.4f} (loss {test_loss:.4f}); outputs in {config.out}")
+    return metrics
+
+
+def fit(config: TrainConfig, x_train, y_train, x_val, y_val, log):
+    import keras
+    import tensorflow as tf
+
+    from .model import build_model
+
+    keras.utils.set_random_seed(config.seed)
+    tf.config.experimental.enable_op_determinism()  # same weights on every run on one machine
+    model = build_model(config.num_words, config.maxlen)
+    callbacks = [epoch_logger(keras, config.epochs, log)]
+    if config.early_stopping:
+        callbacks.append(keras.callbacks.EarlyStopping(
+            monitor="val_loss", patience=config.early_stopping, restore_best_weights=True))
+    t0 = time.perf_counter()
+    history = model.fit(x_train, y_train, epochs=config.epochs, batch_size=config.batch_size,
+                        validation_data=(x_val, y_val), callbacks=callbacks, verbose=0)
+    return model, {k: [float(v) for v in vs] for k, vs in history.history.items()}, time.perf_counter() - t0
+
+
+def epoch_logger(keras, epochs: int, log):
+    """One line per epoch on stderr (Keras' own progress bars are too noisy for logs)."""
+
+    class EpochLogger(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.t0 = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            parts = [f"{k} {logs[k]:.4f}" for k in ("loss", "accuracy", "val_loss", "val_accuracy") if k in logs]
+            log(f"epoch {epoch + 1:>3}/{epochs}  " + "  ".join(parts) + f"  ({time.perf_counter() - self.t0:.1f} s)")
+
+    return EpochLogger()
+
+
+def summarize(config: TrainConfig, history: dict, seconds: float, test_loss: float, test_accuracy: float) -> dict:
+    val_loss = history["val_loss"]
+    best = int(np.argmin(val_loss))
+    return {
+        "test_loss": float(test_loss),
+        "test_accuracy": float(test_accuracy),
+        "best_epoch": best + 1,
+        "best_val_loss": float(val_loss[best]),
+        "best_val_accuracy": float(history["val_accuracy"][best]),
+        "epochs_run": len(val_loss),
+        "train_seconds": round(seconds, 2),
+        "config": asdict(config),
+    }
+
+
+def write_outputs(out: str, model, tokenizer: Tokenizer, history: dict, metrics: dict) -> None:
+    from .plots import plot_history
+
+    # Keras insists on a ".keras" suffix, so save into a temp dir beside the target, then rename.
+    with tempfile.TemporaryDirectory(dir=out) as tmp:
+        tmp_model = os.path.join(tmp, "model.keras")
+        model.save(tmp_model)
+        os.replace(tmp_model, os.path.join(out, "model.keras"))
+    tokenizer.save(os.path.join(out, "vocab.txt"))
+    atomic_write_text(os.path.join(out, "history.json"), json.dumps(history, indent=2) + "\n")
+    atomic_write_text(os.path.join(out, "metrics.json"), json.dumps(metrics, indent=2) + "\n")
+    plot_history(history, out)
