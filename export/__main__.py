@@ -10,7 +10,10 @@ Steps (each works on one output directory, the bundle):
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
 
 from trainer.__main__ import add_train_arguments, config_from_args
 from trainer.data import DataError

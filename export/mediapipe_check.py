@@ -1,0 +1,65 @@
+"""Run a metadata-carrying ``.tflite`` through Google's MediaPipe Tasks ``TextClassifier``.
+
+This is the conformance check for phone/web deployments: MediaPipe tokenizes with the
+RegexTokenizer from the model's metadata (RE2, C++), so equal scores here mean the metadata,
+the packed vocab.txt/labels.txt and ``runtime/tokenizer.py`` agree. MediaPipe does not
+lowercase, so the text is lowercased with ``str.lower`` first, as the tokenizer does.
+"""
+from __future__ import annotations
+
+import os
+from typing import Sequence
+
+import numpy as np
+
+POSITIVE_LABEL = "positive"  # the one line of labels.txt for our [batch, 1] sigmoid head
+
+
+class MediaPipeUnavailable(RuntimeError):
+    """The ``mediapipe`` package is not installed (``pip install 'reviewkit[dev]'``)."""
+
+
+class MediaPipeCheckError(RuntimeError):
+    """MediaPipe could not load the model or did not return the expected category."""
+
+
+def mediapipe_scores(model_path: str | os.PathLike, texts: Sequence[str],
+                     label: str = POSITIVE_LABEL) -> np.ndarray:
+    """``[n]`` float32: MediaPipe's score of ``label`` for each text."""
+    base_options, text_classifier = _import_mediapipe()
+    options = text_classifier.TextClassifierOptions(
+        base_options=base_options(model_asset_path=os.fspath(model_path)),
+        max_results=-1,        # every category: with our one-label head that is `label`
+        score_threshold=0.0,   # a probability is never below 0, so no score is filtered out
+    )
+    try:
+        classifier = text_classifier.TextClassifier.create_from_options(options)
+    except (RuntimeError, ValueError, OSError) as e:
+        raise MediaPipeCheckError(f"MediaPipe cannot load {model_path}: {_one_line(e)}") from None
+    with classifier:
+        return np.array([_score(classifier.classify(text.lower()), label) for text in texts],
+                        dtype=np.float32)
+
+
+def _import_mediapipe():
+    try:
+        from mediapipe.tasks.python.core.base_options import BaseOptions
+        from mediapipe.tasks.python.text import text_classifier
+    except ImportError as e:
+        raise MediaPipeUnavailable(f"mediapipe is not installed or broken: {e}") from None
+    return BaseOptions, text_classifier
+
+
+def _score(result, label: str) -> float:
+    if len(result.classifications) != 1:
+        raise MediaPipeCheckError(f"expected 1 classification head, got {len(result.classifications)}")
+    scores = {c.category_name: c.score for c in result.classifications[0].categories}
+    if label not in scores:
+        raise MediaPipeCheckError(f"MediaPipe returned categories {sorted(scores)}, not {label!r}")
+    return scores[label]
+
+
+def _one_line(error: Exception) -> str:
+    """MediaPipe's status text without its multi-line source trace."""
+    text = " ".join(str(error).split("=== Source Location Trace")[0].split())
+    return text or type(error).__name__

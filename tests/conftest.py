@@ -1,0 +1,91 @@
+"""Shared fixtures: a tiny trained model and a complete tiny bundle built by the real export code."""
+from __future__ import annotations
+
+import os
+import random
+
+import numpy as np
+import pytest
+
+SHARED_ARCHIVE = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "aclImdb_v1_labeled.tar.gz")
+
+POSITIVE = "great wonderful superb moving brilliant loved enjoyable masterpiece".split()
+NEGATIVE = "awful boring terrible dull waste worst hated mess".split()
+NEUTRAL = "the film movie it was a and plot acting story this".split()
+
+
+def tiny_corpus(n: int = 400, seed: int = 0) -> tuple[list[str], np.ndarray]:
+    """Reviews whose sentiment words decide the label: a model learns them in a few epochs."""
+    rng = random.Random(seed)
+    texts, labels = [], []
+    for i in range(n):
+        label = i % 2
+        words = rng.choices(NEUTRAL, k=rng.randint(3, 12)) + rng.choices(POSITIVE if label else NEGATIVE, k=2)
+        rng.shuffle(words)
+        texts.append(" ".join(words).capitalize() + ".")
+        labels.append(label)
+    return texts, np.array(labels, dtype=np.int32)
+
+
+@pytest.fixture(scope="session")
+def tiny_trained(tmp_path_factory):
+    """(keras model, Tokenizer, texts, labels): num_words=50, maxlen=256, trained on tiny_corpus."""
+    import keras
+
+    from runtime.tokenizer import Tokenizer
+    from trainer.model import build_model
+
+    texts, labels = tiny_corpus()
+    tok = Tokenizer.build(texts, num_words=50)
+    keras.utils.set_random_seed(0)
+    model = build_model(num_words=50, maxlen=256)
+    model.fit(tok.encode_batch(texts), labels, epochs=30, batch_size=64, verbose=0)
+    return model, tok, texts, labels
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle(tiny_trained, tmp_path_factory) -> str:
+    """A bundle directory with every format, labels, vocab and a manifest, as ``export`` writes it."""
+    from export.manifest import LABELS_FILE_LINES, build_manifest, write_manifest
+    from export.metadata import add_metadata
+    from export.onnx_export import quantize_onnx, to_onnx
+    from export.tflite_export import to_tflite
+    from runtime.files import atomic_write_bytes
+
+    model, tok, texts, _ = tiny_trained
+    out = str(tmp_path_factory.mktemp("bundle"))
+    tok.save(os.path.join(out, "vocab.txt"))
+    with open(os.path.join(out, "labels.txt"), "w") as f:
+        f.write("".join(f"{label}\n" for label in LABELS_FILE_LINES))
+    model.save(os.path.join(out, "model.keras"))
+    to_onnx(model, os.path.join(out, "model.onnx"))
+    quantize_onnx(os.path.join(out, "model.onnx"), os.path.join(out, "model.int8.onnx"))
+    calib = tok.encode_batch(texts)
+    for mode, name in (("float", "model.tflite"), ("dynamic", "model.dynamic.tflite"), ("int8", "model.int8.tflite")):
+        flat = to_tflite(model, mode, calibration_ids=calib if mode == "int8" else None)
+        flat = add_metadata(flat, vocab_path=os.path.join(out, "vocab.txt"), labels=LABELS_FILE_LINES,
+                            name="tiny", description="tiny test model", version="0.0.1")
+        atomic_write_bytes(os.path.join(out, name), flat)
+    write_manifest(out, build_manifest(out, tok, None, {"results": {}}))
+    return out
+
+
+def write_imdb_tar(path, n_per_split: int = 200, seed: int = 0) -> str:
+    """A .tar.gz in the aclImdb layout whose reviews come from ``tiny_corpus``."""
+    import io
+    import tarfile
+
+    with tarfile.open(path, "w:gz") as tar:
+        for split_no, split in enumerate(("train", "test")):
+            texts, labels = tiny_corpus(n_per_split, seed + split_no)
+            for i, (text, label) in enumerate(zip(texts, labels)):
+                data = text.encode("utf-8")
+                info = tarfile.TarInfo(f"aclImdb/{split}/{'pos' if label else 'neg'}/{i}_{8 if label else 2}.txt")
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+    return str(path)
+
+
+@pytest.fixture(scope="session")
+def tiny_imdb_tar(tmp_path_factory) -> str:
+    return write_imdb_tar(tmp_path_factory.mktemp("imdb") / "tiny_imdb.tar.gz")

@@ -1,0 +1,95 @@
+import json
+import os
+
+import numpy as np
+import pytest
+
+from trainer.__main__ import main
+from trainer.model import build_model
+from trainer.train import TrainConfig, TrainError, split_train_validation, train
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def test_model_is_the_tutorial_architecture():
+    model = build_model()
+    assert [type(layer).__name__ for layer in model.layers] == [
+        "InputLayer", "Embedding", "GlobalAveragePooling1D", "Dense", "Dense"]
+    assert model.input_shape == (None, 256) and model.output_shape == (None, 1)
+    assert model.count_params() == 10000 * 16 + (16 * 16 + 16) + (16 + 1)
+    assert model.layers[-2].activation.__name__ == "relu" and model.layers[-1].activation.__name__ == "sigmoid"
+
+
+def test_split_holds_out_the_first_shuffled_reviews():
+    texts = [str(i) for i in range(10)]
+    (tr, ytr), (va, yva) = split_train_validation(texts, np.arange(10), 3, seed=1)
+    assert len(va) == 3 and len(tr) == 7 and sorted(tr + va) == sorted(texts)
+    assert [int(t) for t in va] == yva.tolist()  # labels follow their texts
+    assert split_train_validation(texts, np.arange(10), 3, seed=1)[1][0] == va
+
+
+def _config(data, out, **kw):
+    return TrainConfig(data=data, out=str(out), epochs=3, batch_size=32, num_words=40, validation_size=100, **kw)
+
+
+def test_train_writes_every_output(tiny_imdb_tar, tmp_path):
+    metrics = train(_config(tiny_imdb_tar, tmp_path), log=lambda m: None)
+    for name in ("model.keras", "vocab.txt", "history.json", "metrics.json", "loss.png", "accuracy.png"):
+        assert (tmp_path / name).stat().st_size > 0, name
+    assert (tmp_path / "loss.png").read_bytes()[:8] == PNG_MAGIC
+    history = json.loads((tmp_path / "history.json").read_text())
+    assert set(history) == {"loss", "accuracy", "val_loss", "val_accuracy"} and len(history["loss"]) == 3
+    assert json.loads((tmp_path / "metrics.json").read_text()) == metrics
+    assert 0.0 <= metrics["test_accuracy"] <= 1.0 and 1 <= metrics["best_epoch"] <= 3
+    # 4 special tokens + the 27 distinct words of the tiny corpus (fewer than --num-words 40)
+    assert len((tmp_path / "vocab.txt").read_text().splitlines()) == 31
+    assert not [n for n in os.listdir(tmp_path) if n.endswith(".tmp")]
+
+
+def test_training_is_deterministic(tiny_imdb_tar, tmp_path):
+    import keras
+
+    weights = []
+    for run in ("a", "b"):
+        train(_config(tiny_imdb_tar, tmp_path / run), log=lambda m: None)
+        model = keras.models.load_model(tmp_path / run / "model.keras", safe_mode=True)
+        weights.append(model.get_weights())
+    for w1, w2 in zip(*weights):
+        np.testing.assert_array_equal(w1, w2)
+
+
+def test_early_stopping_restores_best_epoch(tiny_imdb_tar, tmp_path):
+    cfg = _config(tiny_imdb_tar, tmp_path)
+    cfg.epochs, cfg.early_stopping = 60, 1
+    metrics = train(cfg, log=lambda m: None)
+    assert metrics["epochs_run"] < 60  # patience 1 on a tiny set stops early
+    assert metrics["epochs_run"] <= metrics["best_epoch"] + 1
+
+
+def test_progress_is_one_line_per_epoch(tiny_imdb_tar, tmp_path):
+    lines = []
+    train(_config(tiny_imdb_tar, tmp_path), log=lines.append)
+    epochs = [line for line in lines if line.startswith("epoch")]
+    assert len(epochs) == 3 and epochs[0].startswith("epoch   1/3  loss ")
+    assert lines[-1].startswith("test accuracy ")
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--epochs", "0"], "Error: --epochs must be at least 1, got 0\n"),
+    (["--num-words", "4"], "Error: --num-words must be greater than 4, got 4\n"),
+    (["--early-stopping", "-1"], "Error: --early-stopping must be 0 (off) or a patience >= 1, got -1\n"),
+])
+def test_cli_rejects_bad_options(args, message, tiny_imdb_tar, tmp_path, capsys):
+    assert main(["--data", tiny_imdb_tar, "--out", str(tmp_path)] + args) == 1
+    assert capsys.readouterr().err == message
+
+
+def test_cli_reports_missing_data(tmp_path, capsys):
+    assert main(["--data", str(tmp_path / "nope.tar.gz"), "--out", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("Error: ") and "nope.tar.gz" in err and err.count("\n") == 1
+
+
+def test_validation_size_must_leave_training_reviews(tiny_imdb_tar, tmp_path):
+    with pytest.raises(TrainError, match="--validation-size 400 leaves no training reviews"):
+        train(TrainConfig(data=tiny_imdb_tar, out=str(tmp_path), validation_size=400), log=lambda m: None)
