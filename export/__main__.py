@@ -6,6 +6,7 @@ Steps (each works on one output directory, the bundle):
   onnx    model.onnx and model.int8.onnx from model.keras
   tflite  model.tflite, model.dynamic.tflite, model.int8.tflite with MediaPipe metadata
   verify  score the IMDB test set with every format, write manifest.json and report.md
+  package copy the runtime's files of a verified bundle to --dest (the bundled default model)
 """
 from __future__ import annotations
 
@@ -19,6 +20,9 @@ from trainer.__main__ import add_train_arguments, config_from_args
 from trainer.data import DataError
 from trainer.train import TrainError
 
+from runtime.bundle import BundleError
+
+from .package import DEFAULT_DEST, package_runtime_bundle
 from .pipeline import ExportConfig, ExportError, export_all, step_onnx, step_tflite, step_train, step_verify
 
 EPILOG = """examples:
@@ -35,11 +39,10 @@ def build_parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG)
     sub = parser.add_subparsers(dest="step", required=True, metavar="STEP")
     for step in ("all", "train", "onnx", "tflite", "verify"):
-        p = sub.add_parser(step, help=__doc__.split(f"  {step:<8}")[1].split("\n")[0],
-                           formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-        p.add_argument("--out", default="artifacts", help="output directory (the bundle)")
+        p = sub.add_parser(step, help=__doc__.split(f"  {step:<8}")[1].split("\n")[0])
+        p.add_argument("--out", default="artifacts", help="output directory, the bundle (default %(default)s)")
         if step in ("all", "train"):
-            p.add_argument("--model", help="an existing model.keras (vocab.txt beside it) instead of training")
+            p.add_argument("--model", help="an existing model.keras (vocab.txt beside it) instead of training; it is copied, never changed")
         add_train_arguments(p)  # --data and the training defaults: calibration and verify read the same split
         if step in ("all", "onnx", "tflite"):
             p.add_argument("--no-int8", dest="int8", action="store_false", help="skip the quantized variants")
@@ -47,15 +50,25 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--int8-io", action="store_true",
                            help="int8 output tensor in model.int8.tflite (the runtime dequantizes it)")
             p.add_argument("--calibration-size", type=int, default=ExportConfig.calibration_size,
-                           help="training reviews used to calibrate model.int8.tflite (at least 500)")
+                           help="training reviews used to calibrate model.int8.tflite, at least 500 (default %(default)s)")
         if step in ("all", "verify"):
             p.add_argument("--mediapipe-samples", type=int, default=ExportConfig.mediapipe_samples,
-                           help="test reviews scored by MediaPipe's TextClassifier when installed (0: skip)")
+                           help="test reviews scored by MediaPipe's TextClassifier when it is installed; 0 skips (default %(default)s)")
+    p = sub.add_parser("package", help="copy the runtime's files of a verified bundle to --dest")
+    p.add_argument("--out", default="artifacts", help="the verified bundle to copy from (default %(default)s)")
+    p.add_argument("--dest", default=DEFAULT_DEST, help="where the runtime bundle goes (default %(default)s)")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.step == "package":
+        try:
+            print(package_runtime_bundle(args.out, args.dest), file=sys.stderr)
+        except (BundleError, ValueError) as e:
+            print(f"Error: {e}", file=sys.stderr)
+            return 2
+        return 0
     cfg = ExportConfig(out=args.out, train=config_from_args(args),
                        **{k: getattr(args, k) for k in ("model", "int8", "int8_io", "calibration_size",
                                                         "mediapipe_samples") if hasattr(args, k)})

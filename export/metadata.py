@@ -24,6 +24,7 @@ import io
 import os
 import re
 import zipfile
+from typing import Sequence
 
 import flatbuffers
 from flatbuffers import number_types
@@ -143,7 +144,7 @@ def _associated_file(b: flatbuffers.Builder, name: str, description: str, file_t
 
 
 def _tensor_metadata(b: flatbuffers.Builder, name: str, description: str, *,
-                     process_units: list[int] = (), files: list[int] = ()) -> int:
+                     process_units: Sequence[int] = (), files: Sequence[int] = ()) -> int:
     # Content = FeatureProperties (an empty table), as the official writer sets for text/scores.
     b.StartObject(0)
     feature = b.EndObject()

@@ -8,6 +8,8 @@ as a stream (no extraction, one pass over the gzip data). Reviews are ordered by
 from __future__ import annotations
 
 import argparse
+import bz2
+import gzip
 import hashlib
 import lzma
 import os
@@ -41,7 +43,6 @@ SPLITS = ("train", "test")
 LABELS = ("neg", "pos")  # index = label value, and the sort order within a split
 _LAYOUT = "[aclImdb/]{train,test}/{pos,neg}/*.txt"
 _URL_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
-_COMPRESSED_MAGIC = (b"\x1f\x8b", b"BZh", b"\xfd7zXZ\x00")  # gzip, bzip2, xz
 # What tarfile and the decompressors raise on damaged input.
 _ARCHIVE_ERRORS = (tarfile.TarError, EOFError, zlib.error, lzma.LZMAError, OSError)
 
@@ -122,14 +123,49 @@ def _open_binary(path: str):
         raise DataError(f"cannot read {path}: {e.strerror}") from e
 
 
+class _TailReader:
+    """Read-only file wrapper that remembers the last 1024 bytes read.
+
+    tarfile treats a missing header as the end of the archive, so a tar cut at a block
+    boundary would load silently with fewer reviews; a complete tar ends with two zero
+    blocks, which is what ``complete`` checks once the stream is drained.
+    """
+
+    def __init__(self, raw):
+        self.raw, self.tail = raw, b""
+
+    def read(self, size: int = -1) -> bytes:
+        chunk = self.raw.read(size)
+        self.tail = (self.tail + chunk)[-1024:]
+        return chunk
+
+    def complete(self) -> bool:
+        while self.read(1 << 20):
+            pass  # drain: also makes gzip/bz2/xz check their end marker and CRC
+        return self.tail == bytes(1024)
+
+
+def _decompressed(f):
+    """``f`` wrapped in the decompressor its magic bytes call for (our module objects raise
+    EOFError on a truncated stream, where tarfile's own stream reader stops quietly)."""
+    magic = f.read(6)
+    f.seek(0)
+    if magic.startswith(b"\x1f\x8b"):
+        return gzip.GzipFile(fileobj=f, mode="rb"), True
+    if magic.startswith(b"BZh"):
+        return bz2.BZ2File(f), True
+    if magic.startswith(b"\xfd7zXZ\x00"):
+        return lzma.LZMAFile(f), True
+    return f, False
+
+
 def _read_tar(path: str) -> dict[tuple[str, str, str], str]:
     """Stream the reviews out of a (compressed) tar file; rejects unsafe members."""
-    f = _open_binary(path)
-    with f:
-        compressed = f.read(6).startswith(_COMPRESSED_MAGIC)
-        f.seek(0)
+    with _open_binary(path) as f:
+        raw, compressed = _decompressed(f)
+        stream = _TailReader(raw)
         try:
-            tar = tarfile.open(fileobj=f, mode="r|*")  # stream mode: one forward pass
+            tar = tarfile.open(fileobj=stream, mode="r|")  # stream mode: one forward pass
         except _ARCHIVE_ERRORS as e:
             problem = "corrupt or truncated archive" if compressed else "not an IMDB folder, tar archive or URL"
             raise DataError(f"{problem}: {path}") from e
@@ -141,8 +177,11 @@ def _read_tar(path: str) -> dict[tuple[str, str, str], str]:
                     key = _review_key(member.name)
                     if key is not None and member.isfile():
                         reviews[key] = _decode(tar.extractfile(member).read())
+            complete = stream.complete()
         except _ARCHIVE_ERRORS as e:
             raise DataError(f"corrupt or truncated archive: {path}") from e
+    if not complete:
+        raise DataError(f"corrupt or truncated archive: {path}")
     return reviews
 
 

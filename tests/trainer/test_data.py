@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import gzip
 import io
 import os
 import random
@@ -191,6 +192,22 @@ def test_truncated_tar_gz(tmp_path, keep):
     cut = int(len(raw) * keep) if keep < 1 else keep
     with open(path, "wb") as f:
         f.write(raw[:cut])
+    with pytest.raises(DataError) as e:
+        load_imdb(path)
+    assert message(e) == f"corrupt or truncated archive: {path}"
+
+
+@pytest.mark.parametrize("compress", [False, True])
+def test_tar_cut_at_a_member_boundary(tmp_path, compress):
+    # Valid blocks up to the last member's header, no end-of-archive marker: tarfile alone
+    # would return every review but one (train/neg still has another, so no "incomplete").
+    plain = make_tar(tmp_path / "full.tar", mode="w")
+    with tarfile.open(plain) as tar:
+        last = tar.getmembers()[-1]
+    assert last.name == "aclImdb/train/neg/3_1.txt"
+    cut = open(plain, "rb").read()[:last.offset]
+    path = tmp_path / ("cut.tar.gz" if compress else "cut.tar")
+    path.write_bytes(gzip.compress(cut) if compress else cut)
     with pytest.raises(DataError) as e:
         load_imdb(path)
     assert message(e) == f"corrupt or truncated archive: {path}"

@@ -1,0 +1,43 @@
+"""Copy the runtime's subset of a verified bundle into another directory (the bundled default model).
+
+The copy keeps its own manifest: the same contract and figures, listing only the copied files,
+so the runtime's hash check covers exactly what ships.
+"""
+from __future__ import annotations
+
+import copy
+import os
+import shutil
+
+from runtime.bundle import MANIFEST, Bundle
+
+from .manifest import write_manifest
+
+RUNTIME_FILES = ("model.onnx", "model.int8.tflite", "vocab.txt", "labels.txt")
+DEFAULT_DEST = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "runtime", "default_model")
+
+
+def package_runtime_bundle(src: str, dest: str = DEFAULT_DEST, files=RUNTIME_FILES) -> str:
+    """Verify ``src`` against its manifest, then copy ``files`` and a pruned manifest to ``dest``."""
+    bundle = Bundle.load(src)  # refuses a tampered or unverified source
+    manifest = copy.deepcopy(bundle.manifest)
+    if os.path.abspath(src) == os.path.abspath(dest):
+        raise ValueError(f"{dest}: destination is the source bundle")
+    os.makedirs(dest, exist_ok=True)
+    for name in files:
+        if name not in manifest["files"]:
+            raise ValueError(f"{src}: the bundle has no {name} to package")
+    for name in os.listdir(dest):  # a stale file from an older default must not linger
+        if name not in files and name != MANIFEST:
+            os.unlink(os.path.join(dest, name))
+    for name in files:
+        tmp = os.path.join(dest, f".{name}.tmp")
+        shutil.copyfile(bundle.path(name), tmp)
+        os.replace(tmp, os.path.join(dest, name))
+    manifest["files"] = {n: manifest["files"][n] for n in files}
+    results = manifest.get("verification", {}).get("results", {})
+    manifest["verification"]["results"] = {n: r for n, r in results.items()
+                                           if n in files or n.split(":", 1)[-1] in files}
+    write_manifest(dest, manifest)
+    Bundle.load(dest)  # the copy must verify too
+    return dest
