@@ -53,6 +53,7 @@ _PROCESS_UNIT_NAMES = {1: "NormalizationOptions", 2: "ScoreCalibrationOptions",
 _FILE_TYPE_NAMES = {0: "UNKNOWN", 1: "DESCRIPTIONS", 2: "TENSOR_AXIS_LABELS", 3: "TENSOR_VALUE_LABELS",
                     4: "TENSOR_AXIS_SCORE_CALIBRATION", 5: "VOCABULARY", 6: "SCANN_INDEX_FILE"}
 _TFLITE_INT32 = 2  # tflite TensorType
+_TFLITE_SCORE_TYPES = {0: "FLOAT32", 3: "UINT8"}  # what MediaPipe's classifier accepts (not INT8)
 # Field slots (declaration order in the schemas; a union field takes two slots: type, value).
 _AF_NAME, _AF_DESCRIPTION, _AF_TYPE = 0, 1, 2
 _REGEX_DELIM, _REGEX_VOCAB = 0, 1
@@ -82,7 +83,7 @@ def add_metadata(tflite: bytes, *, vocab_path, labels: list[str], name: str, des
     _check_pattern(delim_pattern)
     vocab = _read_vocab_bytes(vocab_path)
     model = _read_model(tflite)
-    input_name, output_name = _check_io(model.subgraphs[0], model.buffers, len(labels))
+    input_name, output_name = _check_io(model.subgraphs[0], len(labels))
     metadata = build_metadata(name=name, description=description, version=version, author=author,
                               delim_pattern=delim_pattern, input_name=input_name,
                               output_name=output_name)
@@ -207,7 +208,7 @@ def _write_model(model) -> bytes:
     return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
 
 
-def _check_io(graph, buffers, n_labels: int) -> tuple[str, str]:
+def _check_io(graph, n_labels: int) -> tuple[str, str]:
     """Check the shapes MediaPipe relies on; return the input and output tensor names."""
     if len(graph.inputs) != 1 or len(graph.outputs) != 1:
         raise MetadataError(f"expected 1 input and 1 output, got {len(graph.inputs)} and {len(graph.outputs)}")
@@ -216,6 +217,9 @@ def _check_io(graph, buffers, n_labels: int) -> tuple[str, str]:
     if text_in.type != _TFLITE_INT32 or len(in_shape) != 2 or in_shape[0] != 1:
         # MediaPipe reads maxlen from the stored shape [1, maxlen].
         raise MetadataError(f"input must be int32 [1, maxlen], got type {text_in.type} shape {in_shape}")
+    if score_out.type not in _TFLITE_SCORE_TYPES:
+        raise MetadataError(f"output type {score_out.type} is not FLOAT32 or UINT8, which MediaPipe "
+                            "needs (an int8 model must keep float output: int8_io=False)")
     out_shape = [int(d) for d in score_out.shape]
     if not out_shape or out_shape[-1] != n_labels:
         raise MetadataError(f"output has {out_shape[-1] if out_shape else 0} scores per row "

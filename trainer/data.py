@@ -159,29 +159,42 @@ def _decompressed(f):
     return f, False
 
 
-def _read_tar(path: str) -> dict[tuple[str, str, str], str]:
-    """Stream the reviews out of a (compressed) tar file; rejects unsafe members."""
+def _stream_members(path: str, visit: Callable[[tarfile.TarFile, tarfile.TarInfo], None],
+                    not_tar: str) -> None:
+    """One forward pass over a (compressed) tar: ``visit(tar, member)`` for each member.
+
+    Unsafe members raise DataError; so do damaged or truncated archives, including a
+    plain tar cut at a block boundary (``not_tar`` is the message when nothing is a tar).
+    """
     with _open_binary(path) as f:
         raw, compressed = _decompressed(f)
         stream = _TailReader(raw)
         try:
-            tar = tarfile.open(fileobj=stream, mode="r|")  # stream mode: one forward pass
+            tar = tarfile.open(fileobj=stream, mode="r|")  # stream mode: no seeking back
         except _ARCHIVE_ERRORS as e:
-            problem = "corrupt or truncated archive" if compressed else "not an IMDB folder, tar archive or URL"
+            problem = "corrupt or truncated archive" if compressed else not_tar
             raise DataError(f"{problem}: {path}") from e
-        reviews = {}
         try:
             with tar:
                 for member in tar:
                     _check_member(member, path)
-                    key = _review_key(member.name)
-                    if key is not None and member.isfile():
-                        reviews[key] = _decode(tar.extractfile(member).read())
+                    visit(tar, member)
             complete = stream.complete()
         except _ARCHIVE_ERRORS as e:
             raise DataError(f"corrupt or truncated archive: {path}") from e
     if not complete:
         raise DataError(f"corrupt or truncated archive: {path}")
+
+
+def _read_tar(path: str) -> dict[tuple[str, str, str], str]:
+    reviews = {}
+
+    def keep_review(tar: tarfile.TarFile, member: tarfile.TarInfo) -> None:
+        key = _review_key(member.name)
+        if key is not None and member.isfile():
+            reviews[key] = _decode(tar.extractfile(member).read())
+
+    _stream_members(path, keep_review, not_tar="not an IMDB folder, tar archive or URL")
     return reviews
 
 
@@ -278,41 +291,33 @@ def _check_on_disk(member: tarfile.TarInfo, root: str, archive: str) -> None:
 def safe_extract(archive: str | os.PathLike, dest: str | os.PathLike) -> None:
     """Extract a tar archive into ``dest``, refusing any member that could land outside it.
 
-    Every member is checked before anything is written, so an unsafe archive leaves
-    ``dest`` untouched.
+    A first pass checks every member and the archive's integrity, so an unsafe or truncated
+    archive writes nothing; only a chain of in-archive symlinks that escapes once on disk
+    is caught during the second pass, the extraction.
     """
     archive, dest = os.fspath(archive), os.fspath(dest)
     if not os.path.lexists(archive):
         raise DataError(f"archive does not exist: {archive}")
-    with _open_binary(archive) as f:
+    _stream_members(archive, lambda tar, member: None, not_tar="not a tar archive")
+    try:
+        os.makedirs(dest, exist_ok=True)
+    except OSError as e:
+        raise DataError(f"cannot create {dest}: {e.strerror}") from e
+    root = os.path.realpath(dest)
+
+    def extract(tar: tarfile.TarFile, member: tarfile.TarInfo) -> None:
+        _check_on_disk(member, root, archive)
         try:
-            tar = tarfile.open(fileobj=f, mode="r:*")
-        except _ARCHIVE_ERRORS as e:
-            raise DataError(f"corrupt or not a tar archive: {archive}") from e
-        with tar:
-            try:
-                members = tar.getmembers()  # reads the whole archive: truncation shows up here
-            except _ARCHIVE_ERRORS as e:
-                raise DataError(f"corrupt or not a tar archive: {archive}") from e
-            for member in members:
-                _check_member(member, archive)
-            try:
-                os.makedirs(dest, exist_ok=True)
-                root = os.path.realpath(dest)
-                for member in members:
-                    _check_on_disk(member, root, archive)
-                    _extract_one(tar, member, root)
-            except getattr(tarfile, "FilterError", ()) as e:
-                raise DataError(f"unsafe member in {archive}: {e.tarinfo.name!r} ({e})") from e
-            except _ARCHIVE_ERRORS as e:
-                raise DataError(f"cannot extract {archive} into {dest}: {_one_line(e)}") from e
+            if hasattr(tarfile, "data_filter"):  # Python >= 3.11.4: the stdlib's checks too
+                tar.extract(member, root, filter="data")
+            else:
+                tar.extract(member, root)
+        except getattr(tarfile, "FilterError", ()) as e:
+            raise DataError(f"unsafe member in {archive}: {member.name!r} ({_one_line(e)})") from e
+        except (tarfile.TarError, OSError) as e:
+            raise DataError(f"cannot extract {member.name!r} from {archive}: {_one_line(e)}") from e
 
-
-def _extract_one(tar: tarfile.TarFile, member: tarfile.TarInfo, root: str) -> None:
-    if hasattr(tarfile, "data_filter"):  # Python >= 3.11.4 / 3.12: the stdlib's own checks too
-        tar.extract(member, root, filter="data")
-    else:
-        tar.extract(member, root)
+    _stream_members(archive, extract, not_tar="not a tar archive")
 
 
 # ---------------------------------------------------------------- download

@@ -10,7 +10,7 @@ _FIRST_WORD = 4  # ids 0..3 are <PAD> <START> <UNKNOWN> <UNUSED>
 _SPLIT = (_FIRST_WORD + TINY_NUM_WORDS) // 2  # "positive" words are ids >= 27
 
 
-def tiny_ids(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def _tiny_ids(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """``n`` id rows shaped like real ones (<START>, 9..255 words, <PAD> tail) and labels.
 
     Each row draws its words from the upper half of the vocabulary with its own
@@ -28,9 +28,16 @@ def tiny_ids(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 @pytest.fixture(scope="session")
+def tiny_ids():
+    """``tiny_ids(n, seed) -> (ids [n, 256] int32, labels [n] float32)``, rows like the
+    training rows of ``tiny_model`` (a function: test files cannot import a conftest)."""
+    return _tiny_ids
+
+
+@pytest.fixture(scope="session")
 def tiny_model():
     """trainer.model.build_model(num_words=50, maxlen=256), fit 10 epochs (80 steps) on
-    ``tiny_ids(256, seed=0)``: probabilities spread over (0, 1), so quantization errors show."""
+    ``_tiny_ids(256, seed=0)``: probabilities spread over (0, 1), so quantization errors show."""
     import keras
 
     from trainer.model import build_model
@@ -39,6 +46,6 @@ def tiny_model():
     model = build_model(num_words=TINY_NUM_WORDS, maxlen=MAXLEN)
     # A larger learning rate than the tutorial's so that 80 steps are enough to learn.
     model.compile(optimizer=keras.optimizers.Adam(0.01), loss="binary_crossentropy")
-    ids, labels = tiny_ids(256, seed=0)
+    ids, labels = _tiny_ids(256, seed=0)
     model.fit(ids, labels, epochs=10, batch_size=32, verbose=0)
     return model

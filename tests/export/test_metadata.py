@@ -1,7 +1,6 @@
 """TFLite metadata: our writer/reader, mediapipe's generated reader, LiteRT and MediaPipe TextClassifier."""
 from __future__ import annotations
 
-import io
 import sys
 import zipfile
 
@@ -179,6 +178,13 @@ def test_label_count_must_match_output(plain, vocab_path):
     with pytest.raises(MetadataError, match="1 scores per row"):
         add_metadata(plain, vocab_path=vocab_path, labels=["negative", "positive"], name="n",
                      description="d", version="1")
+
+
+def test_rejects_int8_output(tiny_model, ids, vocab_path):
+    # MediaPipe: "Expected output tensor at index 0 to have type UINT8 or FLOAT32 or BOOL".
+    int8_io = to_tflite(tiny_model, "int8", calibration_ids=ids, int8_io=True)
+    with pytest.raises(MetadataError, match="int8_io=False"):
+        _with_metadata(int8_io, vocab_path)
 
 
 def test_rejects_bad_inputs(plain, vocab_path, tmp_path):

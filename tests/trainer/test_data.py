@@ -211,6 +211,10 @@ def test_tar_cut_at_a_member_boundary(tmp_path, compress):
     with pytest.raises(DataError) as e:
         load_imdb(path)
     assert message(e) == f"corrupt or truncated archive: {path}"
+    with pytest.raises(DataError) as e:
+        safe_extract(path, tmp_path / "out")
+    assert message(e) == f"corrupt or truncated archive: {path}"
+    assert not (tmp_path / "out").exists()
 
 
 @pytest.mark.parametrize("drop, missing", [
@@ -279,7 +283,8 @@ def test_symlink_chain_escaping_on_disk_is_rejected(tmp_path):
     path = make_tar(tmp_path / "chain.tar.gz", extra=chain)
     with pytest.raises(DataError) as e:
         safe_extract(path, tmp_path / "out")
-    assert message(e) == f"unsafe member in {path}: 'a/b/c' is a symlink to '..' outside the destination"
+    assert message(e) == (f"unsafe member in {path}: "
+                          "'a/b/c' is a symlink to '..' outside the destination")
     assert not os.path.lexists(tmp_path / "out" / "a" / "b" / "c")
 
 
@@ -296,7 +301,8 @@ def test_safe_extract_corrupt_archive(tmp_path):
     path.write_bytes(b"xx" + random.Random(1).randbytes(1000))
     with pytest.raises(DataError) as e:
         safe_extract(path, tmp_path / "out")
-    assert message(e) == f"corrupt or not a tar archive: {path}"
+    assert message(e) == f"not a tar archive: {path}"
+    assert not (tmp_path / "out").exists()
 
 
 # ---------------------------------------------------------------- download cache
@@ -322,7 +328,8 @@ def test_file_url_is_cached_and_verified(tmp_path):
     assert len(cached) == 1 and cached[0].name.endswith("-imdb.tar.gz")
     assert sha256_file(cached[0]) == digest
     # Second call: served from the cache, still verified, no fetch.
-    assert_expected(load_imdb(url + f"#sha256={digest}", cache_dir=cache, fetch=copying_fetch(calls)))
+    again = load_imdb(url + f"#sha256={digest}", cache_dir=cache, fetch=copying_fetch(calls))
+    assert_expected(again)
     assert calls == [url]
 
 
