@@ -20,10 +20,20 @@ from trainer.__main__ import add_train_arguments, config_from_args
 from trainer.data import DataError
 from trainer.train import TrainError
 
+from runtime.backends import BackendError
 from runtime.bundle import BundleError
+from runtime.tokenizer import TokenizerError
 
+from .mediapipe_check import MediaPipeCheckError
+from .metadata import MetadataError
+from .onnx_export import OnnxExportError
 from .package import DEFAULT_DEST, package_runtime_bundle
 from .pipeline import ExportConfig, ExportError, export_all, step_onnx, step_tflite, step_train, step_verify
+from .tflite_export import TFLiteExportError
+
+# What a step raises for bad input or a failed conversion: shown as one "Error:" line, exit 2.
+USER_ERRORS = (DataError, TrainError, ExportError, BundleError, BackendError, TokenizerError, OnnxExportError,
+               TFLiteExportError, MetadataError, MediaPipeCheckError, OSError)
 
 EPILOG = """examples:
   python -m export all --data ../shared/data/aclImdb_v1_labeled.tar.gz --out artifacts
@@ -76,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
              "verify": step_verify}
     try:
         results = steps[args.step](cfg)
-    except (DataError, TrainError, ExportError) as e:
+    except USER_ERRORS as e:
         print(f"Error: {e}", file=sys.stderr)
         return 2
     if results is None:

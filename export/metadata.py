@@ -53,7 +53,9 @@ _PROCESS_UNIT_NAMES = {1: "NormalizationOptions", 2: "ScoreCalibrationOptions",
 _FILE_TYPE_NAMES = {0: "UNKNOWN", 1: "DESCRIPTIONS", 2: "TENSOR_AXIS_LABELS", 3: "TENSOR_VALUE_LABELS",
                     4: "TENSOR_AXIS_SCORE_CALIBRATION", 5: "VOCABULARY", 6: "SCANN_INDEX_FILE"}
 _TFLITE_INT32 = 2  # tflite TensorType
-_TFLITE_SCORE_TYPES = {0: "FLOAT32", 3: "UINT8"}  # what MediaPipe's classifier accepts (not INT8)
+# MediaPipe's classifier accepts FLOAT32 and UINT8 scores; INT8 (--int8-io) is written for other
+# LiteRT users and the runtime, and the verify step reports that MediaPipe cannot run it.
+_TFLITE_SCORE_TYPES = {0: "FLOAT32", 3: "UINT8", 9: "INT8"}
 # Field slots (declaration order in the schemas; a union field takes two slots: type, value).
 _AF_NAME, _AF_DESCRIPTION, _AF_TYPE = 0, 1, 2
 _REGEX_DELIM, _REGEX_VOCAB = 0, 1
@@ -218,8 +220,7 @@ def _check_io(graph, n_labels: int) -> tuple[str, str]:
         # MediaPipe reads maxlen from the stored shape [1, maxlen].
         raise MetadataError(f"input must be int32 [1, maxlen], got type {text_in.type} shape {in_shape}")
     if score_out.type not in _TFLITE_SCORE_TYPES:
-        raise MetadataError(f"output type {score_out.type} is not FLOAT32 or UINT8, which MediaPipe "
-                            "needs (an int8 model must keep float output: int8_io=False)")
+        raise MetadataError(f"output type {score_out.type} is not FLOAT32, UINT8 or INT8")
     out_shape = [int(d) for d in score_out.shape]
     if not out_shape or out_shape[-1] != n_labels:
         raise MetadataError(f"output has {out_shape[-1] if out_shape else 0} scores per row "

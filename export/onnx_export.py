@@ -30,7 +30,7 @@ DEFAULT_QUANTIZED_OP_TYPES = ("Gather",)
 # Weight type for MatMul kernels (Gather tables are always uint8 + zero point: onnxruntime
 # quantizes them as activations, so this setting does not touch them). With MatMul quantized,
 # QUInt8 measured marginally closer to Keras than QInt8 (max 1.02e-1 vs 1.03e-1).
-WEIGHT_TYPE = "QUInt8"
+WEIGHT_TYPE = QuantType.QUInt8
 
 
 class OnnxExportError(ValueError):
@@ -95,7 +95,7 @@ def quantize_onnx(src: str | os.PathLike, dst: str | os.PathLike,
     with tempfile.TemporaryDirectory(dir=os.path.dirname(os.path.abspath(dst))) as tmp:
         out = os.path.join(tmp, "quantized.onnx")  # quantize_dynamic only writes to a path
         quantize_dynamic(src, out, op_types_to_quantize=list(op_types),
-                         weight_type=getattr(QuantType, WEIGHT_TYPE))
+                         weight_type=WEIGHT_TYPE)
         proto = onnx.load(out)
     check_onnx(proto, _input_width(proto))
     missing = set(op_types) - quantized_op_types(proto)

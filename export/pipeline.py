@@ -150,6 +150,9 @@ def _mediapipe_results(cfg: ExportConfig, texts: list[str], ids: np.ndarray, log
         path = os.path.join(cfg.out, name)
         if not os.path.isfile(path):
             continue
+        if _output_dtype(path) == np.int8:
+            log(f"MediaPipe cannot run {name}: its output is int8 (--int8-io); MediaPipe takes float32/uint8")
+            continue
         try:
             mp = mediapipe_scores(path, [texts[i] for i in rows])
         except MediaPipeUnavailable as e:
@@ -159,6 +162,12 @@ def _mediapipe_results(cfg: ExportConfig, texts: list[str], ids: np.ndarray, log
         results.append(V.compare(f"mediapipe:{name}", mp, lite, None, quantized=False,
                                  max_abs_diff=V.MEDIAPIPE_MAX_ABS_DIFF))
     return results
+
+
+def _output_dtype(path: str):
+    from ai_edge_litert.interpreter import Interpreter
+
+    return Interpreter(model_path=path).get_output_details()[0]["dtype"]
 
 
 def step_verify(cfg: ExportConfig, log: Callable[[str], None] = _log) -> list[V.Result]:

@@ -2,13 +2,13 @@
 
 The converter is fed a ``tf.function`` whose input signature is ``[None, maxlen]`` int32,
 so the stored input shape is ``[1, maxlen]`` with ``shape_signature`` ``[-1, maxlen]``:
-LiteRT can ``resize_tensor_input`` to any batch. The first input tensor is renamed
-``input_ids`` and the output ``probability`` (the converter would call them
-``serving_default_input_ids:0`` and ``StatefulPartitionedCall:0``); the metadata writer
-and MediaPipe address the first input, and the names show up in every tool.
+LiteRT can ``resize_tensor_input`` to any batch. The tensors are named ``input_ids`` and
+``probability`` and a ``serving_default`` signature is added (the frozen-function route
+below names the output ``Identity`` and writes no signature).
 """
 from __future__ import annotations
 
+import warnings
 from typing import Iterator
 
 import numpy as np
@@ -74,7 +74,11 @@ def to_tflite(model, mode: str = "float", calibration_ids: np.ndarray | None = N
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         # inference_input_type only applies to float inputs: the int32 ids are left alone.
         converter.inference_output_type = tf.int8 if int8_io else tf.float32
-    return _rename_io(converter.convert())
+    with warnings.catch_warnings():
+        # int8 mode warns that the int32 ids have no calibration statistics: ids need none.
+        warnings.filterwarnings("ignore", "Statistics for quantized inputs were expected")
+        flatbuffer = converter.convert()
+    return _rename_io(flatbuffer)
 
 
 def _check_calibration(ids, maxlen: int) -> np.ndarray:
@@ -94,11 +98,8 @@ def _representative(ids: np.ndarray) -> Iterator[list[np.ndarray]]:
 
 
 def _rename_io(flatbuffer: bytes) -> bytes:
-    """Name the input/output tensors and add a ``serving_default`` signature.
-
-    The frozen-function route leaves the output called ``Identity`` and writes no
-    signature def; with one, ``Interpreter.get_signature_runner()`` works by name.
-    """
+    """Name the input/output tensors and add a ``serving_default`` signature, so that
+    ``Interpreter.get_signature_runner()`` works by name."""
     model = flatbuffer_utils.read_model_from_bytearray(bytearray(flatbuffer))
     graph = model.subgraphs[0]
     if len(graph.inputs) != 1 or len(graph.outputs) != 1:

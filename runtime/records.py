@@ -253,9 +253,18 @@ class RecordWriter:
         if output_format != "jsonl":
             self._csv = csv.writer(stream, delimiter="\t" if output_format == "tsv" else ",",
                                    lineterminator="\n")
+        self._started = False
+
+    def start(self) -> None:
+        """Write the header (csv, tsv) once. Deferred to the first record so that an input
+        refused at its first line leaves stdout empty."""
+        if not self._started and self._csv is not None:
             self._csv.writerow(self.columns)
+        self._started = True
 
     def write(self, record: Record, label: str, probability: float) -> None:
+        if not self._started:
+            self.start()
         prob = f"{probability:.6f}"
         if self._csv is not None:
             row = ([record.source] if self.with_file else []) + [record.number]
@@ -325,7 +334,7 @@ class Summary:
         return self.records / self.seconds if self.seconds > 0 else 0.0
 
     def __str__(self) -> str:
-        return (f"scored {self.records} records ({self.positive} positive) "
+        return (f"scored {self.records} record{'s' if self.records != 1 else ''} ({self.positive} positive) "
                 f"in {self.seconds:.2f} s, {self.rate:.0f} reviews/s")
 
 
@@ -380,6 +389,7 @@ def score_stream(clf, records: Iterable[Record], writer: RecordWriter, threshold
                 progress.update(summary.records)
     if batch:
         _score_batch(clf, batch, writer, threshold, summary)
+    writer.start()  # no records: still a header
     summary.seconds = time.perf_counter() - start
     if progress is not None:
         progress.clear()

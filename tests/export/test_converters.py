@@ -160,6 +160,13 @@ def _ops(flat: bytes) -> list[tuple[str, set[str]]]:
             for op in graph.operators]
 
 
+def _table_types(flat: bytes, shape: list[int]) -> list[str]:
+    """Types of the constant tensors of ``shape`` (the embedding table)."""
+    model = flatbuffer_utils.read_model_from_bytearray(bytearray(flat))
+    return [flatbuffer_utils.type_to_name(t.type) for t in model.subgraphs[0].tensors
+            if list(t.shape) == shape and model.buffers[t.buffer].data is not None]
+
+
 @pytest.mark.parametrize("kind", ["float", "dynamic", "int8", "int8_io"])
 def test_tflite_io_details(tflite_models, kind):
     interpreter = Interpreter(model_content=tflite_models[kind])
@@ -201,6 +208,7 @@ def test_int8_model_is_integer_only(tflite_models):
         float_ops = [name for name, types in ops if "FLOAT32" in types]
         assert float_ops == ([] if kind == "int8_io" else ["DEQUANTIZE"])
         assert ("GATHER", {"INT8", "INT32"}) in ops  # int8 table, int32 ids
+        assert _table_types(tflite_models[kind], [50, 16]) == ["INT8"]
 
 
 def test_int8_io_output_quantization(tflite_models, ids, expected):
@@ -224,7 +232,8 @@ def test_dynamic_quantizes_a_vocabulary_sized_table(ids):
 
     model = build_model(num_words=128, maxlen=MAXLEN)  # 2048-element table, random init
     float_flat, dynamic_flat = to_tflite(model, "float"), to_tflite(model, "dynamic")
-    assert ("GATHER", {"INT8", "INT32"}) in _ops(dynamic_flat)
+    assert _table_types(float_flat, [128, 16]) == ["FLOAT32"]
+    assert _table_types(dynamic_flat, [128, 16]) == ["INT8"]  # stored int8, dequantized to run
     assert len(float_flat) - len(dynamic_flat) > 2048 * 2  # 4 -> 1 byte per table weight
     want = model.predict(ids, verbose=0)
     np.testing.assert_allclose(_litert_run(dynamic_flat, ids), want, rtol=0, atol=TFLITE_QUANT_TOL)

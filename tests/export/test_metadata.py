@@ -180,11 +180,14 @@ def test_label_count_must_match_output(plain, vocab_path):
                      description="d", version="1")
 
 
-def test_rejects_int8_output(tiny_model, ids, vocab_path):
-    # MediaPipe: "Expected output tensor at index 0 to have type UINT8 or FLOAT32 or BOOL".
-    int8_io = to_tflite(tiny_model, "int8", calibration_ids=ids, int8_io=True)
-    with pytest.raises(MetadataError, match="int8_io=False"):
-        _with_metadata(int8_io, vocab_path)
+def test_int8_output_gets_metadata_but_mediapipe_refuses_it(tiny_model, ids, vocab_path, tmp_path):
+    # --int8-io models carry the same metadata for LiteRT users; MediaPipe's classifier only takes
+    # FLOAT32/UINT8 scores, which is why the default int8 model keeps a float output.
+    path = tmp_path / "int8_io.tflite"
+    path.write_bytes(_with_metadata(to_tflite(tiny_model, "int8", calibration_ids=ids, int8_io=True), vocab_path))
+    assert read_metadata(path)["labels"] == ["positive"]
+    with pytest.raises(MediaPipeCheckError, match="UINT8 or FLOAT32"):
+        mediapipe_scores(str(path), ["a film"])
 
 
 def test_rejects_bad_inputs(plain, vocab_path, tmp_path):

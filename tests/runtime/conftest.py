@@ -39,6 +39,12 @@ def random_ids(n: int, seed: int, num_words: int = NUM_WORDS, maxlen: int = MAXL
     return ids
 
 
+@pytest.fixture(scope="session")
+def make_ids():
+    """``make_ids(n, seed) -> [n, 256] int32`` (a function: test files cannot import a conftest)."""
+    return random_ids
+
+
 def _tiny_keras_model():
     import keras
 
