@@ -24,16 +24,12 @@ from runtime.backends import BackendError
 from runtime.bundle import BundleError
 from runtime.tokenizer import TokenizerError
 
-from .mediapipe_check import MediaPipeCheckError
-from .metadata import MetadataError
-from .onnx_export import OnnxExportError
 from .package import DEFAULT_DEST, package_runtime_bundle
-from .pipeline import ExportConfig, ExportError, export_all, step_onnx, step_tflite, step_train, step_verify
-from .tflite_export import TFLiteExportError
+from .errors import ExportError
+from .pipeline import ExportConfig, export_all, step_onnx, step_tflite, step_train, step_verify
 
 # What a step raises for bad input or a failed conversion: shown as one "Error:" line, exit 2.
-USER_ERRORS = (DataError, TrainError, ExportError, BundleError, BackendError, TokenizerError, OnnxExportError,
-               TFLiteExportError, MetadataError, MediaPipeCheckError, OSError)
+USER_ERRORS = (DataError, TrainError, ExportError, BundleError, BackendError, TokenizerError, OSError)
 
 EPILOG = """examples:
   python -m export all --data ../shared/data/aclImdb_v1_labeled.tar.gz --out artifacts

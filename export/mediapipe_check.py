@@ -12,14 +12,15 @@ from typing import Sequence
 
 import numpy as np
 
+from .errors import ExportError
+
 POSITIVE_LABEL = "positive"  # the one line of labels.txt for our [batch, 1] sigmoid head
 
-
-class MediaPipeUnavailable(RuntimeError):
+class MediaPipeUnavailable(ExportError):
     """The ``mediapipe`` package is not installed (``pip install 'reviewkit[dev]'``)."""
 
 
-class MediaPipeCheckError(RuntimeError):
+class MediaPipeCheckError(ExportError):
     """MediaPipe could not load the model or did not return the expected category."""
 
 

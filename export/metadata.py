@@ -32,6 +32,8 @@ from flatbuffers.table import Table
 
 from runtime.tokenizer import DELIM_PATTERN, Tokenizer, TokenizerError
 
+from .errors import ExportError
+
 METADATA_NAME = "TFLITE_METADATA"
 METADATA_IDENTIFIER = b"M001"
 TFLITE_IDENTIFIER = b"TFL3"
@@ -69,8 +71,7 @@ _META_NAME, _META_BUFFER = 0, 1                 # tflite Metadata
 _BUF_DATA, _BUF_OFFSET, _BUF_SIZE = 0, 1, 2     # tflite Buffer
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)  # fixed timestamp: the same inputs give the same bytes
 
-
-class MetadataError(ValueError):
+class MetadataError(ExportError, ValueError):
     """A model, vocabulary or label list cannot carry, or does not carry, valid metadata."""
 
 

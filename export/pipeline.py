@@ -22,13 +22,10 @@ from runtime.tokenizer import Tokenizer
 from trainer.train import TrainConfig, split_train_validation
 
 from . import verify as V
+from .errors import ExportError
 from .manifest import LABELS_FILE_LINES, build_manifest, write_manifest
 
 MODEL_VERSION = "1.0.0"
-
-
-class ExportError(Exception):
-    """A step cannot run: missing inputs, a bad option, or a failed conversion."""
 
 
 @dataclass

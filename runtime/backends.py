@@ -8,7 +8,8 @@ message naming the file. This module must never import tensorflow or keras.
     backend = open_backend("model.tflite", threads=2)
     probs = backend.run(tokenizer.encode_batch(texts))  # [n] float32
 
-A backend object is not thread-safe: use one per thread.
+``threads=None`` leaves the thread count to the runtime: onnxruntime uses one per core,
+LiteRT one. A backend object is not thread-safe: use one per thread.
 """
 from __future__ import annotations
 
@@ -58,40 +59,39 @@ def available_backends() -> list[str]:
     return [name for name in BACKENDS if found[name]]
 
 
-def _implied_backend(model_file: str | os.PathLike) -> str | None:
-    """The backend a model file needs, from its suffix, else from its FlatBuffer identifier."""
-    suffix = os.path.splitext(os.fspath(model_file))[1].lower()
-    if suffix in _SUFFIX_BACKEND:
-        return _SUFFIX_BACKEND[suffix]
+def _has_tflite_identifier(model_file: str | os.PathLike) -> bool:
     try:
         with open(model_file, "rb") as f:
-            head = f.read(8)
+            return f.read(8)[4:8] == _TFLITE_IDENTIFIER
     except OSError:
-        return None  # the backend reports the missing file with the real problem
-    return "tflite" if head[4:8] == _TFLITE_IDENTIFIER else None
+        return False  # the backend then reports the missing or unreadable file
 
 
 def resolve_backend(backend: str, model_file: str | os.PathLike | None = None) -> str:
     """Turn ``auto``/``onnx``/``tflite`` into a concrete backend name for ``model_file``.
 
-    ``auto``: what the file needs (``.tflite`` -> tflite, ``.onnx`` -> onnx), else onnx when
-    onnxruntime is installed, else tflite. An explicit name must fit the file's suffix.
+    A ``.tflite`` file needs tflite and a ``.onnx`` file onnx: ``auto`` picks that, and an
+    explicit name must match it. Otherwise ``auto`` picks tflite for a file carrying the TFL3
+    identifier, else onnx when onnxruntime is installed, else tflite.
     """
     if backend != "auto" and backend not in BACKENDS:
         raise BackendError(f"unknown backend {backend!r}: choose one of auto, {', '.join(BACKENDS)}")
-    implied = None if model_file is None else _implied_backend(model_file)
-    if backend == "auto":
-        if implied is not None:
-            return implied
-        if _onnxruntime() is not None:
-            return "onnx"
-        if _interpreter_class() is not None:
-            return "tflite"
-        raise BackendError("no inference runtime installed: pip install onnxruntime or ai-edge-litert")
     suffix = "" if model_file is None else os.path.splitext(os.fspath(model_file))[1].lower()
-    if suffix in _SUFFIX_BACKEND and implied != backend:
-        raise BackendError(f"{os.fspath(model_file)}: a {suffix} model needs the {implied} backend, not {backend}")
-    return backend
+    needed = _SUFFIX_BACKEND.get(suffix)
+    if backend != "auto":
+        if needed is not None and needed != backend:
+            raise BackendError(f"{os.fspath(model_file)}: a {suffix} model needs the {needed} backend, "
+                               f"not {backend}")
+        return backend
+    if needed is not None:
+        return needed
+    if model_file is not None and _has_tflite_identifier(model_file):
+        return "tflite"
+    if _onnxruntime() is not None:
+        return "onnx"
+    if _interpreter_class() is not None:
+        return "tflite"
+    raise BackendError("no inference runtime installed: pip install onnxruntime or ai-edge-litert")
 
 
 # -- shared checks -------------------------------------------------------------------------
@@ -160,8 +160,8 @@ class _Backend:
         if ids.dtype != np.int32 or ids.ndim != 2 or ids.shape[1] != self._seq_len:
             raise BackendError(f"{self.path}: ids must be an int32 array [n, {self._seq_len}], "
                                f"got {ids.dtype} {_shape_text(ids.shape)}")
-        if ids.size and ids.min() < 0:  # both runtimes would silently wrap negative ids
-            raise BackendError(f"{self.path}: ids must be non-negative, got {int(ids.min())}")
+        if ids.size and (lowest := int(ids.min())) < 0:  # both runtimes would wrap them silently
+            raise BackendError(f"{self.path}: ids must be non-negative, got {lowest}")
         return np.ascontiguousarray(ids)
 
     def _probs(self, out: np.ndarray, n: int) -> np.ndarray:

@@ -14,11 +14,11 @@ import numpy as np
 import pytest
 
 from runtime.files import sha256_file
+from tests.conftest import SHARED_ARCHIVE
 from trainer import data as data_mod
 from trainer.data import (OFFICIAL_SHA256, OFFICIAL_URL, DataError, add_data_argument, download,
                           load_imdb, resolve_source, safe_extract)
 
-SHARED_ARCHIVE = "/work/shared/data/aclImdb_v1_labeled.tar.gz"
 
 # (split, label) -> {file name: raw bytes}; names chosen so string order != numeric order.
 REVIEWS = {
@@ -397,7 +397,7 @@ def test_bad_urls(tmp_path, url, problem):
 
 # ---------------------------------------------------------------- the real data
 
-@pytest.mark.skipif(not os.path.exists(SHARED_ARCHIVE), reason="shared IMDB archive not present")
+@pytest.mark.e2e
 def test_real_archive():
     imdb = load_imdb(SHARED_ARCHIVE)  # ~1.5 s
     assert len(imdb.train_texts) == len(imdb.train_labels) == 25000

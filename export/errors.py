@@ -1,0 +1,5 @@
+"""The export package's exception: every step raises a subclass, the CLI prints one line."""
+
+
+class ExportError(Exception):
+    """A step cannot run: missing inputs, a bad option, or a failed conversion."""
