@@ -37,8 +37,7 @@ class Classifier:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
         bundle = Bundle.load(path)
         try:
-            name = backend if backend != "auto" else resolve_backend("auto", model)
-            name = resolve_backend(name, model)
+            name = resolve_backend(backend, model)
         except BackendError as e:
             raise BundleError(str(e)) from None
         model = model or DEFAULT_MODELS[name]

@@ -189,7 +189,7 @@ def _jsonl_records(lines: _DecodedLines, source: str, text_field: str, id_field:
             continue
         where = f"{lines.name}:{lines.number}"
         try:
-            obj = json.loads(line)
+            obj = json.loads(_strip_eol(line))  # so that colno counts within this line
         except json.JSONDecodeError as e:
             raise InputError(f"{where}: invalid JSON: {e.msg} (column {e.colno})") from None
         if not isinstance(obj, dict):

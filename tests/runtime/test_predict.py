@@ -1,0 +1,386 @@
+"""``python -m runtime.predict`` on the tiny bundle: formats, integrity, errors, exit codes.
+
+Most tests call ``main([...])`` in-process; a few run the real command in a subprocess
+(stdin piping, exit codes, Ctrl-C, no TensorFlow, an unreadable file).
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+import pytest
+
+from runtime.classifier import Classifier
+from runtime.predict import main
+from tests.conftest import tiny_corpus
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SUMMARY = r"scored {n} records? \({pos} positive\) in \d+\.\d\d s, \d+ reviews/s"
+
+
+@pytest.fixture(scope="module")
+def bundle(tiny_bundle) -> str:
+    return tiny_bundle
+
+
+@pytest.fixture(scope="module")
+def clf(bundle) -> Classifier:
+    return Classifier.load(bundle)
+
+
+def run(capsys, *args) -> tuple[int, str, str]:
+    code = main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def rows(text: str, delimiter=",") -> list[list[str]]:
+    return list(csv.reader(io.StringIO(text), delimiter=delimiter))
+
+
+def write(path, data) -> str:
+    path.write_bytes(data if isinstance(data, bytes) else data.encode())
+    return str(path)
+
+
+def expected(clf: Classifier, texts, threshold=None) -> list[tuple[str, str]]:
+    return [(label, f"{p:.6f}") for label, p in clf.classify(texts, threshold)]
+
+
+# -- input formats --------------------------------------------------------------------------
+def test_lines_to_csv(bundle, clf, tmp_path, capsys):
+    texts = ["A great and wonderful film.", "", "Awful, boring mess.", "  "]
+    p = write(tmp_path / "reviews.txt", "\n".join(texts) + "\n")
+    code, out, err = run(capsys, p, "--model", bundle)
+    assert code == 0
+    got = rows(out)
+    assert got[0] == ["line", "label", "probability"]
+    assert [tuple(r) for r in got[1:]] == [(str(i), *e) for i, e in enumerate(expected(clf, texts), 1)]
+    positives = sum(label == "positive" for label, _ in expected(clf, texts))
+    assert re.fullmatch(SUMMARY.format(n=4, pos=positives) + "\n", err)
+
+
+def test_jsonl_input_with_id_passthrough(bundle, clf, tmp_path, capsys):
+    recs = [{"id": 17, "text": "great film"}, {"id": "b-2", "text": "awful film", "x": 1},
+            {"text": "dull", "id": None}]
+    p = write(tmp_path / "r.jsonl", "\n".join(json.dumps(r) for r in recs) + "\n")
+    code, out, _ = run(capsys, p, "--model", bundle, "--input-format", "jsonl", "--id-field", "id",
+                       "--format", "jsonl")
+    assert code == 0
+    exp = expected(clf, [r["text"] for r in recs])
+    assert [json.loads(line) for line in out.splitlines()] == [
+        {"line": i, "id": r["id"], "label": lab, "probability": float(p)}
+        for i, (r, (lab, p)) in enumerate(zip(recs, exp), 1)]
+    assert all(line.endswith(f'"probability": {p}}}') for line, (_, p) in zip(out.splitlines(), exp))
+
+
+def test_csv_input_with_text_field_and_id(bundle, clf, tmp_path, capsys):
+    data = 'review_id,stars,review\r\nr1,9,"Great, great film"\r\nr2,2,"awful\r\nboring"\r\n'
+    p = write(tmp_path / "r.csv", "\ufeff" + data)
+    code, out, _ = run(capsys, p, "--model", bundle, "--input-format", "csv", "--text-field", "review",
+                       "--id-field", "review_id", "--format", "tsv")
+    assert code == 0
+    exp = expected(clf, ["Great, great film", "awful\r\nboring"])
+    assert rows(out, "\t") == [["line", "review_id", "label", "probability"],
+                               ["1", "r1", *exp[0]], ["2", "r2", *exp[1]]]
+
+
+# -- output formats, several sources --------------------------------------------------------
+@pytest.mark.parametrize("fmt", ["csv", "tsv", "jsonl"])
+def test_several_files_add_a_first_file_column(bundle, clf, tmp_path, capsys, fmt):
+    a = write(tmp_path / "a, one.txt", "great\nawful\n")
+    b = write(tmp_path / "b.txt", "dull film\n")
+    code, out, _ = run(capsys, "--text", "superb", a, b, "--model", bundle, "--format", fmt)
+    assert code == 0
+    exp = expected(clf, ["superb", "great", "awful", "dull film"])
+    want = [["--text", "1"], [a, "1"], [a, "2"], [b, "1"]]
+    want = [w + list(e) for w, e in zip(want, exp)]
+    if fmt == "jsonl":
+        objs = [json.loads(line) for line in out.splitlines()]
+        assert [list(o) for o in objs] == [["file", "line", "label", "probability"]] * 4
+        assert [[o["file"], str(o["line"]), o["label"], f"{o['probability']:.6f}"] for o in objs] == want
+    else:
+        got = rows(out, "\t" if fmt == "tsv" else ",")
+        assert got == [["file", "line", "label", "probability"]] + want
+
+
+def test_output_file_and_stdout_stays_empty(bundle, clf, tmp_path, capsys):
+    p = write(tmp_path / "r.txt", "great\n")
+    out_path = tmp_path / "scores.jsonl"
+    code, out, err = run(capsys, p, "--model", bundle, "--format", "jsonl", "--output", out_path)
+    assert code == 0 and out == "" and err.startswith("scored 1 record ")
+    assert json.loads(out_path.read_text()) == {"line": 1, "label": expected(clf, ["great"])[0][0],
+                                                "probability": float(expected(clf, ["great"])[0][1])}
+
+
+# -- --text, stdin --------------------------------------------------------------------------
+def test_text_without_files_does_not_read_stdin(bundle, clf, monkeypatch, capsys):
+    class Exploding(io.TextIOWrapper):
+        def read(self, *a):
+            raise AssertionError("stdin was read")
+
+    monkeypatch.setattr(sys, "stdin", Exploding(io.BytesIO(b"x\n")))
+    code, out, _ = run(capsys, "--text", "great film", "--text", "", "--model", bundle)
+    assert code == 0
+    assert rows(out)[1:] == [["1", *expected(clf, ["great film"])[0]], ["2", *expected(clf, [""])[0]]]
+
+
+def test_stdin_by_default_and_with_dash(bundle, clf, monkeypatch, capsys):
+    for args in ([], ["-"]):
+        monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"\xef\xbb\xbfgreat\r\nawful\r\n")))
+        code, out, _ = run(capsys, *args, "--model", bundle)
+        assert code == 0
+        assert rows(out)[1:] == [[str(i), *e] for i, e in enumerate(expected(clf, ["great", "awful"]), 1)]
+
+
+# -- data integrity -------------------------------------------------------------------------
+def test_blank_lines_are_records_unless_skipped(bundle, clf, tmp_path, capsys):
+    p = write(tmp_path / "r.txt", "great\n\n \nawful")
+    _, out, _ = run(capsys, p, "--model", bundle)
+    assert [r[0] for r in rows(out)[1:]] == ["1", "2", "3", "4"]
+    assert rows(out)[2][1:] == list(expected(clf, [""])[0])
+    _, out, err = run(capsys, p, "--model", bundle, "--skip-blank")
+    assert rows(out)[1:] == [["1", *expected(clf, ["great"])[0]], ["4", *expected(clf, ["awful"])[0]]]
+    assert err.startswith("scored 2 records ")
+
+
+def test_crlf_bom_and_invalid_utf8(bundle, clf, tmp_path, capsys):
+    p = write(tmp_path / "reviews.txt", b"\xef\xbb\xbfgreat\r\nbad \xff\r\nworse \xc3\x28\r\nfine \xe2\x82\r\nok\r\n")
+    code, out, err = run(capsys, p, "--model", bundle)
+    assert code == 0
+    texts = ["great", "bad \ufffd", "worse \ufffd(", "fine \ufffd", "ok"]
+    assert rows(out)[1:] == [[str(i), *e] for i, e in enumerate(expected(clf, texts), 1)]
+    assert err.splitlines()[0] == f"warning: {p}: 3 lines had invalid UTF-8 (replaced)"
+
+
+def test_thousand_records_in_small_batches_are_all_there_in_order(bundle, tmp_path, capsys):
+    texts, _ = tiny_corpus(1000, seed=5)
+    texts[10], texts[500] = "", "Ünïcödé — great 🎬"
+    p = write(tmp_path / "r.txt", "\n".join(texts) + "\n")
+    code, out, err = run(capsys, p, "--model", bundle, "--batch-size", "7")
+    assert code == 0
+    got = rows(out)[1:]
+    assert [int(r[0]) for r in got] == list(range(1, 1001))
+    same_batches = Classifier.load(bundle, batch_size=7).predict(texts)
+    assert [r[2] for r in got] == [f"{p:.6f}" for p in same_batches]
+    # and the batch size does not change a probability beyond float noise
+    default = Classifier.load(bundle).predict(texts)
+    assert np.abs(np.array([float(r[2]) for r in got]) - default).max() <= 1e-6
+    assert err.startswith(f"scored 1000 records ({sum(r[1] == 'positive' for r in got)} positive)")
+
+
+def test_threshold_moves_the_labels(bundle, clf, tmp_path, capsys):
+    texts, _ = tiny_corpus(40, seed=9)
+    p = write(tmp_path / "r.txt", "\n".join(texts) + "\n")
+    probs = clf.predict(texts)
+    cut = float(np.median(probs))
+    _, out, _ = run(capsys, p, "--model", bundle, "--threshold", cut)
+    assert [r[1] for r in rows(out)[1:]] == ["positive" if q >= cut else "negative" for q in probs]
+    assert 0 < sum(r[1] == "positive" for r in rows(out)[1:]) < 40
+    _, out, _ = run(capsys, p, "--model", bundle, "--threshold", "0")
+    assert {r[1] for r in rows(out)[1:]} == {"positive"}
+    _, default_out, _ = run(capsys, p, "--model", bundle)
+    assert [r[1] for r in rows(default_out)[1:]] == [lab for lab, _ in expected(clf, texts)]
+
+
+def test_tflite_backend_with_the_tflite_file(bundle, tmp_path, capsys):
+    texts, _ = tiny_corpus(30, seed=2)
+    p = write(tmp_path / "r.txt", "\n".join(texts) + "\n")
+    model = os.path.join(bundle, "model.tflite")
+    code, out, _ = run(capsys, p, "--model", model, "--backend", "tflite", "--batch-size", "8", "--threads", "1")
+    assert code == 0
+    ref = Classifier.load(model, backend="tflite", batch_size=8)
+    assert ref.backend_name == "tflite"
+    assert [r[2] for r in rows(out)[1:]] == [f"{q:.6f}" for q in ref.predict(texts)]
+
+
+# -- errors ---------------------------------------------------------------------------------
+def assert_error(code, out, err, message):
+    assert (code, out, err) == (2, "", f"Error: {message}\n")
+
+
+def test_missing_file_directory_and_binary_are_refused_before_scoring(bundle, tmp_path, capsys):
+    ok = write(tmp_path / "ok.txt", "great\n")
+    binary = write(tmp_path / "model.bin", b"\x08\x01\x12\x00\x1a\x04")
+    missing = str(tmp_path / "missing.txt")
+    out_path = tmp_path / "out.csv"
+    for bad, message in ((missing, f"{missing}: no such file"), (str(tmp_path), f"{tmp_path}: is a directory"),
+                         (binary, f"{binary}:1: NUL byte: binary input (or not UTF-8 text) is not supported")):
+        assert_error(*run(capsys, ok, bad, "--model", bundle), message)
+        assert_error(*run(capsys, ok, bad, "--model", bundle, "-o", out_path), message)
+        assert sorted(os.listdir(tmp_path)) == ["model.bin", "ok.txt"]
+
+
+def test_error_midway_leaves_no_output_file_and_keeps_the_old_one(bundle, tmp_path, capsys):
+    lines = [json.dumps({"text": f"great film {i}"}) for i in range(600)]
+    lines[450] = '{"text": "unterminated'
+    p = write(tmp_path / "r.jsonl", "\n".join(lines) + "\n")
+    out_path = tmp_path / "out.csv"
+    out_path.write_text("previous results\n")
+    code, out, err = run(capsys, p, "--model", bundle, "--input-format", "jsonl", "--batch-size", "7", "-o", out_path)
+    assert_error(code, out, err, f"{p}:451: invalid JSON: Unterminated string starting at (column 10)")
+    assert out_path.read_text() == "previous results\n"
+    assert sorted(os.listdir(tmp_path)) == ["out.csv", "r.jsonl"]
+
+
+@pytest.mark.parametrize("lines, message", [
+    (['{"text": "a", "id": 1}', '{"body": "b", "id": 2}'], "{p}:2: no 'text' field"),
+    (['{"text": 3}'], "{p}:1: field 'text' is a number, not a string"),
+    (['{"text": "a"}'], "{p}:1: no 'id' field (--id-field)"),
+])
+def test_jsonl_record_errors(bundle, tmp_path, capsys, lines, message):
+    p = write(tmp_path / "r.jsonl", "\n".join(lines) + "\n")
+    code, out, err = run(capsys, p, "--model", bundle, "--input-format", "jsonl", "--id-field", "id")
+    assert code == 2 and err == f"Error: {message.format(p=p)}\n"
+    assert "Traceback" not in err
+
+
+def test_csv_header_errors_print_no_data(bundle, tmp_path, capsys):
+    p = write(tmp_path / "r.csv", "id,review\n1,great\n")
+    assert_error(*run(capsys, p, "--model", bundle, "--input-format", "csv"),
+                 f"{p}: no column 'text' (--text-field); columns: id, review")
+    empty = write(tmp_path / "e.csv", "")
+    assert_error(*run(capsys, empty, "--model", bundle, "--input-format", "csv"),
+                 f"{empty}: empty file, expected a header row")
+
+
+def test_output_that_is_an_input_is_refused(bundle, tmp_path, capsys):
+    p = write(tmp_path / "r.txt", "great\n")
+    assert_error(*run(capsys, p, "--model", bundle, "--output", tmp_path / "." / "r.txt"),
+                 f"{tmp_path / '.' / 'r.txt'}: output is also an input ({p}); it would be overwritten")
+    assert (tmp_path / "r.txt").read_text() == "great\n"
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--batch-size", "0"], "--batch-size must be at least 1, got 0"),
+    (["--threads", "0"], "--threads must be at least 1, got 0"),
+    (["--threshold", "1.5"], "--threshold must be between 0 and 1, got 1.5"),
+    (["--threshold", "-0.1"], "--threshold must be between 0 and 1, got -0.1"),
+    (["--threshold", "nan"], "--threshold must be between 0 and 1, got nan"),
+    (["--id-field", "id"], "--id-field needs --input-format jsonl or csv"),
+    (["--input-format", "jsonl", "--id-field", "label"], "--id-field 'label' clashes with the output column of that name"),
+    (["-", "-"], "'-' (stdin) given more than once"),
+])
+def test_bad_options(args, message, bundle, capsys):
+    assert_error(*run(capsys, "--text", "x", *args, "--model", bundle), message)
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["--backend", "foo"], "argument --backend: invalid choice: 'foo'"),
+    (["--batch-size", "many"], "argument --batch-size: invalid int value: 'many'"),
+    (["--format", "xml"], "argument --format: invalid choice: 'xml'"),
+])
+def test_argparse_errors_exit_2(args, fragment, capsys):
+    code, out, err = run(capsys, "--text", "x", *args)
+    assert code == 2 and out == "" and fragment in err and "Traceback" not in err
+
+
+def test_bundle_problems_are_one_line_errors(bundle, tmp_path, capsys):
+    assert_error(*run(capsys, "--text", "x", "--model", tmp_path),
+                 f"{tmp_path / 'manifest.json'}: missing (not a model bundle?)")
+    assert_error(*run(capsys, "--text", "x", "--model", tmp_path / "nope"), f"{tmp_path / 'nope'}: no such bundle directory")
+    code, _, err = run(capsys, "--text", "x", "--model", os.path.join(bundle, "model.onnx"), "--backend", "tflite")
+    assert code == 2 and err.startswith("Error: ") and "needs the onnx backend" in err and err.count("\n") == 1
+
+
+def test_keyboard_interrupt_exits_130_without_partial_output(bundle, tmp_path, capsys, monkeypatch):
+    p = write(tmp_path / "r.txt", "great\n" * 100)
+    calls = []
+
+    def interrupted(self, texts):
+        calls.append(len(texts))
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return np.full(len(texts), 0.75, dtype=np.float32)
+
+    monkeypatch.setattr(Classifier, "predict", interrupted)
+    code, out, err = run(capsys, p, "--model", bundle, "--batch-size", "10", "-o", tmp_path / "out.csv")
+    assert (code, out, err) == (130, "", "interrupted\n")
+    assert calls == [10, 10, 10] and os.listdir(tmp_path) == ["r.txt"]
+
+
+def test_help_has_examples(capsys):
+    code, out, _ = run(capsys, "--help")
+    assert code == 0 and "examples:\n  python -m runtime.predict reviews.txt" in out
+
+
+# -- the real command -----------------------------------------------------------------------
+def command(*args, **kw) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": REPO}
+    return subprocess.run([sys.executable, "-m", "runtime.predict", *map(str, args)], cwd=REPO, env=env,
+                          capture_output=True, **kw)
+
+
+def test_subprocess_stdin_pipe_and_exit_codes(bundle, clf, tmp_path):
+    done = command("-", "--model", bundle, "--format", "jsonl", input="great film\nawful film\n".encode())
+    assert done.returncode == 0, done.stderr
+    exp = expected(clf, ["great film", "awful film"])
+    assert [json.loads(line) for line in done.stdout.decode().splitlines()] == [
+        {"line": i, "label": lab, "probability": float(p)} for i, (lab, p) in enumerate(exp, 1)]
+    assert done.stderr.decode().startswith("scored 2 records")
+    missing = command(tmp_path / "missing.txt", "--model", bundle)
+    assert (missing.returncode, missing.stdout, missing.stderr.decode()) == (
+        2, b"", f"Error: {tmp_path / 'missing.txt'}: no such file\n")
+
+
+def test_subprocess_never_imports_tensorflow(bundle):
+    code = ("import sys\nfrom runtime.predict import main\n"
+            f"rc = main(['--text', 'great film', '--model', {bundle!r}])\n"
+            "print(rc, sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras')), file=sys.stderr)")
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": REPO})
+    assert done.stdout.startswith("line,label,probability\n1,")
+    assert done.stderr.splitlines()[-1] == "0 []"
+
+
+def test_subprocess_ctrl_c_exits_130_and_removes_the_temp_file(bundle, tmp_path):
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    env = {**os.environ, "PYTHONPATH": REPO}
+    proc = subprocess.Popen([sys.executable, "-m", "runtime.predict", "-", "--model", bundle, "--batch-size", "2",
+                             "-o", str(out_dir / "scores.csv")], cwd=REPO, env=env,
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        proc.stdin.write(b"great\nawful\ngreat\n")
+        proc.stdin.flush()
+        deadline = time.monotonic() + 30
+        while not os.listdir(out_dir):  # the temp file appears once the model is loaded
+            assert time.monotonic() < deadline and proc.poll() is None
+            time.sleep(0.05)
+        time.sleep(0.2)  # now blocked reading stdin, which stays open
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130 and err.decode() == "interrupted\n"
+    assert os.listdir(out_dir) == []
+
+
+def test_subprocess_unreadable_file(tmp_path):
+    # Root reads a mode-000 file anyway, so as root the command runs as 'nobody' (uid 65534),
+    # which must be refused; the file's directory is made traversable for that user.
+    folder = tempfile.mkdtemp(prefix="predict-unreadable-")
+    try:
+        os.chmod(folder, 0o755)
+        path = os.path.join(folder, "secret.txt")
+        with open(path, "w") as f:
+            f.write("great\n")
+        os.chmod(path, 0)
+        as_other = {"user": 65534, "group": 65534, "extra_groups": []} if os.geteuid() == 0 else {}
+        done = command(path, **as_other)
+        assert (done.returncode, done.stdout, done.stderr.decode()) == (
+            2, b"", f"Error: {path}: cannot read: Permission denied\n")
+    finally:
+        os.chmod(path, 0o600)
+        os.unlink(path)
+        os.rmdir(folder)
