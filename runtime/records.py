@@ -292,12 +292,16 @@ def _id_text(value: object) -> str:
 @contextmanager
 def open_output(path: str | None) -> Iterator[IO[str]]:
     """``None`` or ``-``: stdout. A file: written beside it under a temp name and renamed into
-    place on success, removed on any failure (error or Ctrl-C), so no partial file is left."""
+    place on success, removed on any failure (error or Ctrl-C), so no partial file is left.
+
+    A symlink (``/dev/stdout``) or a device or pipe is written in place: renaming would replace
+    the link itself, and replacing its target would cut off whoever holds it open.
+    """
     if path in (None, STDIN):
         yield sys.stdout
         sys.stdout.flush()
         return
-    if os.path.exists(path) and not os.path.isfile(path):  # /dev/stdout, a FIFO: write through
+    if os.path.islink(path) or (os.path.exists(path) and not os.path.isfile(path)):
         with open(path, "w", encoding="utf-8", errors="replace", newline="") as f:
             yield f
         return

@@ -13,7 +13,6 @@ import re
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 
 import numpy as np
@@ -366,21 +365,25 @@ def test_subprocess_ctrl_c_exits_130_and_removes_the_temp_file(bundle, tmp_path)
     assert os.listdir(out_dir) == []
 
 
+# As root, mode 000 does not stop a read (CAP_DAC_OVERRIDE): drop that capability and
+# CAP_DAC_READ_SEARCH from the bounding set, then exec the command, which then runs without them.
+DROP_DAC_AND_EXEC = """\
+import ctypes, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+for cap in (1, 2):  # CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH
+    if libc.prctl(24, cap, 0, 0, 0) != 0:  # PR_CAPBSET_DROP
+        raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP) failed")
+os.execv(sys.executable, [sys.executable, "-m", "runtime.predict", *sys.argv[1:]])
+"""
+
+
 def test_subprocess_unreadable_file(tmp_path):
-    # Root reads a mode-000 file anyway, so as root the command runs as 'nobody' (uid 65534),
-    # which must be refused; the file's directory is made traversable for that user.
-    folder = tempfile.mkdtemp(prefix="predict-unreadable-")
+    path = write(tmp_path / "secret.txt", "great\n")
+    os.chmod(path, 0)
     try:
-        os.chmod(folder, 0o755)
-        path = os.path.join(folder, "secret.txt")
-        with open(path, "w") as f:
-            f.write("great\n")
-        os.chmod(path, 0)
-        as_other = {"user": 65534, "group": 65534, "extra_groups": []} if os.geteuid() == 0 else {}
-        done = command(path, **as_other)
-        assert (done.returncode, done.stdout, done.stderr.decode()) == (
-            2, b"", f"Error: {path}: cannot read: Permission denied\n")
+        argv = [sys.executable] + (["-c", DROP_DAC_AND_EXEC] if os.geteuid() == 0 else ["-m", "runtime.predict"])
+        done = subprocess.run([*argv, path], cwd=REPO, capture_output=True, text=True,
+                              env={**os.environ, "PYTHONPATH": REPO})
+        assert (done.returncode, done.stdout, done.stderr) == (2, "", f"Error: {path}: cannot read: Permission denied\n")
     finally:
         os.chmod(path, 0o600)
-        os.unlink(path)
-        os.rmdir(folder)

@@ -248,6 +248,17 @@ def test_open_output_renames_into_place_on_success(tmp_path):
     assert stat.S_IMODE(os.stat(target).st_mode) == 0o666 & ~umask
 
 
+def test_open_output_writes_through_a_symlink(tmp_path):
+    # e.g. /dev/stdout -> /proc/self/fd/1: the link must survive and its target get the data.
+    (tmp_path / "real.csv").write_text("old\n")
+    os.symlink("real.csv", tmp_path / "link.csv")
+    with open_output(str(tmp_path / "link.csv")) as f:
+        f.write("new\n")
+    assert os.readlink(tmp_path / "link.csv") == "real.csv"
+    assert (tmp_path / "real.csv").read_text() == "new\n"
+    assert sorted(os.listdir(tmp_path)) == ["link.csv", "real.csv"]
+
+
 @pytest.mark.parametrize("error", [InputError("bad line"), KeyboardInterrupt()])
 def test_open_output_leaves_nothing_on_failure(tmp_path, error):
     target = tmp_path / "out.csv"

@@ -1,0 +1,37 @@
+"""The bundled default model: what `pip install .` users get with no training."""
+import os
+
+import pytest
+
+from runtime import Bundle, Classifier
+from runtime.bundle import default_bundle_path
+
+SAMPLES = os.path.join(os.path.dirname(__file__), "..", "..", "samples")
+
+
+def test_bundled_files_match_their_manifest():
+    bundle = Bundle.load()  # verifies every size and sha256
+    assert sorted(bundle.manifest["files"]) == ["labels.txt", "model.int8.tflite", "model.onnx", "vocab.txt"]
+    assert sorted(os.listdir(default_bundle_path())) == ["labels.txt", "manifest.json", "model.int8.tflite",
+                                                         "model.onnx", "vocab.txt"]
+    total = sum(entry["size"] for entry in bundle.manifest["files"].values())
+    assert total < 2 * 1024 * 1024
+
+
+def test_manifest_records_tutorial_accuracy():
+    manifest = Bundle.load().manifest
+    assert manifest["training"]["test_accuracy"] >= 0.855
+    for name in ("model.onnx", "model.int8.tflite"):
+        result = manifest["verification"]["results"][name]
+        assert result["passed"] and result["n"] == 25000 and result["accuracy"] >= 0.855
+
+
+@pytest.mark.parametrize("backend", ["onnx", "tflite"])
+def test_classifies_the_samples_as_labelled(backend):
+    with open(os.path.join(SAMPLES, "reviews.txt"), encoding="utf-8") as f:
+        reviews = f.read().splitlines()
+    with open(os.path.join(SAMPLES, "reviews.labels"), encoding="utf-8") as f:
+        labels = f.read().split()
+    assert len(reviews) == len(labels) == 12
+    clf = Classifier.load(backend=backend)
+    assert [label for label, _ in clf.classify(reviews)] == labels
