@@ -184,9 +184,11 @@ def step_verify(cfg: ExportConfig, log: Callable[[str], None] = _log) -> list[V.
     for name in ("model.onnx", "model.int8.onnx", "model.tflite", "model.dynamic.tflite", "model.int8.tflite"):
         if os.path.isfile(os.path.join(cfg.out, name)):
             log(f"scoring with {name}")
-            probs = V.score_file(os.path.join(cfg.out, name), ids)
+            path = os.path.join(cfg.out, name)
+            probs = V.score_file(path, ids)
             results.append(V.compare(name, probs, reference, imdb.test_labels, quantized=name in V.QUANTIZED,
                                      reference_accuracy=ref_acc))
+            V.check_batch_independence(results[-1], path, ids, probs)
     if not results:
         raise ExportError(f"{cfg.out}: no exported model to verify (run 'python -m export onnx' / 'tflite')")
     if cfg.mediapipe_samples:
@@ -196,7 +198,8 @@ def step_verify(cfg: ExportConfig, log: Callable[[str], None] = _log) -> list[V.
         "reference": {"file": "model.keras", "accuracy": ref_acc},
         "tolerances": {"float_max_abs_diff": V.FLOAT_MAX_ABS_DIFF, "quantized_min_agreement": V.QUANT_MIN_AGREEMENT,
                        "quantized_max_accuracy_drop": V.QUANT_MAX_ACCURACY_DROP,
-                       "mediapipe_max_abs_diff": V.MEDIAPIPE_MAX_ABS_DIFF},
+                       "mediapipe_max_abs_diff": V.MEDIAPIPE_MAX_ABS_DIFF,
+                       "batch_max_abs_diff": V.BATCH_MAX_ABS_DIFF},
         "results": {r.name: {**r.figures, "passed": r.passed, "failures": r.failures} for r in results},
     }
     metrics_path = os.path.join(cfg.out, "metrics.json")

@@ -11,6 +11,8 @@ FLOAT_MAX_ABS_DIFF = 1e-5
 QUANT_MIN_AGREEMENT = 0.99
 QUANT_MAX_ACCURACY_DROP = 0.005  # 0.5 points
 MEDIAPIPE_MAX_ABS_DIFF = 1e-5
+BATCH_MAX_ABS_DIFF = 1e-6  # a review scored alone vs inside a batch: the runtime promises no dependence
+BATCH_CHECK_ROWS = 64
 THRESHOLD = 0.5
 SCORE_BATCH = 1024  # rows per interpreter call: bounds memory of the resized TFLite tensors
 
@@ -70,3 +72,17 @@ def score_file(path: str, ids: np.ndarray, threads: int | None = None) -> np.nda
     backend = open_backend(path, "auto", threads)
     return np.concatenate([backend.run(ids[i:i + SCORE_BATCH]) for i in range(0, len(ids), SCORE_BATCH)]
                           or [np.zeros(0, np.float32)])
+
+
+def check_batch_independence(result: Result, path: str, ids: np.ndarray, probs: np.ndarray) -> None:
+    """Score the first rows one at a time; they must match their scores inside a batch."""
+    from runtime.backends import open_backend
+
+    backend = open_backend(path, "auto")
+    rows = min(BATCH_CHECK_ROWS, len(ids))
+    alone = np.concatenate([backend.run(ids[i:i + 1]) for i in range(rows)] or [np.zeros(0, np.float32)])
+    diff = float(np.abs(alone.astype(np.float64) - probs[:rows]).max()) if rows else 0.0
+    result.figures["batch_max_abs_diff"] = diff
+    if diff > BATCH_MAX_ABS_DIFF:
+        result.failures.append(f"a review scored alone differs from the same review in a batch by {diff:.3g} "
+                               f"> {BATCH_MAX_ABS_DIFF:g}")

@@ -86,6 +86,8 @@ def main(argv: list[str] | None = None) -> int:
         records.check_inputs(files, args.output)  # before the model loads or anything is written
         show = args.progress if args.progress is not None else bool(files) and sys.stderr.isatty()
         progress = records.Progress(sys.stderr, enabled=show)
+        if records.STDIN in files and sys.stdin.isatty():
+            print("reading reviews from the terminal, one per line; end with Ctrl-D", file=sys.stderr)
         summary = run(args, files, progress)
     except (InputError, BundleError) as e:
         _clear(progress)

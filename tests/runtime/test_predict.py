@@ -331,6 +331,17 @@ def test_subprocess_stdin_pipe_and_exit_codes(bundle, clf, tmp_path):
         2, b"", f"Error: {tmp_path / 'missing.txt'}: no such file\n")
 
 
+def test_subprocess_closed_pipe_stops_quietly(bundle, tmp_path):
+    # `... | head -1`: the reader goes away; exit 141 (128 + SIGPIPE) without a traceback.
+    p = write(tmp_path / "r.txt", "a great film\n" * 20000)
+    proc = subprocess.Popen([sys.executable, "-m", "runtime.predict", p, "--model", bundle], cwd=REPO,
+                            env={**os.environ, "PYTHONPATH": REPO}, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout.readline() == b"line,label,probability\n"
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 141 and err == ""
+
+
 def test_subprocess_never_imports_tensorflow(bundle):
     code = ("import sys\nfrom runtime.predict import main\n"
             f"rc = main(['--text', 'great film', '--model', {bundle!r}])\n"
