@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import os
-from typing import Iterable, Iterator
+from typing import Iterable, Iterator, TypeVar
 
 import numpy as np
 
@@ -11,6 +11,7 @@ from .bundle import Bundle, BundleError
 
 DEFAULT_MODELS = {"onnx": "model.onnx", "tflite": "model.int8.tflite"}
 DEFAULT_BATCH_SIZE = 256
+T = TypeVar("T")
 
 
 class Classifier:
@@ -89,8 +90,9 @@ class Classifier:
         return [(self.label_of(p, threshold), float(p)) for p in self.predict(texts)]
 
 
-def batched(items: Iterable[str], size: int) -> Iterator[list[str]]:
-    batch: list[str] = []
+def batched(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    """Lists of ``size`` items (the last one shorter), lazily: memory stays flat."""
+    batch: list[T] = []
     for item in items:
         batch.append(item)
         if len(batch) == size:

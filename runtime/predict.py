@@ -9,10 +9,12 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from contextlib import contextmanager
 
 from . import records
 from .backends import BackendError
 from .bundle import BundleError
+from .pool import WorkerError, WorkerPool, default_workers
 from .records import InputError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_BROKEN_PIPE = 0, 1, 2, 130, 141
@@ -53,7 +55,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", choices=("auto", "onnx", "tflite"), default="auto",
                    help="inference runtime (default: auto, from the model file)")
     p.add_argument("--batch-size", type=int, default=256, help="reviews per batch (default: 256)")
-    p.add_argument("--threads", type=int, help="inference threads (default: the runtime's choice)")
+    p.add_argument("--threads", type=int, help="inference threads per process (default: the runtime's "
+                                               "choice; 1 with --workers)")
+    p.add_argument("--workers", type=int, help="scoring processes (default: all cores for inputs over 4 MiB, "
+                                               "else 1); output order is kept")
     p.add_argument("--threshold", type=float, help="probability at or above which a review is positive "
                                                    "(default: the model's)")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
@@ -64,6 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
 def check_options(args: argparse.Namespace) -> None:
     if args.batch_size < 1:
         raise InputError(f"--batch-size must be at least 1, got {args.batch_size}")
+    if args.workers is not None and args.workers < 1:
+        raise InputError(f"--workers must be at least 1, got {args.workers}")
     if args.threads is not None and args.threads < 1:
         raise InputError(f"--threads must be at least 1, got {args.threads}")
     if args.threshold is not None and not 0.0 <= args.threshold <= 1.0:  # also refuses nan
@@ -93,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
         _clear(progress)
         print(f"Error: {e}", file=sys.stderr)
         return EXIT_USAGE
-    except BackendError as e:  # the model failed while scoring: not the user's mistake
+    except (BackendError, WorkerError) as e:  # the model failed while scoring: not the user's mistake
         _clear(progress)
         print(f"Error: {e}", file=sys.stderr)
         return EXIT_FAILED
@@ -122,9 +129,26 @@ def run(args: argparse.Namespace, files: list[str], progress: records.Progress) 
     with_file = len(files) + bool(args.text) > 1
     if args.output in (None, records.STDIN) and hasattr(sys.stdout, "reconfigure"):
         sys.stdout.reconfigure(encoding="utf-8", errors="replace")  # data out is UTF-8, whatever the locale
-    with records.open_output(args.output) as out:
+    workers = args.workers or default_workers(_input_bytes(files))
+    with records.open_output(args.output) as out, _pool(workers, clf, args) as pool:
         writer = records.RecordWriter(out, args.format, with_file, args.id_field)
-        return records.score_stream(clf, stream, writer, args.threshold, args.batch_size, progress)
+        return records.score_stream(clf, stream, writer, args.threshold, args.batch_size, progress, pool)
+
+
+def _input_bytes(files: list[str]) -> int | None:
+    """Total size of the input files; None when reading stdin (size unknown)."""
+    return None if records.STDIN in files else sum(os.path.getsize(f) for f in files)
+
+
+@contextmanager
+def _pool(workers: int, clf, args: argparse.Namespace):
+    """Workers load exactly the model the parent resolved (and verified)."""
+    if workers == 1:
+        yield None
+        return
+    with WorkerPool(workers, clf.bundle.root, clf.backend_name, clf.model, threads=args.threads or 1,
+                    batch_size=args.batch_size) as pool:
+        yield pool
 
 
 def _clear(progress: records.Progress | None) -> None:

@@ -27,6 +27,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Callable, IO, Iterable, Iterator, Sequence
 
+from .classifier import batched
+
 INPUT_FORMATS = ("lines", "jsonl", "csv")
 OUTPUT_FORMATS = ("csv", "jsonl", "tsv")
 STDIN = "-"
@@ -374,25 +376,25 @@ class Progress:
 
 
 def score_stream(clf, records: Iterable[Record], writer: RecordWriter, threshold: float | None = None,
-                 batch_size: int = 256, progress: Progress | None = None) -> Summary:
+                 batch_size: int = 256, progress: Progress | None = None, pool=None) -> Summary:
     """Score ``records`` in batches of ``batch_size`` and write each, in order, as it is scored.
 
-    ``clf``: a ``Classifier``; ``threshold``: the label cut-off (default: the bundle's).
+    ``clf``: a ``Classifier``; ``threshold``: the label cut-off (default: the bundle's);
+    ``pool``: a ``runtime.pool.WorkerPool`` to score in worker processes (same order, same output).
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     threshold = clf.threshold if threshold is None else threshold
     summary, start = Summary(), time.perf_counter()
-    batch: list[Record] = []
-    for record in records:
-        batch.append(record)
-        if len(batch) == batch_size:
-            _score_batch(clf, batch, writer, threshold, summary)
-            batch = []
-            if progress is not None:
-                progress.update(summary.records)
-    if batch:
-        _score_batch(clf, batch, writer, threshold, summary)
+    batches = ((batch, [r.text for r in batch]) for batch in batched(records, batch_size))
+    if pool is None:
+        scored = ((batch, clf.predict(texts)) for batch, texts in batches)
+    else:
+        scored = pool.score(batches)
+    for batch, probs in scored:
+        _write_batch(clf, batch, probs, writer, threshold, summary)
+        if progress is not None:
+            progress.update(summary.records)
     writer.start()  # no records: still a header
     summary.seconds = time.perf_counter() - start
     if progress is not None:
@@ -400,12 +402,10 @@ def score_stream(clf, records: Iterable[Record], writer: RecordWriter, threshold
     return summary
 
 
-def _score_batch(clf, batch: list[Record], writer: RecordWriter, threshold: float, summary: Summary) -> None:
-    probs = clf.predict([r.text for r in batch])  # [len(batch)] float32
+def _write_batch(clf, batch: list[Record], probs, writer: RecordWriter, threshold: float, summary: Summary) -> None:
     positive = clf.labels[1]
     for record, p in zip(batch, probs.tolist()):
         label = clf.label_of(p, threshold)
         summary.positive += label == positive
         writer.write(record, label, p)
     summary.records += len(batch)
-

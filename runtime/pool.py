@@ -1,0 +1,85 @@
+"""Score batches of texts in worker processes, one ``Classifier`` per worker, results in order.
+
+The parent keeps everything but the texts (record numbers, ids, output), so ordering and
+exactly-once are the parent's job: batches go out in input order, at most ``window`` at a time
+(memory stays bounded), and results are taken back in the same order.
+"""
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections import deque
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from typing import Iterable, Iterator, TypeVar
+
+import numpy as np
+
+T = TypeVar("T")
+AUTO_WORKERS_MIN_BYTES = 4 << 20  # ~4,000 reviews: below that, starting workers costs more than it saves
+
+_worker_clf = None  # the Classifier of this worker process
+
+
+class WorkerError(RuntimeError):
+    """A worker process died (killed, out of memory) or could not load the model."""
+
+
+def default_workers(input_bytes: int | None) -> int:
+    """All cores for large inputs, one process otherwise (``None``: size unknown, e.g. stdin)."""
+    if input_bytes is None or input_bytes < AUTO_WORKERS_MIN_BYTES:
+        return 1
+    return os.cpu_count() or 1
+
+
+def _load(path, backend, model, threads, batch_size) -> None:
+    global _worker_clf
+    from .classifier import Classifier
+
+    _worker_clf = Classifier.load(path, backend=backend, model=model, threads=threads, batch_size=batch_size)
+
+
+def _predict(texts: list[str]) -> np.ndarray:
+    return _worker_clf.predict(texts)
+
+
+class WorkerPool:
+    """``with WorkerPool(2, bundle_path) as pool: for batch, probs in pool.score(batches): ...``"""
+
+    def __init__(self, workers: int, path=None, backend: str = "auto", model: str | None = None,
+                 threads: int | None = 1, batch_size: int = 256):
+        if workers < 1:
+            raise ValueError(f"workers must be at least 1, got {workers}")
+        # spawn: a fresh interpreter per worker, no onnxruntime thread state copied by fork.
+        self._executor = ProcessPoolExecutor(
+            workers, mp_context=multiprocessing.get_context("spawn"), initializer=_load,
+            initargs=(path, backend, model, threads, batch_size))
+        self.window = 2 * workers  # batches in flight: every worker busy, one more queued each
+
+    def score(self, batches: Iterable[tuple[T, list[str]]]) -> Iterator[tuple[T, np.ndarray]]:
+        """``(key, texts)`` pairs in -> ``(key, probabilities)`` out, in the same order."""
+        pending: deque = deque()
+        try:
+            for key, texts in batches:
+                pending.append((key, self._executor.submit(_predict, texts)))
+                if len(pending) >= self.window:
+                    key, future = pending.popleft()
+                    yield key, future.result()
+            while pending:
+                key, future = pending.popleft()
+                yield key, future.result()
+        except BrokenProcessPool:
+            raise WorkerError("a worker process died (killed, out of memory, or the model failed "
+                              "to load in it)") from None
+        finally:
+            for _, future in pending:
+                future.cancel()
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True, cancel_futures=True)
+
+    def __enter__(self) -> "WorkerPool":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -1,0 +1,68 @@
+import csv
+import io
+import os
+import signal
+
+import numpy as np
+import pytest
+
+from runtime import Classifier
+from runtime.pool import AUTO_WORKERS_MIN_BYTES, WorkerError, WorkerPool, default_workers
+from runtime.predict import main
+
+
+def _workers() -> list[int]:
+    """Our spawned worker processes (not multiprocessing's resource tracker)."""
+    pids = []
+    for task in os.listdir("/proc/self/task"):
+        with open(f"/proc/self/task/{task}/children") as f:
+            pids += [int(p) for p in f.read().split()]
+    return [p for p in pids if b"spawn_main" in open(f"/proc/{p}/cmdline", "rb").read()]
+
+
+def test_results_come_back_in_order_and_match(tiny_bundle):
+    texts = [f"{'great superb' if i % 3 else 'awful dull'} film number {i}" for i in range(500)]
+    batches = [(i, texts[i:i + 7]) for i in range(0, len(texts), 7)]
+    with WorkerPool(2, tiny_bundle, batch_size=7) as pool:
+        scored = list(pool.score(iter(batches)))
+    assert [key for key, _ in scored] == [key for key, _ in batches]  # order, exactly once
+    probs = np.concatenate([p for _, p in scored])
+    assert np.array_equal(probs, Classifier.load(tiny_bundle).predict(texts))
+
+
+def test_a_killed_worker_is_an_error(tiny_bundle):
+    with WorkerPool(2, tiny_bundle) as pool:
+        results = pool.score((i, ["a film"] * 8) for i in range(10_000))
+        next(results)  # the workers are up
+        for pid in _workers():
+            os.kill(pid, signal.SIGKILL)
+        with pytest.raises(WorkerError, match="a worker process died"):
+            list(results)
+
+
+def test_a_model_that_does_not_load_in_workers_is_an_error(tmp_path):
+    with WorkerPool(1, str(tmp_path)) as pool:
+        with pytest.raises(WorkerError):
+            list(pool.score([(0, ["a film"])]))
+
+
+def test_default_workers():
+    assert default_workers(None) == 1 and default_workers(100) == 1
+    assert default_workers(AUTO_WORKERS_MIN_BYTES) == (os.cpu_count() or 1)
+
+
+def test_cli_workers_keep_order_and_output(tiny_bundle, tmp_path, capsys):
+    path = tmp_path / "reviews.txt"
+    path.write_text("".join(f"{'great' if i % 2 else 'awful'} film {i}\n" for i in range(1000)))
+    outputs = []
+    for workers in ("1", "2"):
+        assert main([str(path), "--model", tiny_bundle, "--workers", workers, "--batch-size", "7"]) == 0
+        outputs.append(capsys.readouterr().out)
+    assert outputs[0] == outputs[1]
+    rows = list(csv.DictReader(io.StringIO(outputs[1])))
+    assert [int(r["line"]) for r in rows] == list(range(1, 1001))
+
+
+def test_cli_rejects_zero_workers(capsys):
+    assert main(["--text", "x", "--workers", "0"]) == 2
+    assert capsys.readouterr().err == "Error: --workers must be at least 1, got 0\n"
