@@ -11,11 +11,11 @@ import os
 from collections import deque
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from typing import Iterable, Iterator, TypeVar
+from typing import Callable, Iterable, Iterator, TypeVar
 
 import numpy as np
 
-T = TypeVar("T")
+K, A, R = TypeVar("K"), TypeVar("A"), TypeVar("R")
 AUTO_WORKERS_MIN_BYTES = 4 << 20  # ~4,000 reviews: below that, starting workers costs more than it saves
 
 _worker_clf = None  # the Classifier of this worker process
@@ -39,8 +39,12 @@ def _load(path, backend, model, threads, batch_size) -> None:
     _worker_clf = Classifier.load(path, backend=backend, model=model, threads=threads, batch_size=batch_size)
 
 
-def _predict(texts: list[str]) -> np.ndarray:
-    return _worker_clf.predict(texts)
+def _call(fn, arg):
+    return fn(_worker_clf, arg)
+
+
+def predict_texts(clf, texts: list[str]) -> np.ndarray:
+    return clf.predict(texts)
 
 
 class WorkerPool:
@@ -56,12 +60,15 @@ class WorkerPool:
             initargs=(path, backend, model, threads, batch_size))
         self.window = 2 * workers  # batches in flight: every worker busy, one more queued each
 
-    def score(self, batches: Iterable[tuple[T, list[str]]]) -> Iterator[tuple[T, np.ndarray]]:
-        """``(key, texts)`` pairs in -> ``(key, probabilities)`` out, in the same order."""
+    def map(self, fn: Callable[[object, A], R], items: Iterable[tuple[K, A]]) -> Iterator[tuple[K, R]]:
+        """``fn(classifier, arg)`` in the workers for each ``(key, arg)``; ``(key, result)`` in order.
+
+        ``fn`` must be a module-level function (it is pickled by name).
+        """
         pending: deque = deque()
         try:
-            for key, texts in batches:
-                pending.append((key, self._executor.submit(_predict, texts)))
+            for key, arg in items:
+                pending.append((key, self._executor.submit(_call, fn, arg)))
                 if len(pending) >= self.window:
                     key, future = pending.popleft()
                     yield key, future.result()
@@ -74,6 +81,10 @@ class WorkerPool:
         finally:
             for _, future in pending:
                 future.cancel()
+
+    def score(self, batches: Iterable[tuple[K, list[str]]]) -> Iterator[tuple[K, np.ndarray]]:
+        """``(key, texts)`` pairs in -> ``(key, probabilities)`` out, in the same order."""
+        return self.map(predict_texts, batches)
 
     def close(self) -> None:
         self._executor.shutdown(wait=True, cancel_futures=True)

@@ -11,7 +11,7 @@ import os
 import sys
 from contextlib import contextmanager
 
-from . import records
+from . import chunks, records
 from .backends import BackendError
 from .bundle import BundleError
 from .pool import WorkerError, WorkerPool, default_workers
@@ -131,6 +131,11 @@ def run(args: argparse.Namespace, files: list[str], progress: records.Progress) 
         sys.stdout.reconfigure(encoding="utf-8", errors="replace")  # data out is UTF-8, whatever the locale
     workers = args.workers or default_workers(_input_bytes(files))
     with records.open_output(args.output) as out, _pool(workers, clf, args) as pool:
+        if pool is not None and args.input_format != "csv":  # workers parse, score and format
+            threshold = clf.threshold if args.threshold is None else args.threshold
+            settings = chunks.Settings(args.input_format, args.text_field, args.id_field, args.skip_blank,
+                                       args.format, with_file, threshold)
+            return chunks.score_files(pool, clf, settings, files, args.text, out, progress, warn=progress.message)
         writer = records.RecordWriter(out, args.format, with_file, args.id_field)
         return records.score_stream(clf, stream, writer, args.threshold, args.batch_size, progress, pool)
 

@@ -115,24 +115,27 @@ def read_records(paths: Sequence[str], input_format: str = "lines", text_field: 
     """
     if input_format not in INPUT_FORMATS:
         raise InputError(f"unknown input format {input_format!r}: choose one of {', '.join(INPUT_FORMATS)}")
-    warn = warn or _warn_stderr
-    reader = {"lines": _line_records, "jsonl": _jsonl_records, "csv": _csv_records}[input_format]
+    warn = warn or warn_stderr
+    reader = READERS[input_format]
     for n, text in enumerate(texts, 1):
         if not (skip_blank and not text.strip()):
             yield Record(TEXT_SOURCE, n, text)
     for path in paths:
-        with _open_binary(path, stdin) as f:
-            lines = _DecodedLines(f, display_name(path))
+        with open_binary(path, stdin) as f:
+            lines = DecodedLines(f, display_name(path))
             for record in reader(lines, path, text_field, id_field):
                 if not (skip_blank and not record.text.strip()):
                     yield record
             if lines.invalid:
-                n = lines.invalid
-                warn(f"warning: {lines.name}: {n} line{'s' if n != 1 else ''} had invalid UTF-8 (replaced)")
+                warn(invalid_utf8_message(path, lines.invalid))
+
+
+def invalid_utf8_message(path: str, n: int) -> str:
+    return f"warning: {display_name(path)}: {n} line{'s' if n != 1 else ''} had invalid UTF-8 (replaced)"
 
 
 @contextmanager
-def _open_binary(path: str, stdin: IO[bytes] | None) -> Iterator[IO[bytes]]:
+def open_binary(path: str, stdin: IO[bytes] | None) -> Iterator[IO[bytes]]:
     if path == STDIN:
         yield stdin if stdin is not None else sys.stdin.buffer
         return
@@ -148,12 +151,12 @@ def _open_binary(path: str, stdin: IO[bytes] | None) -> Iterator[IO[bytes]]:
         yield f
 
 
-class _DecodedLines:
+class DecodedLines:
     """Physical lines of a byte stream as text, line terminators kept; counts bad UTF-8."""
 
-    def __init__(self, stream: IO[bytes], name: str):
+    def __init__(self, stream: Iterable[bytes], name: str, number: int = 0):
         self.stream, self.name = stream, name
-        self.number = 0  # physical lines read so far
+        self.number = number  # physical lines read so far (before this stream: a chunk's offset)
         self.invalid = 0  # lines with invalid UTF-8
 
     def __iter__(self) -> Iterator[str]:
@@ -176,7 +179,7 @@ def _strip_eol(line: str) -> str:
     return line[:-1] if line.endswith("\r") else line
 
 
-def _line_records(lines: _DecodedLines, source: str, text_field: str, id_field: str | None) -> Iterator[Record]:
+def _line_records(lines: DecodedLines, source: str, text_field: str, id_field: str | None) -> Iterator[Record]:
     for line in lines:
         yield Record(source, lines.number, _strip_eol(line))
 
@@ -185,7 +188,7 @@ _JSON_TYPES = {str: "a string", int: "a number", float: "a number", bool: "a boo
                type(None): "null", list: "an array", dict: "an object"}
 
 
-def _jsonl_records(lines: _DecodedLines, source: str, text_field: str, id_field: str | None) -> Iterator[Record]:
+def _jsonl_records(lines: DecodedLines, source: str, text_field: str, id_field: str | None) -> Iterator[Record]:
     for line in lines:
         if not line.strip():
             continue
@@ -207,7 +210,7 @@ def _jsonl_records(lines: _DecodedLines, source: str, text_field: str, id_field:
         yield Record(source, lines.number, text, obj[id_field] if id_field is not None else None)
 
 
-def _csv_records(lines: _DecodedLines, source: str, text_field: str, id_field: str | None) -> Iterator[Record]:
+def _csv_records(lines: DecodedLines, source: str, text_field: str, id_field: str | None) -> Iterator[Record]:
     rows = csv.reader(lines)
     try:
         header = next(rows, None)
@@ -232,7 +235,10 @@ def _csv_records(lines: _DecodedLines, source: str, text_field: str, id_field: s
         raise InputError(f"{lines.name}:{rows.line_num}: bad CSV: {e}") from None
 
 
-def _warn_stderr(message: str) -> None:
+READERS = {"lines": _line_records, "jsonl": _jsonl_records, "csv": _csv_records}
+
+
+def warn_stderr(message: str) -> None:
     print(message, file=sys.stderr)
 
 
@@ -241,7 +247,7 @@ class RecordWriter:
     """Writes one row per scored record: [file,] line, [id,] label, probability (6 decimals)."""
 
     def __init__(self, stream: IO[str], output_format: str = "csv", with_file: bool = False,
-                 id_field: str | None = None):
+                 id_field: str | None = None, header: bool = True):
         if output_format not in OUTPUT_FORMATS:
             raise InputError(f"unknown output format {output_format!r}: "
                              f"choose one of {', '.join(OUTPUT_FORMATS)}")
@@ -255,7 +261,7 @@ class RecordWriter:
         if output_format != "jsonl":
             self._csv = csv.writer(stream, delimiter="\t" if output_format == "tsv" else ",",
                                    lineterminator="\n")
-        self._started = False
+        self._started = not header  # header=False: rows only (a chunk of a larger output)
 
     def start(self) -> None:
         """Write the header (csv, tsv) once. Deferred to the first record so that an input
@@ -392,7 +398,7 @@ def score_stream(clf, records: Iterable[Record], writer: RecordWriter, threshold
     else:
         scored = pool.score(batches)
     for batch, probs in scored:
-        _write_batch(clf, batch, probs, writer, threshold, summary)
+        write_batch(clf, batch, probs, writer, threshold, summary)
         if progress is not None:
             progress.update(summary.records)
     writer.start()  # no records: still a header
@@ -402,7 +408,7 @@ def score_stream(clf, records: Iterable[Record], writer: RecordWriter, threshold
     return summary
 
 
-def _write_batch(clf, batch: list[Record], probs, writer: RecordWriter, threshold: float, summary: Summary) -> None:
+def write_batch(clf, batch: list[Record], probs, writer: RecordWriter, threshold: float, summary: Summary) -> None:
     positive = clf.labels[1]
     for record, p in zip(batch, probs.tolist()):
         label = clf.label_of(p, threshold)

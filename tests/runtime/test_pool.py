@@ -66,3 +66,42 @@ def test_cli_workers_keep_order_and_output(tiny_bundle, tmp_path, capsys):
 def test_cli_rejects_zero_workers(capsys):
     assert main(["--text", "x", "--workers", "0"]) == 2
     assert capsys.readouterr().err == "Error: --workers must be at least 1, got 0\n"
+
+
+def _big_inputs(tmp_path):
+    """Files spanning several chunks, with a BOM, CRLF, blank lines and invalid UTF-8."""
+    lines = [f"{'great superb' if i % 3 else 'awful'} film {i}".encode() for i in range(2500)]
+    lines[10], lines[1500] = b"", b"bad \xff byte"
+    a = tmp_path / "a.txt"
+    a.write_bytes(b"\xef\xbb\xbf" + b"\r\n".join(lines) + b"\r\n")
+    b = tmp_path / "b.jsonl"
+    b.write_text("".join(f'{{"id": {i}, "text": "film {i} was great"}}\n' for i in range(2100)))
+    return str(a), str(b)
+
+
+@pytest.mark.parametrize("args", [
+    ["{a}"],
+    ["{a}", "--skip-blank", "--format", "jsonl"],
+    ["{a}", "{a}", "--text", "a great film", "--format", "tsv", "--threshold", "0.3"],
+    ["{b}", "--input-format", "jsonl", "--id-field", "id"],
+])
+def test_workers_give_byte_identical_output(tiny_bundle, tmp_path, capsys, args):
+    a, b = _big_inputs(tmp_path)
+    argv = [x.format(a=a, b=b) for x in args] + ["--model", tiny_bundle]
+    outputs = []
+    for workers in ("1", "2"):
+        assert main(argv + ["--workers", workers]) == 0
+        outputs.append(capsys.readouterr())
+    assert outputs[0].out == outputs[1].out
+    warnings = [line for line in outputs[1].err.splitlines() if line.startswith("warning")]
+    assert warnings == [line for line in outputs[0].err.splitlines() if line.startswith("warning")]
+
+
+def test_workers_report_a_late_nul_byte_and_leave_no_output(tiny_bundle, tmp_path, capsys):
+    path = tmp_path / "reviews.txt"
+    path.write_bytes(b"a good film\n" * 5000 + b"bin\0ary\n")  # past the 8 KiB checked up front
+    out = tmp_path / "out.csv"
+    assert main([str(path), "--model", tiny_bundle, "--workers", "2", "-o", str(out)]) == 2
+    assert capsys.readouterr().err == (f"Error: {path}:5001: NUL byte: binary input (or not UTF-8 text) "
+                                       "is not supported\n")
+    assert not out.exists() and os.listdir(tmp_path) == ["reviews.txt"]
