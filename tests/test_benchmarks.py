@@ -1,0 +1,86 @@
+"""Smoke test of ``python -m benchmarks`` on the tiny bundle and a tiny IMDB archive.
+
+It checks what the benchmark writes and the shape of its table, never the speeds.
+"""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from benchmarks.report import COLUMNS
+from tests.conftest import write_imdb_tar
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROWS = [
+    ("Keras/TensorFlow (baseline)", "model.keras"),
+    ("onnxruntime float", "model.onnx"),
+    ("onnxruntime int8", "model.int8.onnx"),
+    ("LiteRT float", "model.tflite"),
+    ("LiteRT dynamic-range", "model.dynamic.tflite"),
+    ("LiteRT int8", "model.int8.tflite"),
+    ("MediaPipe float", "model.tflite"),
+    ("MediaPipe int8", "model.int8.tflite"),
+]
+MEDIAPIPE_EMPTY = ["tokenizer reviews/s (best / median)", "tokenizer MB/s", "model reviews/s (best / median)"]
+
+
+@pytest.fixture(scope="module")
+def bench_run(tiny_bundle, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("bench")
+    data = write_imdb_tar(tmp / "imdb.tar.gz", n_per_split=60)
+    out = tmp / "out"
+    cmd = [sys.executable, "-m", "benchmarks", "--bundle", tiny_bundle, "--data", data, "--out", str(out),
+           "--repeats", "1", "--latency-reviews", "10"]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return out, proc
+
+
+def table_cells(text: str) -> list[list[str]]:
+    lines = [line for line in text.splitlines() if line.startswith("|")]
+    return [[cell.strip() for cell in line.strip("|").split("|")] for line in lines]
+
+
+def test_writes_json_markdown_and_png(bench_run):
+    out, _ = bench_run
+    assert sorted(os.listdir(out)) == ["bench.json", "bench.md", "bench.png"]
+    assert (out / "bench.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    result = json.loads((out / "bench.json").read_text())
+    assert result["data"]["n_reviews"] == 60 and result["settings"]["repeats"] == 1
+    assert result["command"].startswith("python -m benchmarks --bundle ")
+    assert [(r["name"], r["model"]) for r in result["rows"]] == ROWS
+    md = (out / "bench.md").read_text()
+    for item in ("- date: ", "- machine: ", "- python ", "onnxruntime ", "- command: `python -m benchmarks"):
+        assert item in md
+
+
+def test_table_has_every_engine_and_column(bench_run):
+    out, proc = bench_run
+    printed = table_cells(proc.stdout)
+    assert printed == table_cells((out / "bench.md").read_text())  # the same table in both
+    header, rule, *rows = printed
+    assert header == COLUMNS and set("".join(rule)) == {"-"}
+    assert [tuple(row[:2]) for row in rows] == ROWS
+    for row in rows:
+        cells = dict(zip(COLUMNS, row))
+        assert len(row) == len(COLUMNS)
+        assert 0.0 <= float(cells["accuracy"]) <= 1.0
+        assert float(cells["peak RSS MB"]) > 0 and float(cells["size MB"]) > 0
+        for column in ("end-to-end reviews/s (best / median)", "latency p50 / p99 ms", "cold start s (best / median)"):
+            best, median = (float(v.replace(",", "")) for v in cells[column].split(" / "))
+            assert best > 0 and median > 0
+        empty = [c for c in MEDIAPIPE_EMPTY if cells[c] == ""]
+        assert empty == (MEDIAPIPE_EMPTY if row[0].startswith("MediaPipe") else [])
+    keras = dict(zip(COLUMNS, rows[0]))
+    assert keras["end-to-end vs Keras"] == keras["p50 vs Keras"] == "1.00x"
+    assert keras["max abs diff vs Keras"] == "0.0e+00"
+
+
+def test_float_engines_agree_with_keras(bench_run):
+    result = json.loads((bench_run[0] / "bench.json").read_text())
+    for row in result["rows"]:
+        if row["model"] in ("model.onnx", "model.tflite"):  # float: the same probabilities
+            assert row["max_abs_diff_vs_keras"] < 1e-4, row["name"]
+        assert row["accuracy"] == pytest.approx(result["rows"][0]["accuracy"], abs=0.05)
