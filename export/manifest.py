@@ -16,17 +16,21 @@ BUNDLE_FILES = ("model.keras", "model.onnx", "model.int8.onnx", "model.tflite", 
                 "model.int8.tflite", "vocab.txt", "labels.txt")
 LABELS = ["negative", "positive"]  # below / at or above the threshold
 LABELS_FILE_LINES = ["positive"]  # MediaPipe: one label for a [batch, 1] sigmoid output
-TOOLS = ("tensorflow", "tensorflow-cpu", "keras", "tf2onnx", "onnx", "onnxruntime", "ai-edge-litert",
-         "mediapipe", "numpy")
+# manifest key -> the distributions that provide it (TensorFlow ships as tensorflow-cpu on x86_64 Linux)
+TOOLS = {"tensorflow": ("tensorflow", "tensorflow-cpu"), "keras": ("keras",), "tf2onnx": ("tf2onnx",),
+         "onnx": ("onnx",), "onnxruntime": ("onnxruntime",), "ai-edge-litert": ("ai-edge-litert",),
+         "mediapipe": ("mediapipe",), "numpy": ("numpy",)}
 
 
 def tool_versions() -> dict:
     versions = {"python": platform.python_version()}
-    for dist in TOOLS:
-        try:
-            versions[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            pass
+    for key, dists in TOOLS.items():
+        for dist in dists:
+            try:
+                versions[key] = metadata.version(dist)
+                break
+            except metadata.PackageNotFoundError:
+                pass
     return versions
 
 

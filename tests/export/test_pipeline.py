@@ -43,7 +43,7 @@ def test_manifest_schema_and_hashes(exported):
     manifest = json.load(open(os.path.join(out, "manifest.json")))
     assert manifest["format_version"] == 1
     assert set(manifest) >= {"created", "tools", "tokenizer", "labels", "threshold", "training", "verification", "files"}
-    assert {"tensorflow-cpu", "keras", "tf2onnx", "onnx", "onnxruntime", "ai-edge-litert"} <= set(manifest["tools"])
+    assert {"tensorflow", "keras", "tf2onnx", "onnx", "onnxruntime", "ai-edge-litert"} <= set(manifest["tools"])
     tok = manifest["tokenizer"]
     assert tok["delim_pattern"] == r"(?:<br />|[^a-z0-9'])+" and tok["lowercase"] is True
     assert tok["maxlen"] == 256 and tok["special_tokens"] == {"<PAD>": 0, "<START>": 1, "<UNKNOWN>": 2, "<UNUSED>": 3}
@@ -124,3 +124,16 @@ def test_package_copies_a_verified_subset(exported, tmp_path, capsys):
     bundle = Bundle.load(dest)
     assert set(bundle.manifest["verification"]["results"]) == {"model.onnx", "model.int8.tflite",
                                                                 "mediapipe:model.int8.tflite"}
+
+
+def test_int8_io_model_is_dequantized_and_skips_mediapipe(exported, tiny_imdb_tar, tmp_path):
+    from runtime import Classifier
+
+    cfg = _config(tiny_imdb_tar, tmp_path / "b", model=os.path.join(exported[0], "model.keras"), int8_io=True)
+    results = {r.name: r for r in export_all(cfg, log=lambda m: None)}
+    assert "mediapipe:model.int8.tflite" not in results and "mediapipe:model.tflite" in results
+    assert results["model.int8.tflite"].passed, results["model.int8.tflite"].failures
+    clf = Classifier.load(tmp_path / "b", model="model.int8.tflite")
+    assert clf._backend._dequant is not None  # an int8 output tensor, dequantized by the runtime
+    probs = clf.predict(["great superb film", "awful dull film"])
+    assert probs.dtype == np.float32 and probs[0] > 0.5 > probs[1]

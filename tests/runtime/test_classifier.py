@@ -83,3 +83,15 @@ def test_runtime_never_imports_tensorflow(tiny_bundle):
             f"assert not bad, bad")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_model_must_take_the_manifest_sequence_length(tiny_bundle, tmp_path):
+    import json
+    import shutil
+
+    shutil.copytree(tiny_bundle, tmp_path / "b")
+    manifest = json.loads((tmp_path / "b" / "manifest.json").read_text())
+    manifest["tokenizer"]["maxlen"] = 128
+    (tmp_path / "b" / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(BundleError, match=r"model.onnx: model input shape \[None, 256\] does not take 128 ids"):
+        Classifier.load(tmp_path / "b")
