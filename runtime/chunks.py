@@ -9,6 +9,7 @@ is byte-identical and two processes go nearly twice as fast. csv input is parsed
 from __future__ import annotations
 
 import io
+import os
 import time
 from dataclasses import dataclass
 from itertools import islice
@@ -17,7 +18,8 @@ from typing import IO, Iterator, Sequence
 from . import records
 from .records import Record, RecordWriter, Summary
 
-CHUNK_LINES = 1024  # lines per task: large enough that inter-process traffic is a small cost
+CHUNK_LINES = 1024  # lines per task from stdin: large enough that inter-process traffic is a small cost
+CHUNK_BYTES = 4 << 20  # bytes per task from a file (~3,200 IMDB reviews; 1 MiB measured 5-10% slower)
 
 
 @dataclass(frozen=True)
@@ -37,7 +39,20 @@ class Chunk:
     settings: Settings
     source: str
     first: int  # physical lines of ``source`` before this chunk
-    lines: list[bytes]
+    lines: list[bytes] | None = None  # stdin: the raw lines themselves
+    span: tuple[int, int] = (0, 0)  # a regular file: (offset, length), read by the worker
+
+    def raw_lines(self) -> list[bytes]:
+        """The chunk's lines, split where file iteration splits (only at b"\n")."""
+        if self.lines is not None:
+            return self.lines
+        with records.open_binary(self.source, None) as f:
+            f.seek(self.span[0])
+            data = f.read(self.span[1])
+        lines = data.split(b"\n")
+        if data.endswith(b"\n"):
+            lines.pop()
+        return lines
 
 
 @dataclass(frozen=True)
@@ -51,7 +66,7 @@ class Scored:
 def score_chunk(clf, chunk: Chunk) -> Scored:
     """Runs in a worker: the single-process reader and writer applied to one chunk of lines."""
     s = chunk.settings
-    lines = records.DecodedLines(iter(chunk.lines), records.display_name(chunk.source), number=chunk.first)
+    lines = records.DecodedLines(chunk.raw_lines(), records.display_name(chunk.source), number=chunk.first)
     reader = records.READERS[s.input_format]
     batch = [r for r in reader(lines, chunk.source, s.text_field, s.id_field)
              if not (s.skip_blank and not r.text.strip())]
@@ -62,9 +77,17 @@ def score_chunk(clf, chunk: Chunk) -> Scored:
 
 
 def raw_chunks(settings: Settings, index: int, path: str, stdin: IO[bytes] | None) -> Iterator[tuple[int, Chunk]]:
-    """``(index, chunk)`` for each ``CHUNK_LINES`` raw lines of ``path`` (the ``index``-th input)."""
+    """``(index, chunk)`` for the ``index``-th input. A regular file is cut into byte spans at
+    line ends that the workers read themselves (the parent only counts lines); stdin is sent."""
     with records.open_binary(path, stdin) as f:
         first = 0
+        if path != records.STDIN and os.path.isfile(path):
+            offset = 0
+            while block := f.read(CHUNK_BYTES):
+                block += f.readline()  # up to the end of the line
+                yield index, Chunk(settings, path, first, span=(offset, len(block)))
+                first, offset = first + block.count(b"\n"), offset + len(block)
+            return
         while lines := list(islice(f, CHUNK_LINES)):
             yield index, Chunk(settings, path, first, lines)
             first += len(lines)

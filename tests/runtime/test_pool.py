@@ -6,7 +6,7 @@ import signal
 import numpy as np
 import pytest
 
-from runtime import Classifier
+from runtime import Classifier, chunks
 from runtime.pool import AUTO_WORKERS_MIN_BYTES, WorkerError, WorkerPool, default_workers
 from runtime.predict import main
 
@@ -85,7 +85,9 @@ def _big_inputs(tmp_path):
     ["{a}", "{a}", "--text", "a great film", "--format", "tsv", "--threshold", "0.3"],
     ["{b}", "--input-format", "jsonl", "--id-field", "id"],
 ])
-def test_workers_give_byte_identical_output(tiny_bundle, tmp_path, capsys, args):
+def test_workers_give_byte_identical_output(tiny_bundle, tmp_path, capsys, monkeypatch, args):
+    monkeypatch.setattr(chunks, "CHUNK_BYTES", 4096)  # many chunks per file
+    monkeypatch.setattr(chunks, "CHUNK_LINES", 300)
     a, b = _big_inputs(tmp_path)
     argv = [x.format(a=a, b=b) for x in args] + ["--model", tiny_bundle]
     outputs = []
@@ -95,6 +97,18 @@ def test_workers_give_byte_identical_output(tiny_bundle, tmp_path, capsys, args)
     assert outputs[0].out == outputs[1].out
     warnings = [line for line in outputs[1].err.splitlines() if line.startswith("warning")]
     assert warnings == [line for line in outputs[0].err.splitlines() if line.startswith("warning")]
+
+
+def test_workers_read_stdin_in_chunks(tiny_bundle, tmp_path, capsys, monkeypatch):
+    import io
+
+    monkeypatch.setattr(chunks, "CHUNK_LINES", 300)
+    a, _ = _big_inputs(tmp_path)
+    assert main([a, "--model", tiny_bundle, "--workers", "1"]) == 0
+    expected = capsys.readouterr().out
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(open(a, "rb").read())))
+    assert main(["-", "--model", tiny_bundle, "--workers", "2"]) == 0
+    assert capsys.readouterr().out == expected
 
 
 def test_workers_report_a_late_nul_byte_and_leave_no_output(tiny_bundle, tmp_path, capsys):
