@@ -25,16 +25,28 @@ class WorkerError(RuntimeError):
     """A worker process died (killed, out of memory) or could not load the model."""
 
 
+def cpu_count() -> int:
+    """Cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
 def default_workers(input_bytes: int | None) -> int:
     """All cores for large inputs, one process otherwise (``None``: size unknown, e.g. stdin)."""
     if input_bytes is None or input_bytes < AUTO_WORKERS_MIN_BYTES:
         return 1
-    return os.cpu_count() or 1
+    return cpu_count()
 
 
 def _load(path, backend, model, threads, batch_size) -> None:
     global _worker_clf
+    import signal
+
     from .classifier import Classifier
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
 
     _worker_clf = Classifier.load(path, backend=backend, model=model, threads=threads, batch_size=batch_size)
 
