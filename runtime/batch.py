@@ -30,18 +30,15 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import stat
 import sys
-import tempfile
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import islice
 from typing import IO, Iterator, Sequence
 
 import numpy as np
 
+from .files import temp_output
 from .pool import WorkerError as PoolWorkerError
 from .pool import WorkerPool, cpu_count
 
@@ -558,46 +555,6 @@ class JsonlWriter(Writer):
 
 def open_writer(fmt: str, path: str, schema) -> Writer:
     return {"parquet": ParquetWriter, "csv": CsvWriter, "jsonl": JsonlWriter}[fmt](path, schema)
-
-
-@contextmanager
-def temp_output(path: str, directory: bool = False) -> Iterator[str]:
-    """A temp file beside ``path``, renamed onto it on success and removed on failure.
-
-    ``directory``: a temp directory beside ``path`` instead, removed in any case; the caller
-    moves its result out of it onto ``path`` (same filesystem: an atomic rename)."""
-    parent, base = os.path.dirname(path) or ".", os.path.basename(path)
-    if directory:
-        tmp = tempfile.mkdtemp(prefix=f".{base}.", suffix=".tmp", dir=parent)
-    else:
-        fd, tmp = tempfile.mkstemp(prefix=f".{base}.", suffix=".tmp", dir=parent)
-        os.close(fd)
-    try:
-        yield tmp
-        if not directory:
-            os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give what open() would
-            os.replace(tmp, path)
-    except BaseException:
-        _remove(tmp)
-        raise
-    if directory:
-        _remove(tmp)
-
-
-def _remove(path: str) -> None:
-    try:
-        if stat.S_ISDIR(os.lstat(path).st_mode):
-            shutil.rmtree(path, ignore_errors=True)
-        else:
-            os.unlink(path)
-    except FileNotFoundError:
-        pass
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 # -- progress and summary ---------------------------------------------------------------------

@@ -21,13 +21,13 @@ import json
 import os
 import stat
 import sys
-import tempfile
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Callable, IO, Iterable, Iterator, Sequence
 
 from .classifier import batched
+from .files import temp_output
 
 INPUT_FORMATS = ("lines", "jsonl", "csv")
 OUTPUT_FORMATS = ("csv", "jsonl", "tsv")
@@ -313,25 +313,8 @@ def open_output(path: str | None) -> Iterator[IO[str]]:
         with open(path, "w", encoding="utf-8", errors="replace", newline="") as f:
             yield f
         return
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp",
-                               dir=os.path.dirname(path) or ".")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", errors="replace", newline="") as f:
-            yield f
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual mode
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+    with temp_output(path) as tmp, open(tmp, "w", encoding="utf-8", errors="replace", newline="") as f:
+        yield f
 
 
 # -- scoring --------------------------------------------------------------------------------

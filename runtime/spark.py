@@ -40,6 +40,7 @@ from . import batch
 from .backends import BackendError
 from .batch import ERROR, LABEL, PROBABILITY, RESERVED, ROW, BatchError, WorkerError
 from .bundle import MANIFEST, BundleError
+from .files import temp_output
 
 DEFAULT_MASTER = "local[2]"
 SPARK_EXTRA = "pip install 'reviewkit[spark]'"
@@ -413,7 +414,7 @@ def _run(spark, job: batch.Job, reader: _Reader, clf, log: str | None) -> tuple[
         key = [job.id_column] if job.id_column is not None else [scored[_ROW].alias(ROW)]
         ordered = scored.repartition(1, _ROW).sortWithinPartitions(_ROW) \
             .select(*key, LABEL, PROBABILITY, ERROR, *job.keep_columns)
-        with batch.temp_output(job.output, directory=True) as tmp:
+        with temp_output(job.output, directory=True) as tmp:
             target = os.path.join(tmp, "out")
             _write(ordered, job.output_format, target)
             part = _single_part(target)
