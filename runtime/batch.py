@@ -38,6 +38,7 @@ from typing import IO, Iterator, Sequence
 
 import numpy as np
 
+from . import records
 from .files import temp_output
 from .pool import WorkerError as PoolWorkerError
 from .pool import WorkerPool, cpu_count
@@ -577,28 +578,9 @@ class Summary:
                 f"{self.rate:.0f} rows/s{extra} -> {self.output}")
 
 
-class Progress:
-    """A ``\\r`` status line (rows so far and rate), at most twice a second."""
-
-    def __init__(self, stream: IO[str] | None = None, enabled: bool = False):
-        self.stream, self.enabled = stream or sys.stderr, enabled
-        self.start, self._last, self._shown = time.perf_counter(), 0.0, False
-
-    def update(self, rows: int, text: str | None = None) -> None:
-        now = time.perf_counter()
-        if not self.enabled or now - self._last < 0.5:
-            return
-        self._last = now
-        line = text or f"{rows} rows, {rows / max(now - self.start, 1e-9):.0f} rows/s"
-        self.stream.write(f"\r{line} \033[K")
-        self.stream.flush()
-        self._shown = True
-
-    def clear(self) -> None:
-        if self._shown:
-            self.stream.write("\r\033[K")
-            self.stream.flush()
-            self._shown = False
+def row_progress(stream: IO[str] | None = None, enabled: bool = False) -> records.Progress:
+    """The status line of ``runtime.predict``, counting rows, at most twice a second."""
+    return records.Progress(stream, enabled, interval=0.5, unit="rows", rate_unit="rows/s")
 
 
 # -- the local engine -------------------------------------------------------------------------
@@ -625,7 +607,7 @@ def score_file(input: str, output: str, *, text_column: str = "text", id_column:
     clf = load_classifier(job)
     cfg = WorkerConfig(clf.bundle.root, clf.model, clf.backend_name, job.input, job.text_column,
                        tuple(job.passthrough) if job.input_format == "jsonl" else (), _crash_at())
-    meter = Progress(stream, progress)
+    meter = row_progress(stream, progress)
     start = time.perf_counter()
     try:
         with temp_output(job.output) as tmp:
@@ -645,7 +627,7 @@ def _crash_at() -> int | None:
 
 
 def _run_pool(job: Job, source: Source, cfg: WorkerConfig, writer: Writer, clf, workers: int,
-              meter: Progress) -> tuple[int, int]:
+              meter: records.Progress) -> tuple[int, int]:
     """Pieces go to the workers in input order and come back in the same order (WorkerPool)."""
     pa = pyarrow()
     rows = bad = 0

@@ -334,21 +334,24 @@ class Summary:
 
 
 class Progress:
-    """A ``\\r`` status line on a terminal: records so far and the rate, at most 10 times a second."""
+    """A ``\r`` status line on a terminal: items so far and the rate, at most every ``interval`` s."""
 
-    def __init__(self, stream: IO[str] | None = None, enabled: bool = True, interval: float = 0.1):
+    def __init__(self, stream: IO[str] | None = None, enabled: bool = True, interval: float = 0.1,
+                 unit: str = "records", rate_unit: str = "reviews/s"):
         self.stream = stream or sys.stderr
         self.enabled, self.interval = enabled, interval
+        self.unit, self.rate_unit = unit, rate_unit
         self.start = time.perf_counter()
         self._last, self._shown = 0.0, False
 
-    def update(self, records: int) -> None:
+    def update(self, count: int, text: str | None = None) -> None:
+        """Show ``count`` and the rate so far, or ``text`` instead."""
         now = time.perf_counter()
         if not self.enabled or now - self._last < self.interval:
             return
         self._last = now
-        rate = records / max(now - self.start, 1e-9)
-        self.stream.write(f"\r{records} records, {rate:.0f} reviews/s ")
+        rate = count / max(now - self.start, 1e-9)
+        self.stream.write(f"\r{text or f'{count} {self.unit}, {rate:.0f} {self.rate_unit}'} \033[K")
         self.stream.flush()
         self._shown = True
 

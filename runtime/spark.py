@@ -36,7 +36,7 @@ from typing import IO, Iterator, Sequence
 
 import numpy as np
 
-from . import batch
+from . import batch, records
 from .backends import BackendError
 from .batch import ERROR, LABEL, PROBABILITY, RESERVED, ROW, BatchError, WorkerError
 from .bundle import MANIFEST, BundleError
@@ -308,7 +308,7 @@ def score_file(input: str, output: str, *, text_column: str = "text", id_column:
         log = os.path.join(tempfile.gettempdir(), f"reviewkit-spark-{os.getpid()}.log")
         session = _start(master, log)
     startup = time.perf_counter() - startup if owned else 0.0
-    meter = batch.Progress(stream, progress)
+    meter = batch.row_progress(stream, progress)
     watcher = _SparkProgress(session, meter) if progress else None
     key = "spark.sql.execution.arrow.maxRecordsPerBatch"
     previous = session.conf.get(key, None)
@@ -502,7 +502,7 @@ def _short(line: str) -> str:
 class _SparkProgress:
     """Tasks done / total of the running stages, polled twice a second (Spark's own bar is off)."""
 
-    def __init__(self, spark, meter: batch.Progress):
+    def __init__(self, spark, meter: records.Progress):
         self.tracker, self.meter = spark.sparkContext.statusTracker(), meter
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
