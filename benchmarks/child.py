@@ -21,7 +21,7 @@ def score(kind: str, bundle: str, model: str, text: str) -> float:
         from runtime.tokenizer import Tokenizer
 
         tok = Tokenizer.load(os.path.join(bundle, "vocab.txt"))
-        net = keras.saving.load_model(os.path.join(bundle, model))
+        net = keras.saving.load_model(os.path.join(bundle, model), safe_mode=True)
         return float(net.predict(tok.encode_batch_reference([text]), verbose=0).reshape(-1)[0])
     if kind == "runtime":
         from runtime import Classifier

@@ -56,7 +56,7 @@ def keras_engine(bundle: str) -> Engine:
 
     name, model = KERAS
     tok = Tokenizer.load(os.path.join(bundle, "vocab.txt"))
-    net = keras.saving.load_model(os.path.join(bundle, model))
+    net = keras.saving.load_model(os.path.join(bundle, model), safe_mode=True)
 
     def predict_ids(ids: np.ndarray) -> np.ndarray:
         return net.predict(ids, batch_size=BATCH, verbose=0).reshape(-1).astype(np.float32)

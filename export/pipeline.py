@@ -202,12 +202,19 @@ def step_verify(cfg: ExportConfig, log: Callable[[str], None] = _log) -> list[V.
                        "batch_max_abs_diff": V.BATCH_MAX_ABS_DIFF},
         "results": {r.name: {**r.figures, "passed": r.passed, "failures": r.failures} for r in results},
     }
-    metrics_path = os.path.join(cfg.out, "metrics.json")
-    training = json.load(open(metrics_path, encoding="utf-8")) if os.path.isfile(metrics_path) else None
-    manifest = build_manifest(cfg.out, tok, training, verification)
+    manifest = build_manifest(cfg.out, tok, _training_metrics(cfg.out), verification)
     write_manifest(cfg.out, manifest)
     write_report(cfg.out, manifest)
     return results
+
+
+def _training_metrics(out: str) -> dict | None:
+    """The trainer's metrics.json, when the model was trained here (not for a bare --model)."""
+    path = os.path.join(out, "metrics.json")
+    if not os.path.isfile(path):
+        return None
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
 
 
 def export_all(cfg: ExportConfig, log: Callable[[str], None] = _log) -> list[V.Result]:
