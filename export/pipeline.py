@@ -167,6 +167,20 @@ def _output_dtype(path: str):
     return Interpreter(model_path=path).get_output_details()[0]["dtype"]
 
 
+def _format_results(out: str, ids: np.ndarray, reference: np.ndarray, labels: np.ndarray, log) -> list[V.Result]:
+    """Every exported model file scored by its own interpreter and compared with Keras."""
+    results = []
+    for name in ("model.onnx", "model.int8.onnx", "model.tflite", "model.dynamic.tflite", "model.int8.tflite"):
+        path = os.path.join(out, name)
+        if os.path.isfile(path):
+            log(f"scoring with {name}")
+            probs = V.score_file(path, ids)
+            results.append(V.compare(name, probs, reference, labels, quantized=name in V.QUANTIZED,
+                                     reference_accuracy=V.accuracy(reference, labels)))
+            V.check_batch_independence(results[-1], path, ids, probs)
+    return results
+
+
 def step_verify(cfg: ExportConfig, log: Callable[[str], None] = _log) -> list[V.Result]:
     """Score the full IMDB test set with every format; write manifest.json and report.md."""
     from trainer.data import load_imdb
@@ -179,27 +193,15 @@ def step_verify(cfg: ExportConfig, log: Callable[[str], None] = _log) -> list[V.
     ids = tok.encode_batch(imdb.test_texts)  # [25000, 256] int32
     log(f"scoring {len(ids)} test reviews with Keras (the reference)")
     reference = load_keras(cfg.out).predict(ids, batch_size=V.SCORE_BATCH, verbose=0)[:, 0]
-    ref_acc = V.accuracy(reference, imdb.test_labels)
-    results = []
-    for name in ("model.onnx", "model.int8.onnx", "model.tflite", "model.dynamic.tflite", "model.int8.tflite"):
-        if os.path.isfile(os.path.join(cfg.out, name)):
-            log(f"scoring with {name}")
-            path = os.path.join(cfg.out, name)
-            probs = V.score_file(path, ids)
-            results.append(V.compare(name, probs, reference, imdb.test_labels, quantized=name in V.QUANTIZED,
-                                     reference_accuracy=ref_acc))
-            V.check_batch_independence(results[-1], path, ids, probs)
+    results = _format_results(cfg.out, ids, reference, imdb.test_labels, log)
     if not results:
         raise ExportError(f"{cfg.out}: no exported model to verify (run 'python -m export onnx' / 'tflite')")
     if cfg.mediapipe_samples:
         results += _mediapipe_results(cfg, imdb.test_texts, ids, log)
     verification = {
         "dataset": {"name": "IMDB test", "n": len(ids)},
-        "reference": {"file": "model.keras", "accuracy": ref_acc},
-        "tolerances": {"float_max_abs_diff": V.FLOAT_MAX_ABS_DIFF, "quantized_min_agreement": V.QUANT_MIN_AGREEMENT,
-                       "quantized_max_accuracy_drop": V.QUANT_MAX_ACCURACY_DROP,
-                       "mediapipe_max_abs_diff": V.MEDIAPIPE_MAX_ABS_DIFF,
-                       "batch_max_abs_diff": V.BATCH_MAX_ABS_DIFF},
+        "reference": {"file": "model.keras", "accuracy": V.accuracy(reference, imdb.test_labels)},
+        "tolerances": V.tolerances(),
         "results": {r.name: {**r.figures, "passed": r.passed, "failures": r.failures} for r in results},
     }
     manifest = build_manifest(cfg.out, tok, _training_metrics(cfg.out), verification)

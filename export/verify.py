@@ -19,6 +19,13 @@ SCORE_BATCH = 1024  # rows per interpreter call: bounds memory of the resized TF
 QUANTIZED = ("model.int8.onnx", "model.dynamic.tflite", "model.int8.tflite")
 
 
+def tolerances() -> dict:
+    """What the checks allow, recorded in the manifest next to the figures."""
+    return {"float_max_abs_diff": FLOAT_MAX_ABS_DIFF, "quantized_min_agreement": QUANT_MIN_AGREEMENT,
+            "quantized_max_accuracy_drop": QUANT_MAX_ACCURACY_DROP, "mediapipe_max_abs_diff": MEDIAPIPE_MAX_ABS_DIFF,
+            "batch_max_abs_diff": BATCH_MAX_ABS_DIFF}
+
+
 @dataclass
 class Result:
     name: str  # file name, or "mediapipe:<file>"
