@@ -48,7 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(step, help=__doc__.split(f"  {step:<8}")[1].split("\n")[0])
         p.add_argument("--out", default="artifacts", help="output directory, the bundle (default %(default)s)")
         if step in ("all", "train"):
-            p.add_argument("--model", help="an existing model.keras (vocab.txt beside it) instead of training; it is copied, never changed")
+            p.add_argument("--model", help="an existing model.keras (vocab.txt beside it) instead of training; "
+                                           "it is copied, never changed")
         add_train_arguments(p)  # --data and the training defaults: calibration and verify read the same split
         if step in ("all", "onnx", "tflite"):
             p.add_argument("--no-int8", dest="int8", action="store_false", help="skip the quantized variants")
@@ -56,10 +57,12 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--int8-io", action="store_true",
                            help="int8 output tensor in model.int8.tflite (the runtime dequantizes it)")
             p.add_argument("--calibration-size", type=int, default=ExportConfig.calibration_size,
-                           help="training reviews used to calibrate model.int8.tflite, at least 500 (default %(default)s)")
+                           help="training reviews used to calibrate model.int8.tflite, at least 500 "
+                                "(default %(default)s)")
         if step in ("all", "verify"):
             p.add_argument("--mediapipe-samples", type=int, default=ExportConfig.mediapipe_samples,
-                           help="test reviews scored by MediaPipe's TextClassifier when it is installed; 0 skips (default %(default)s)")
+                           help="test reviews scored by MediaPipe's TextClassifier when it is installed; "
+                                "0 skips (default %(default)s)")
     p = sub.add_parser("package", help="copy the runtime's files of a verified bundle to --dest")
     p.add_argument("--out", default="artifacts", help="the verified bundle to copy from (default %(default)s)")
     p.add_argument("--dest", default=DEFAULT_DEST, help="where the runtime bundle goes (default %(default)s)")

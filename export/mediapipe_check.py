@@ -16,6 +16,7 @@ from .errors import ExportError
 
 POSITIVE_LABEL = "positive"  # the one line of labels.txt for our [batch, 1] sigmoid head
 
+
 class MediaPipeUnavailable(ExportError):
     """The ``mediapipe`` package is not installed (``pip install 'reviewkit[dev]'``)."""
 

@@ -13,14 +13,16 @@ def _fmt(value, spec: str) -> str:
 def verification_table(manifest: dict) -> str:
     """One Markdown row per format and per MediaPipe check; failures named in the last column."""
     ver, files = manifest["verification"], manifest["files"]
-    rows = [["format", "accuracy", "agreement", "max abs diff", "mean abs diff", "alone vs batch", "size KiB", "sha256", "check"],
+    rows = [["format", "accuracy", "agreement", "max abs diff", "mean abs diff", "alone vs batch", "size KiB",
+             "sha256", "check"],
             ["model.keras (reference)", _fmt(ver["reference"]["accuracy"], ".4f"), "", "", "", "",
              _fmt(files.get("model.keras", {}).get("size", 0) / 1024, ".0f"),
              files.get("model.keras", {}).get("sha256", "")[:12], ""]]
     for name, r in ver["results"].items():
         f = files.get(name, {})
         rows.append([name, _fmt(r.get("accuracy"), ".4f"), f"{r['agreement']:.2%}", f"{r['max_abs_diff']:.2e}",
-                     f"{r['mean_abs_diff']:.2e}", _fmt(r.get("batch_max_abs_diff"), ".1e"), _fmt(f["size"] / 1024 if f else None, ".0f"),
+                     f"{r['mean_abs_diff']:.2e}", _fmt(r.get("batch_max_abs_diff"), ".1e"),
+                     _fmt(f["size"] / 1024 if f else None, ".0f"),
                      f.get("sha256", "")[:12], "PASS" if r["passed"] else "FAIL: " + "; ".join(r["failures"])])
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = ["| " + " | ".join(c.ljust(w) for c, w in zip(row, widths)) + " |" for row in rows]
