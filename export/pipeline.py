@@ -7,6 +7,7 @@ verify -> manifest.json + report.md.
 """
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -100,11 +101,17 @@ def step_onnx(cfg: ExportConfig, log: Callable[[str], None] = _log) -> None:
         log("wrote model.int8.onnx")
 
 
-def calibration_ids(cfg: ExportConfig, tok: Tokenizer) -> np.ndarray:
-    """The first reviews of the shuffled training split (never test reviews): [n, maxlen] int32."""
+@functools.lru_cache(maxsize=1)
+def _load_imdb(data: str | None):
+    """The tflite and verify steps of one ``export all`` read the archive once, not twice."""
     from trainer.data import load_imdb
 
-    imdb = load_imdb(cfg.train.data)
+    return load_imdb(data)
+
+
+def calibration_ids(cfg: ExportConfig, tok: Tokenizer) -> np.ndarray:
+    """The first reviews of the shuffled training split (never test reviews): [n, maxlen] int32."""
+    imdb = _load_imdb(cfg.train.data)
     (texts, _), _ = split_train_validation(imdb.train_texts, imdb.train_labels,
                                            cfg.train.validation_size, cfg.train.seed)
     return tok.encode_batch(texts[: cfg.calibration_size])
@@ -183,13 +190,11 @@ def _format_results(out: str, ids: np.ndarray, reference: np.ndarray, labels: np
 
 def step_verify(cfg: ExportConfig, log: Callable[[str], None] = _log) -> list[V.Result]:
     """Score the full IMDB test set with every format; write manifest.json and report.md."""
-    from trainer.data import load_imdb
-
     from .report import write_report
 
     _need(cfg.out, "model.keras", "vocab.txt")
     tok = Tokenizer.load(os.path.join(cfg.out, "vocab.txt"))
-    imdb = load_imdb(cfg.train.data)
+    imdb = _load_imdb(cfg.train.data)
     ids = tok.encode_batch(imdb.test_texts)  # [25000, 256] int32
     log(f"scoring {len(ids)} test reviews with Keras (the reference)")
     reference = load_keras(cfg.out).predict(ids, batch_size=V.SCORE_BATCH, verbose=0)[:, 0]
