@@ -51,7 +51,8 @@ ROW, LABEL, PROBABILITY, ERROR = "row", "label", "probability", "error"
 RESERVED = (ROW, LABEL, PROBABILITY, ERROR)
 DEFAULT_BATCH_SIZE = 4096  # rows per unit of work: ~5 MB of IMDB-sized reviews
 ROW_GROUP_ROWS = 65536  # rows per Parquet row group written
-CRASH_ENV = "REVIEWKIT_BATCH_CRASH_AT"  # test hook: a worker os._exit()s on this batch number (0-based)
+CRASH_ENV = "REVIEWKIT_BATCH_CRASH_AT"  # test hook: a worker os._exit()s on this unit of work (0-based;
+# a row group for Parquet input, a batch of --batch-size rows otherwise)
 BATCH_EXTRA = "pip install 'reviewkit[batch]'"
 MISSING = object()  # a JSONL object without the text field
 
@@ -243,6 +244,8 @@ def _score_piece(clf, task: tuple):
     if cfg.crash_at == index:
         os._exit(70)
     rows, extra = None, None
+    if kind == "parquet":  # a whole row group, read here: the parent only sends its address
+        return _score_row_group(clf, cfg, payload)
     if kind == "arrow":  # the text column as one Arrow IPC stream
         pa = pyarrow()
         values = pa.ipc.open_stream(payload).read_all().column(0).to_pylist()
@@ -255,6 +258,52 @@ def _score_piece(clf, task: tuple):
             values = lines
     probs, errors = score_values(clf, values, cfg.text_column)
     return rows, probs, errors, extra
+
+
+@dataclass(frozen=True)
+class RowGroup:
+    """Where a worker reads its Parquet rows, and how (picklable)."""
+    path: str
+    group: int
+    columns: tuple[str, ...]  # text column first, then id and kept columns
+    read_schema: object  # the first file's types for ``columns``: other files are cast to them
+    passthrough: tuple[str, ...]  # id and kept columns, returned with the scores
+    first_file: str  # for messages
+    batch_size: int
+
+
+def _score_row_group(clf, cfg: WorkerConfig, rg: RowGroup):
+    """Score one row group ``batch_size`` rows at a time: the text of one batch in memory at once."""
+    pa = pyarrow()
+    probs, errors, kept = [], [], {c: [] for c in rg.passthrough}
+    batches = _parquet_file(pa, rg.path).iter_batches(rg.batch_size, row_groups=[rg.group], columns=list(rg.columns))
+    for batch in _guarded(pa, batches, f"{rg.path}: cannot read row group {rg.group}"):
+        table = _conform(pa, pa.Table.from_batches([batch]), rg.read_schema, rg.path, rg.first_file)
+        p, e = score_values(clf, table.column(0).to_pylist(), cfg.text_column)
+        probs.append(p)
+        errors += e
+        for c in kept:
+            kept[c].append(table.column(c))
+    extra = {c: pa.chunked_array([chunk for column in parts for chunk in column.chunks],
+                                 rg.read_schema.field(c).type) for c, parts in kept.items()}
+    return None, np.concatenate(probs) if probs else np.zeros(0, np.float32), errors, extra
+
+
+def _parquet_file(pa, path: str):
+    try:
+        return pa.parquet.ParquetFile(path)
+    except (OSError, pa.ArrowException) as e:
+        raise BatchError(f"{path}: not a readable Parquet file: {_arrow_error(e)}") from None
+
+
+def _conform(pa, table, read_schema, path: str, first_file: str):
+    """Another file's columns cast to the first file's types."""
+    if table.schema.equals(read_schema):
+        return table
+    try:
+        return table.cast(read_schema)
+    except (pa.ArrowException, ValueError) as e:
+        raise BatchError(f"{path}: columns do not match {first_file}: {_arrow_error(e)}") from None
 
 
 # -- reading ----------------------------------------------------------------------------------
@@ -324,49 +373,34 @@ def _arrow_error(e: Exception) -> str:
 
 
 class ParquetSource(Source):
+    """Checks every file's columns; the workers read the row groups themselves."""
+
     def __init__(self, job: Job):
         super().__init__(job)
         self.pa = pa = pyarrow()
         self.files = parquet_files(job.input)
-        schema = self._file(self.files[0]).schema_arrow
+        schema = _parquet_file(pa, self.files[0]).schema_arrow
         _check_columns(self.files[0], schema.names, job)
         text_type = schema.field(job.text_column).type
         if not _text_type_ok(pa, text_type):
             raise BatchError(f"{self.files[0]}: column {job.text_column!r} is {text_type}, not text "
                              f"(--text-column)")
-        self.columns = list(dict.fromkeys([job.text_column] + job.passthrough))
+        self.columns = tuple(dict.fromkeys([job.text_column] + job.passthrough))
         self.read_schema = pa.schema([schema.field(c) for c in self.columns])
         self.schema = pa.schema([schema.field(c) for c in job.passthrough])
 
-    def _file(self, path: str):
-        try:
-            return self.pa.parquet.ParquetFile(path)
-        except (OSError, self.pa.ArrowException) as e:
-            raise BatchError(f"{path}: not a readable Parquet file: {_arrow_error(e)}") from None
-
     def pieces(self) -> Iterator[Piece]:
-        pa, index, row = self.pa, 0, 1
+        index, row = 0, 1
         for path in self.files:
-            f = self._file(path)
+            f = _parquet_file(self.pa, path)
             _check_columns(path, f.schema_arrow.names, self.job)
-            # One row group at a time: iter_batches over the whole file reads far ahead.
             for group in range(f.num_row_groups):
-                batches = f.iter_batches(self.job.batch_size, row_groups=[group], columns=self.columns)
-                for batch in _guarded(pa, batches, f"{path}: cannot read row group {group}"):
-                    table = self._conform(path, pa.Table.from_batches([batch]))
-                    text = table.column(self.job.text_column).combine_chunks()
-                    yield Piece(index, "arrow", _ipc_bytes(pa, text), row, table.num_rows,
-                                table.select(self.job.passthrough))
-                    index, row = index + 1, row + table.num_rows
-
-    def _conform(self, path: str, table):
-        """Another file's columns cast to the first file's types."""
-        if table.schema.equals(self.read_schema):
-            return table
-        try:
-            return table.cast(self.read_schema)
-        except (self.pa.ArrowException, ValueError) as e:
-            raise BatchError(f"{path}: columns do not match {self.files[0]}: {_arrow_error(e)}") from None
+                n = f.metadata.row_group(group).num_rows
+                if n:
+                    address = RowGroup(path, group, self.columns, self.read_schema, tuple(self.job.passthrough),
+                                       self.files[0], self.job.batch_size)
+                    yield Piece(index, "parquet", address, row, n)
+                    index, row = index + 1, row + n
 
 
 class CsvSource(Source):

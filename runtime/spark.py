@@ -357,7 +357,7 @@ class _Reader:
             source = batch.ParquetSource(job)  # first file's columns and text type
             self.files, self.offsets, total = [], [], 0
             for path in source.files:
-                f = source._file(path)
+                f = batch._parquet_file(source.pa, path)
                 batch._check_columns(path, f.schema_arrow.names, job)
                 self.files.append(os.path.abspath(path))
                 self.offsets.append((os.path.abspath(path), total))

@@ -278,9 +278,9 @@ def leftovers(folder) -> list[str]:
 
 
 def test_a_killed_worker_fails_the_job_and_leaves_no_output(bundle, texts, ids, tmp_path, monkeypatch):
-    inp = write_parquet(tmp_path / "in.parquet", {"id": ids, "text": texts})
+    inp = write_parquet(tmp_path / "in.parquet", {"id": ids, "text": texts}, row_group_size=200)
     out = tmp_path / "out.parquet"
-    monkeypatch.setenv(batch.CRASH_ENV, "5")  # the worker scoring batch 5 calls os._exit
+    monkeypatch.setenv(batch.CRASH_ENV, "5")  # the worker scoring row group 5 calls os._exit
     with pytest.raises(WorkerError) as e:
         score_file(inp, str(out), model=bundle, workers=2, batch_size=200)
     assert str(e.value) == (f"a worker process died while scoring {inp} (killed, or out of memory?); "
@@ -421,7 +421,7 @@ def test_a_csv_without_a_header_or_with_ragged_rows(bundle, tmp_path):
 
 
 def test_progress_line_goes_to_the_given_stream(bundle, texts, tmp_path):
-    inp = write_parquet(tmp_path / "in.parquet", {"text": texts})
+    inp = write_parquet(tmp_path / "in.parquet", {"text": texts}, row_group_size=500)  # progress per row group
     stream = io.StringIO()
     score_file(inp, str(tmp_path / "out.parquet"), model=bundle, workers=1, batch_size=500,
                progress=True, stream=stream)
