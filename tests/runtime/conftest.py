@@ -90,3 +90,17 @@ def tiny_models(tmp_path_factory) -> TinyModels:
     return TinyModels(model, paths["model.onnx"], paths["model_int8.onnx"], paths["float.tflite"],
                       paths["dynamic.tflite"], paths["int8.tflite"], paths["int8_float_out.tflite"],
                       ids, keras_probs)
+
+
+@pytest.fixture(scope="session")
+def bundle(tiny_bundle) -> str:
+    """The shared tiny bundle (tests/conftest.py), under the name the CLI tests use."""
+    return tiny_bundle
+
+
+@pytest.fixture(scope="session")
+def clf(bundle):
+    """A Classifier on the tiny bundle, one onnxruntime thread (as batch workers use)."""
+    from runtime import Classifier
+
+    return Classifier.load(bundle, threads=1)

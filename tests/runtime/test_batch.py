@@ -107,16 +107,6 @@ def check_scores(out: dict, texts: list[str], clf: Classifier) -> None:
 
 
 @pytest.fixture(scope="module")
-def bundle(tiny_bundle) -> str:
-    return tiny_bundle
-
-
-@pytest.fixture(scope="module")
-def clf(bundle) -> Classifier:
-    return Classifier.load(bundle, threads=1)
-
-
-@pytest.fixture(scope="module")
 def texts() -> list[str]:
     return make_texts(N)
 

@@ -26,16 +26,6 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 SUMMARY = r"scored {n} records? \({pos} positive\) in \d+\.\d\d s, \d+ reviews/s"
 
 
-@pytest.fixture(scope="module")
-def bundle(tiny_bundle) -> str:
-    return tiny_bundle
-
-
-@pytest.fixture(scope="module")
-def clf(bundle) -> Classifier:
-    return Classifier.load(bundle)
-
-
 def run(capsys, *args) -> tuple[int, str, str]:
     code = main([str(a) for a in args])
     out, err = capsys.readouterr()

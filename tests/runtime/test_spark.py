@@ -19,7 +19,6 @@ import pytest
 from runtime import batch, spark as rs
 from runtime.batch import BatchError, WorkerError
 from runtime.batch_cli import main
-from runtime.classifier import Classifier
 from tests.runtime.test_batch import (REPO, check_scores, make_ids, make_texts, read_output, write_csv,
                                       write_jsonl, write_parquet)
 
@@ -32,16 +31,6 @@ def session(tmp_path_factory):
     spark = rs.local_session("local[2]", app_name="reviewkit-tests", log=log)
     yield spark
     spark.stop()
-
-
-@pytest.fixture(scope="module")
-def bundle(tiny_bundle) -> str:
-    return tiny_bundle
-
-
-@pytest.fixture(scope="module")
-def clf(bundle) -> Classifier:
-    return Classifier.load(bundle, threads=1)
 
 
 @pytest.fixture(scope="module")
