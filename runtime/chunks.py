@@ -112,10 +112,7 @@ def score_files(pool, clf, settings: Settings, paths: Sequence[str], texts: Sequ
         invalid[index] += scored.invalid
         if progress is not None:
             progress.update(summary.records)
-    writer.start()  # no records: still a header
-    summary.seconds = time.perf_counter() - start
-    if progress is not None:
-        progress.clear()
+    records.finish(writer, summary, start, progress)
     for path, n in zip(paths, invalid):
         if n:
             (warn or records.warn_stderr)(records.invalid_utf8_message(path, n))

@@ -387,7 +387,12 @@ def score_stream(clf, records: Iterable[Record], writer: RecordWriter, threshold
         write_batch(clf, batch, probs, writer, threshold, summary)
         if progress is not None:
             progress.update(summary.records)
-    writer.start()  # no records: still a header
+    return finish(writer, summary, start, progress)
+
+
+def finish(writer: RecordWriter, summary: Summary, start: float, progress: Progress | None) -> Summary:
+    """End of a run: the header even when there were no records, the time taken, no status line."""
+    writer.start()
     summary.seconds = time.perf_counter() - start
     if progress is not None:
         progress.clear()
