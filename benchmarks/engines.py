@@ -12,6 +12,8 @@ from typing import Callable, Optional
 
 import numpy as np
 
+from runtime.errors import UserError
+
 BATCH = 256  # texts per call on the batched paths (the runtime's default batch size)
 
 RUNTIME_MODELS = [  # (row name, model file) scored by runtime.Classifier
@@ -25,7 +27,7 @@ MEDIAPIPE_MODELS = [("MediaPipe float", "model.tflite"), ("MediaPipe int8", "mod
 KERAS = ("Keras/TensorFlow (baseline)", "model.keras")
 
 
-class BenchmarkError(Exception):
+class BenchmarkError(UserError):
     """The benchmark cannot run: missing data or bundle, or an engine failed (one line)."""
 
 

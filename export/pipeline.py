@@ -20,7 +20,7 @@ import numpy as np
 from runtime.bundle import MANIFEST
 from runtime.files import atomic_write_bytes, atomic_write_text
 from runtime.tokenizer import Tokenizer
-from trainer.train import TrainConfig, split_train_validation
+from trainer.train import TOKENIZER_FILE, TrainConfig, split_train_validation
 
 from . import verify as V
 from .errors import ExportError
@@ -66,6 +66,26 @@ def load_keras(out: str):
     return keras.models.load_model(os.path.join(out, "model.keras"), safe_mode=True, compile=False)
 
 
+def load_tokenizer(out: str) -> Tokenizer:
+    """The tokenizer the model in ``out`` was trained with: ``vocab.txt`` + ``tokenizer.json``.
+
+    A model trained before ``tokenizer.json`` existed gets the maxlen of its input layer.
+    """
+    _need(out, "vocab.txt")
+    path = os.path.join(out, TOKENIZER_FILE)
+    if os.path.isfile(path):
+        try:
+            with open(path, encoding="utf-8") as f:
+                maxlen = json.load(f)["maxlen"]
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise ExportError(f"{path}: unreadable ({e})") from None
+        if type(maxlen) is not int or maxlen < 1:
+            raise ExportError(f"{path}: maxlen must be a positive integer, got {maxlen!r}")
+    else:
+        maxlen = load_keras(out).input_shape[1]
+    return Tokenizer.load(os.path.join(out, "vocab.txt"), maxlen=maxlen)
+
+
 def step_train(cfg: ExportConfig, log: Callable[[str], None] = _log) -> None:
     """Train into ``cfg.out``, or adopt ``cfg.model`` (copied, never modified)."""
     os.makedirs(cfg.out, exist_ok=True)
@@ -82,7 +102,7 @@ def step_train(cfg: ExportConfig, log: Callable[[str], None] = _log) -> None:
         raise ExportError(f"{cfg.model}: no vocab.txt beside the model (the trainer writes both)")
     if os.path.abspath(src_dir) == os.path.abspath(cfg.out):
         return
-    for name in ("vocab.txt", "metrics.json", "history.json", "loss.png", "accuracy.png"):
+    for name in ("vocab.txt", TOKENIZER_FILE, "metrics.json", "history.json", "loss.png", "accuracy.png"):
         if os.path.isfile(os.path.join(src_dir, name)):
             shutil.copyfile(os.path.join(src_dir, name), os.path.join(cfg.out, name))
     shutil.copyfile(cfg.model, os.path.join(cfg.out, "model.keras"))
@@ -125,7 +145,7 @@ def step_tflite(cfg: ExportConfig, log: Callable[[str], None] = _log) -> None:
     if cfg.calibration_size < 500 and cfg.int8:
         raise ExportError(f"--calibration-size must be at least 500, got {cfg.calibration_size}")
     _invalidate_manifest(cfg.out, log)
-    model, tok = load_keras(cfg.out), Tokenizer.load(os.path.join(cfg.out, "vocab.txt"))
+    model, tok = load_keras(cfg.out), load_tokenizer(cfg.out)
     labels_path = os.path.join(cfg.out, "labels.txt")
     atomic_write_text(labels_path, "".join(f"{label}\n" for label in LABELS_FILE_LINES))
     modes = [("float", "model.tflite")]
@@ -193,9 +213,9 @@ def step_verify(cfg: ExportConfig, log: Callable[[str], None] = _log) -> list[V.
     from .report import write_report
 
     _need(cfg.out, "model.keras", "vocab.txt")
-    tok = Tokenizer.load(os.path.join(cfg.out, "vocab.txt"))
+    tok = load_tokenizer(cfg.out)
     imdb = _load_imdb(cfg.train.data)
-    ids = tok.encode_batch(imdb.test_texts)  # [25000, 256] int32
+    ids = tok.encode_batch(imdb.test_texts)  # [25000, maxlen] int32
     log(f"scoring {len(ids)} test reviews with Keras (the reference)")
     reference = load_keras(cfg.out).predict(ids, batch_size=V.SCORE_BATCH, verbose=0)[:, 0]
     results = _format_results(cfg.out, ids, reference, imdb.test_labels, log)

@@ -17,6 +17,7 @@ import os
 import re
 
 import numpy as np
+from .errors import Failure
 
 BACKENDS = ("onnx", "tflite")
 _SUFFIX_BACKEND = {".onnx": "onnx", ".tflite": "tflite"}
@@ -27,7 +28,7 @@ _QUANTIZED_OUTPUTS = (np.int8, np.uint8)
 MAX_BATCH = 512
 
 
-class BackendError(Exception):
+class BackendError(Failure):
     """A model file cannot be opened or run; the message names the file and the problem."""
 
 

@@ -42,6 +42,7 @@ from . import records
 from .files import temp_output
 from .pool import WorkerError as PoolWorkerError
 from .pool import WorkerPool, cpu_count
+from .errors import Failure, UserError
 
 INPUT_FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv", ".jsonl": "jsonl",
                  ".ndjson": "jsonl", ".txt": "text", ".text": "text"}
@@ -57,11 +58,11 @@ BATCH_EXTRA = "pip install 'reviewkit[batch]'"
 MISSING = object()  # a JSONL object without the text field
 
 
-class BatchError(Exception):
+class BatchError(UserError):
     """An input, output or option cannot be used; one line naming the file (and line)."""
 
 
-class WorkerError(BatchError):
+class WorkerError(Failure, BatchError):
     """A worker process died (killed, out of memory, crashed) while scoring."""
 
 

@@ -13,6 +13,7 @@ from importlib import resources
 
 from .files import sha256_file
 from .tokenizer import DELIM_PATTERN, TOKENIZER_VERSION, Tokenizer, TokenizerError
+from .errors import UserError
 
 MANIFEST = "manifest.json"
 FORMAT_VERSION = 1
@@ -20,7 +21,7 @@ SUPPORTED_FORMAT_VERSIONS = (1,)
 MODEL_SUFFIXES = (".onnx", ".tflite")
 
 
-class BundleError(Exception):
+class BundleError(UserError):
     """A bundle is missing, incomplete, tampered with or of an unknown format."""
 
 

@@ -15,13 +15,15 @@ from typing import Callable, Iterable, Iterator, TypeVar
 
 import numpy as np
 
+from .errors import Failure
+
 K, A, R = TypeVar("K"), TypeVar("A"), TypeVar("R")
 AUTO_WORKERS_MIN_BYTES = 4 << 20  # ~4,000 reviews: below that, starting workers costs more than it saves
 
 _worker_clf = None  # the Classifier of this worker process
 
 
-class WorkerError(RuntimeError):
+class WorkerError(Failure, RuntimeError):
     """A worker process died (killed, out of memory) or could not load the model."""
 
 

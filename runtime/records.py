@@ -28,6 +28,7 @@ from typing import Callable, IO, Iterable, Iterator, Sequence
 
 from .classifier import batched
 from .files import temp_output
+from .errors import UserError
 
 INPUT_FORMATS = ("lines", "jsonl", "csv")
 OUTPUT_FORMATS = ("csv", "jsonl", "tsv")
@@ -40,7 +41,7 @@ OUTPUT_COLUMNS = ("file", "line", "label", "probability")
 Warn = Callable[[str], None]
 
 
-class InputError(Exception):
+class InputError(UserError):
     """An input or output file cannot be used; the message names it (and the line)."""
 
 

@@ -30,6 +30,7 @@ from typing import Iterable, Mapping, Sequence
 import numpy as np
 
 from .files import atomic_write_bytes
+from .errors import UserError
 
 DELIM_PATTERN = r"(?:<br />|[^a-z0-9'])+"
 TOKENIZER_VERSION = 1
@@ -49,7 +50,7 @@ _SMALL_BATCH = 8
 _CHUNK = 64
 
 
-class TokenizerError(ValueError):
+class TokenizerError(UserError, ValueError):
     """A vocabulary file or tokenizer parameter is invalid."""
 
 

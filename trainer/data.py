@@ -27,6 +27,7 @@ from typing import Callable
 import numpy as np
 
 from runtime.files import sha256_file
+from runtime.errors import UserError
 
 OFFICIAL_URL = "https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz"
 # From tensorflow_datasets/datasets/imdb_reviews/checksums.tsv (84,125,825 bytes).
@@ -50,7 +51,7 @@ Fetch = Callable[[str, str], None]  # fetch(url, dest_path): write the whole bod
 Progress = Callable[[int, "int | None"], None]  # progress(bytes_done, bytes_total_or_None)
 
 
-class DataError(Exception):
+class DataError(UserError):
     """The IMDB data cannot be found, read, trusted or downloaded (one-line message)."""
 
 

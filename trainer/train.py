@@ -1,7 +1,7 @@
 """Train the tutorial model on raw IMDB reviews and write the training outputs.
 
 Stages hand over files: ``train(config)`` writes ``model.keras``, ``vocab.txt``,
-``history.json``, ``metrics.json``, ``loss.png`` and ``accuracy.png`` into ``config.out``.
+``tokenizer.json`` (maxlen, num_words), ``history.json``, ``metrics.json``, ``loss.png`` and ``accuracy.png`` into ``config.out``.
 """
 from __future__ import annotations
 
@@ -19,9 +19,13 @@ from runtime.files import atomic_write_text
 from runtime.tokenizer import DEFAULT_MAXLEN, DEFAULT_NUM_WORDS, Tokenizer
 
 from .data import load_imdb
+from runtime.errors import UserError
 
 
-class TrainError(Exception):
+TOKENIZER_FILE = "tokenizer.json"  # beside vocab.txt: maxlen and num_words the model was trained with
+
+
+class TrainError(UserError):
     """A training parameter or output location is invalid."""
 
 
@@ -145,6 +149,10 @@ def write_outputs(out: str, model, tokenizer: Tokenizer, history: dict, metrics:
         model.save(tmp_model)
         os.replace(tmp_model, os.path.join(out, "model.keras"))
     tokenizer.save(os.path.join(out, "vocab.txt"))
+    # The tokenizer parameters travel with the model: export rebuilds the tokenizer from this file.
+    atomic_write_text(os.path.join(out, TOKENIZER_FILE),
+                      json.dumps({"vocab_file": "vocab.txt", "maxlen": tokenizer.maxlen,
+                                  "num_words": tokenizer.num_words}, indent=2) + "\n")
     atomic_write_text(os.path.join(out, "history.json"), json.dumps(history, indent=2) + "\n")
     atomic_write_text(os.path.join(out, "metrics.json"), json.dumps(metrics, indent=2) + "\n")
     plot_history(history, out)

@@ -1,0 +1,117 @@
+"""The project's one error family, and the one wrapper every command-line tool runs under.
+
+Every library error is a subclass of ``UserError`` (bad input, options, data or bundle: the
+user can fix it; exit 2) or ``Failure`` (the model, a conversion, a check or a worker failed;
+exit 1). ``run_cli`` turns them into one ``Error: ...`` line on stderr, so the same mistake
+gives the same line and exit code in ``trainer``, ``export``, ``runtime.predict``,
+``runtime.batch`` and ``benchmarks``. A bug in our own code keeps its traceback.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from typing import Callable, Sequence
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_INTERRUPTED, EXIT_BROKEN_PIPE, EXIT_TERMINATED = 130, 141, 143
+DISTRIBUTION = "reviewkit"  # the name to pip install; used in every "missing extra" hint
+
+
+class ReviewkitError(Exception):
+    """Base of every error this project raises on purpose."""
+
+    exit_code = EXIT_FAILED
+
+
+class UserError(ReviewkitError):
+    """Bad input, options, data or bundle: the message says what to change. Exit 2."""
+
+    exit_code = EXIT_USAGE
+
+
+class Failure(ReviewkitError):
+    """A model, conversion, verification or worker failed on valid input. Exit 1."""
+
+    exit_code = EXIT_FAILED
+
+
+class MissingExtra(UserError):
+    """An optional dependency group is not installed."""
+
+    def __init__(self, extra: str, module: str):
+        super().__init__(f"this needs the [{extra}] extra (no module named {module!r}): "
+                         f"pip install '{DISTRIBUTION}[{extra}]'")
+        self.extra, self.module = extra, module
+
+
+def require(module: str, extra: str):
+    """Import ``module`` or raise ``MissingExtra`` naming the extra that provides it."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as e:
+        if e.name is not None and module.split(".")[0] != e.name.split(".")[0]:
+            raise  # the module is there but one of its own imports is broken: a real bug
+        raise MissingExtra(extra, module) from None
+
+
+class Terminated(BaseException):
+    """SIGTERM, raised in the main thread so that cleanup runs as for Ctrl-C."""
+
+
+def _on_sigterm(signum, frame):
+    raise Terminated()
+
+
+def error_line(e: BaseException) -> str:
+    """The one line shown for an expected error (an ``OSError`` names its file)."""
+    if isinstance(e, OSError) and not isinstance(e, ReviewkitError):
+        name = f"{e.filename}: " if e.filename else ""
+        return f"Error: {name}{e.strerror or e}"
+    return f"Error: {e}"
+
+
+def run_cli(main: Callable[[Sequence[str] | None], int | None], argv: Sequence[str] | None = None,
+            cleanup: Callable[[], None] | None = None) -> int:
+    """Run ``main(argv)`` and map what it raises to one stderr line and an exit code.
+
+    ``cleanup`` runs before the message (e.g. to clear a progress line).
+    """
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        try:
+            signal.signal(signal.SIGTERM, _on_sigterm)
+        except ValueError:  # not the main thread (tests calling main() from a thread)
+            pass
+    try:
+        code = main(argv)
+        return EXIT_OK if code is None else code
+    except SystemExit as e:  # argparse's --help (0) or usage error (2)
+        return e.code if isinstance(e.code, int) else EXIT_USAGE
+    except BrokenPipeError:  # `... | head`: stop quietly, as other filters do
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error at exit flush
+        except OSError:
+            pass
+        return EXIT_BROKEN_PIPE
+    except (ReviewkitError, OSError) as e:
+        _cleanup(cleanup)
+        print(error_line(e), file=sys.stderr)
+        return e.exit_code if isinstance(e, ReviewkitError) else EXIT_USAGE
+    except KeyboardInterrupt:
+        _cleanup(cleanup)
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Terminated:
+        _cleanup(cleanup)
+        print("terminated", file=sys.stderr)
+        return EXIT_TERMINATED
+
+
+def _cleanup(cleanup: Callable[[], None] | None) -> None:
+    if cleanup is not None:
+        try:
+            cleanup()
+        except Exception:  # never hide the real error behind a cleanup problem
+            pass
