@@ -103,10 +103,11 @@ def file_problem(root: str, name: str, entry: FileEntry) -> str | None:
         return f"{path}: missing (listed in {MANIFEST})"
     except OSError as e:
         return f"{path}: unreadable: {e.strerror}"
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
+        os.close(fd)
+        return f"{path}: not a regular file (listed in {MANIFEST})"
     with open(fd, "rb") as f:
-        info = os.fstat(f.fileno())
-        if not stat.S_ISREG(info.st_mode):
-            return f"{path}: not a regular file (listed in {MANIFEST})"
         if info.st_size != entry.size:
             return (f"{path}: size {info.st_size} does not match {MANIFEST} ({entry.size}); "
                     f"the file was changed or truncated")

@@ -162,17 +162,20 @@ def parse_manifest(obj: Any, path: str) -> Manifest:
 
 
 # -- the sections ---------------------------------------------------------------------------
+_MISSING = object()
+
+
 def _section(obj: dict, key: str, problems: list[str], what: str) -> Any:
-    """``obj[key]``, or None with a problem when it is missing."""
+    """``obj[key]``, or ``_MISSING`` with a problem when it is missing."""
     if key not in obj:
         problems.append(f"{key}: missing ({what})")
-        return None
+        return _MISSING
     return obj[key]
 
 
 def _tokenizer(obj: dict, problems: list[str]) -> TokenizerSpec | None:
     cfg = _section(obj, "tokenizer", problems, "the tokenizer contract")
-    if cfg is None:
+    if cfg is _MISSING:
         return None
     if not isinstance(cfg, dict):
         problems.append(f"tokenizer: must be an object, got {_show(cfg)}")
@@ -197,7 +200,7 @@ def _tokenizer(obj: dict, problems: list[str]) -> TokenizerSpec | None:
 
 def _labels(obj: dict, problems: list[str]) -> tuple[str, str] | None:
     labels = _section(obj, "labels", problems, "the two class names")
-    if labels is None:
+    if labels is _MISSING:
         return None
     if (not isinstance(labels, list) or len(labels) != 2 or not all(isinstance(x, str) and x for x in labels)
             or labels[0] == labels[1]):
@@ -208,7 +211,7 @@ def _labels(obj: dict, problems: list[str]) -> tuple[str, str] | None:
 
 def _threshold(obj: dict, problems: list[str]) -> float | None:
     value = _section(obj, "threshold", problems, "the probability from which a review is positive")
-    if value is None:
+    if value is _MISSING:
         return None
     if not _is_number(value) or not math.isfinite(value) or not 0 < value < 1:
         problems.append(f"threshold: must be a number between 0 and 1 (exclusive), got {_show(value)}")
@@ -218,7 +221,7 @@ def _threshold(obj: dict, problems: list[str]) -> float | None:
 
 def _files(obj: dict, problems: list[str]) -> Mapping[str, FileEntry] | None:
     files = _section(obj, "files", problems, "the size and sha256 of every file")
-    if files is None:
+    if files is _MISSING:
         return None
     if not isinstance(files, dict):
         problems.append(f"files: must be an object of name -> {{size, sha256}}, got {_show(files)}")
@@ -302,4 +305,4 @@ def _show(value: Any) -> str:
         text = json.dumps(value, ensure_ascii=True, allow_nan=True)
     except (TypeError, ValueError, RecursionError):
         text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
+    return text if len(text) <= 100 else text[:97] + "..."
