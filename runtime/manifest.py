@@ -123,6 +123,8 @@ def load_manifest(path: str) -> Manifest:
         raise BundleError(f"{path}: unreadable manifest: duplicate key {e.args[0]!r}") from None
     except RecursionError:
         raise BundleError(f"{path}: unreadable manifest: nested too deeply") from None
+    except ValueError as e:  # e.g. an integer of more than 4,300 digits
+        raise BundleError(f"{path}: unreadable manifest: {e}") from None
     return parse_manifest(obj, path)
 
 

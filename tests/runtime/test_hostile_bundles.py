@@ -255,6 +255,17 @@ def test_unreadable_manifest(root, text, reason):
     assert refusal(root) == f"{path}: {reason}"
 
 
+def test_huge_integer_is_refused(root):
+    path = root / "manifest.json"
+    path.write_text('{"format_version": ' + "1" * 5000 + "}")
+    if hasattr(sys, "get_int_max_str_digits"):  # Python >= 3.10.7 refuses to parse it
+        assert refusal(root) == (f"{path}: unreadable manifest: Exceeds the limit (4300 digits) for integer "
+                                 "string conversion: value has 5000 digits; use sys.set_int_max_str_digits() "
+                                 "to increase the limit")
+    else:
+        assert refusal(root).startswith(f"{path}: unknown format_version 1111111111")
+
+
 def test_every_manifest_problem_is_reported_together(root):
     manifest = read_manifest(root)
     del manifest["tokenizer"]["maxlen"]
