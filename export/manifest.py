@@ -8,9 +8,9 @@ import platform
 from datetime import datetime, timezone
 from importlib import metadata
 
-from runtime.manifest import CONTRACT, FORMAT_VERSION, MANIFEST, parse_manifest
+from runtime.manifest import FORMAT_VERSION, MANIFEST, parse_manifest
 from runtime.files import atomic_write_text, sha256_file
-from runtime.tokenizer import Tokenizer
+from runtime.tokenizer import CONTRACT, Tokenizer
 
 # Every file a bundle may hold, in the order the manifest lists them.
 BUNDLE_FILES = ("model.keras", "model.onnx", "model.int8.onnx", "model.tflite", "model.dynamic.tflite",

@@ -20,7 +20,7 @@ from typing import Any, Callable, Mapping
 
 from .errors import UserError
 from .files import UnsafeFile, read_regular_file
-from .tokenizer import DELIM_PATTERN, SPECIAL_TOKENS, TOKENIZER_VERSION, UNKNOWN
+from .tokenizer import CONTRACT, SPECIAL_TOKENS
 
 MANIFEST = "manifest.json"
 FORMAT_VERSION = 1
@@ -30,18 +30,6 @@ MAX_MAXLEN = 16_384  # ids per review; IMDB's longest review has ~2,500 words
 MAX_NUM_WORDS = 10_000_000
 MODEL_SUFFIXES = (".onnx", ".tflite")
 
-# What this runtime reproduces (runtime/tokenizer.py): a manifest must say exactly this.
-CONTRACT = {
-    "type": "regex",
-    "version": TOKENIZER_VERSION,
-    "delim_pattern": DELIM_PATTERN,
-    "lowercase": True,
-    "special_tokens": {token: i for i, token in enumerate(SPECIAL_TOKENS)},
-    "prepend_start": True,
-    "unknown_token": UNKNOWN,
-    "truncation": "end",  # keep the first maxlen ids
-    "padding": "end",
-}
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
 

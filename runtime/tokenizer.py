@@ -35,6 +35,19 @@ DELIM_PATTERN = r"(?:<br />|[^a-z0-9'])+"
 TOKENIZER_VERSION = 1
 PAD, START, UNKNOWN, UNUSED = "<PAD>", "<START>", "<UNKNOWN>", "<UNUSED>"
 SPECIAL_TOKENS = (PAD, START, UNKNOWN, UNUSED)  # ids 0..3, in this order
+# The contract as manifest.json records it (with maxlen, num_words and vocab_file): a bundle
+# whose tokenizer section says anything else is refused (runtime/manifest.py).
+CONTRACT = {
+    "type": "regex",
+    "version": TOKENIZER_VERSION,
+    "delim_pattern": DELIM_PATTERN,
+    "lowercase": True,
+    "special_tokens": {token: i for i, token in enumerate(SPECIAL_TOKENS)},
+    "prepend_start": True,
+    "unknown_token": UNKNOWN,
+    "truncation": "end",  # keep the first maxlen ids
+    "padding": "end",
+}
 DEFAULT_MAXLEN = 256
 DEFAULT_NUM_WORDS = 10_000
 
