@@ -15,9 +15,11 @@ import subprocess
 import sys
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from runtime import Bundle, BundleError, Classifier
-from runtime.manifest import MAX_MANIFEST_BYTES
+from runtime.manifest import MAX_MANIFEST_BYTES, parse_manifest
 from runtime.tokenizer import SPECIAL_TOKENS, Tokenizer, TokenizerError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -394,3 +396,32 @@ def test_vocab_larger_than_the_embedding_table_is_refused(tmp_path, tiny_models,
     root = _bundle_of_tiny_models(tmp_path, tiny_models, 60)
     assert refusal(root, lambda r: Classifier.load(r, backend=backend, model=model)) == (
         f"{root}/{model}: the model's embedding table has 50 rows, fewer than the 60 words of vocab.txt")
+
+
+# -- any JSON anywhere: a BundleError or a Manifest, never another exception ------------------
+JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
+                    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+                    max_leaves=8)
+SLOTS = [(), ("tokenizer",), ("files",), ("files", "vocab.txt")]
+
+
+@settings(max_examples=300, deadline=None)
+@given(slot=st.sampled_from(SLOTS), key=st.sampled_from(["format_version", "tokenizer", "labels", "threshold",
+                                                         "files", "maxlen", "num_words", "vocab_file", "padding",
+                                                         "special_tokens", "size", "sha256", "vocab.txt", "x"]),
+       value=JSON)
+def test_any_value_anywhere_is_a_bundle_error_or_loads(tiny_manifest, slot, key, value):
+    manifest = json.loads(tiny_manifest)
+    target = manifest
+    for part in slot:
+        target = target[part]
+    target[key] = value
+    try:
+        parse_manifest(manifest, "manifest.json")
+    except BundleError as e:
+        assert str(e).startswith("manifest.json: ") and all(e.problems)
+
+
+@pytest.fixture(scope="module")
+def tiny_manifest(tiny_bundle) -> str:
+    return open(os.path.join(tiny_bundle, "manifest.json")).read()
