@@ -13,20 +13,28 @@
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import json
 import os
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
+import warnings
+from importlib import metadata
 from typing import Mapping
 
 import numpy as np
 
+from runtime.bundle import MANIFEST
 from runtime.files import atomic_write_bytes, atomic_write_text
-from runtime.tokenizer import SPECIAL_TOKENS
+from runtime.tokenizer import SPECIAL_TOKENS, Tokenizer
 
+from . import verify as V
 from .errors import ExportError
+from .manifest import write_manifest
 
 MICRO_DIR = "micro"
 SOURCES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "micro")
@@ -36,8 +44,9 @@ VOCAB_BLOCK = 16  # words per front-coded block: one binary search step covers a
 MAX_ID = 0x7FFF  # ids are stored in 15 bits (the high byte's bit 7 marks the end of a word)
 ARENA_LIMIT = 1 << 20  # the bisection's upper end
 _WORD = re.compile(rb"[a-z0-9']+")
-# TFLM op names that are not CamelCase of the TFLite builtin name (MicroMutableOpResolver::AddX).
-_RESOLVER_NAMES = {"MEAN": "Mean", "FULLY_CONNECTED": "FullyConnected"}
+# MicroMutableOpResolver::AddX names that are not CamelCase of the TFLite builtin name.
+_RESOLVER_NAMES = {"CONV_2D": "Conv2D", "DEPTHWISE_CONV_2D": "DepthwiseConv2D", "MAX_POOL_2D": "MaxPool2D",
+                   "AVERAGE_POOL_2D": "AveragePool2D"}
 
 
 class MicroError(ExportError, ValueError):
@@ -72,7 +81,9 @@ def micro_model(model, calibration_ids: np.ndarray) -> bytes:
     converter.representative_dataset = lambda: ([row[None, :]] for row in calibration_ids)
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     converter.inference_output_type = tf.float32
-    flat = _rename_io(converter.convert())
+    with warnings.catch_warnings():  # the int32 ids have no calibration statistics: ids need none
+        warnings.filterwarnings("ignore", "Statistics for quantized inputs were expected")
+        flat = _rename_io(converter.convert())
     bad = {"LESS", "ADD", "SELECT", "SELECT_V2"} & set(model_ops(flat))
     if bad:
         raise MicroError(f"the micro model still has int32 index ops: {', '.join(sorted(bad))}")
@@ -153,10 +164,24 @@ def litert_builtin_scores(flat: bytes, ids: np.ndarray) -> np.ndarray:
 
 def _arena_works(flat: bytes, size: int, probe: np.ndarray) -> bool:
     try:
-        tflm_scores(flat, probe, size)
+        with _quiet_stderr():  # TFLM prints every failed allocation
+            tflm_scores(flat, probe, size)
     except (RuntimeError, ValueError):
         return False
     return True
+
+
+@contextlib.contextmanager
+def _quiet_stderr():
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def smallest_arena(flat: bytes, maxlen: int, align: int = 16) -> int:
@@ -347,3 +372,86 @@ def write_micro_dir(out: str, flat: bytes, vocab: Mapping[str, int], maxlen: int
 def _sha256(path: str) -> str:
     with open(path, "rb") as f:
         return hashlib.sha256(f.read()).hexdigest()
+
+
+# -- the step -------------------------------------------------------------------------------
+def export_micro(out: str, model, tok: Tokenizer, calibration_ids: np.ndarray, test_texts: list[str],
+                 test_labels: np.ndarray, log) -> list[V.Result]:
+    """Write ``out/micro/``, check it on the test set, add a ``"micro"`` section to the manifest.
+
+    Checks: TFLM gives the labels of LiteRT's built-in kernels on every test review, and
+    accuracy within ``V.QUANT_MAX_ACCURACY_DROP`` of Keras (the verified manifest's reference).
+    """
+    manifest = _read_manifest(out)
+    flat = micro_model(model, calibration_ids)
+    micro = write_micro_dir(out, flat, tok.vocab, tok.maxlen)
+    log(f"wrote {micro}/ (model.tflite {len(flat) / 1024:.0f} KiB, C sources)")
+    arena = smallest_arena(flat, tok.maxlen)
+    ids = tok.encode_batch(test_texts)  # [n, maxlen] int32
+    log(f"scoring {len(ids)} test reviews with the TFLite Micro interpreter (arena {arena} bytes)")
+    tflm = tflm_scores(flat, ids, arena)
+    result = V.compare(f"{MICRO_DIR}/model.tflite", tflm, litert_builtin_scores(flat, ids), test_labels,
+                       quantized=True, reference_accuracy=manifest["verification"]["reference"]["accuracy"])
+    if result.figures["agreement"] < 1.0:
+        result.failures.append(f"TFLM and LiteRT's built-in kernels disagree on "
+                               f"{1 - result.figures['agreement']:.4%} of the labels")
+    _check_same_as_int8(out, flat, ids, result)
+    manifest["micro"] = _section(micro, flat, arena, tok, result)
+    write_manifest(out, manifest)
+    return [result]
+
+
+def _check_same_as_int8(out: str, flat: bytes, ids: np.ndarray, result: V.Result) -> None:
+    """The gather rewrite changes no number: LiteRT's built-in kernels give the micro model and
+    model.int8.tflite (same weights, same calibration) the same scores. Skipped for --int8-io."""
+    path = os.path.join(out, "model.int8.tflite")
+    if not os.path.isfile(path):
+        return
+    with open(path, "rb") as f:
+        int8 = f.read()
+    if litert_output_dtype(int8) != np.float32:
+        return
+    diff = float(np.abs(litert_builtin_scores(int8, ids) - litert_builtin_scores(flat, ids)).max())
+    result.figures["max_abs_diff_vs_model_int8_tflite"] = diff
+    if diff > 0:
+        result.failures.append(f"the micro model differs from model.int8.tflite by up to {diff:.3g} "
+                               "(LiteRT built-in kernels)")
+
+
+def litert_output_dtype(flat: bytes):
+    from ai_edge_litert.interpreter import Interpreter
+
+    return Interpreter(model_content=flat).get_output_details()[0]["dtype"]
+
+
+def _read_manifest(out: str) -> dict:
+    path = os.path.join(out, MANIFEST)
+    try:
+        with open(path, encoding="utf-8") as f:
+            manifest = json.load(f)
+        manifest["verification"]["reference"]["accuracy"]
+    except FileNotFoundError:
+        raise MicroError(f"{out}: no {MANIFEST}; the micro target is checked against a verified bundle "
+                         "(run 'python -m export verify' first)") from None
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise MicroError(f"{path}: unreadable ({e})") from None
+    return manifest
+
+
+def _section(micro: str, flat: bytes, arena: int, tok: Tokenizer, result: V.Result) -> dict:
+    return {
+        "dir": MICRO_DIR,
+        "model": "model.tflite",
+        "input": {"name": "input_ids", "shape": [1, tok.maxlen], "dtype": "int32"},
+        "output": {"name": "probability", "shape": [1, 1], "dtype": "float32"},
+        "ops": model_ops(flat),
+        "tflite_micro": metadata.version("tflite-micro"),
+        "arena_bytes": arena,
+        "arena_measured": "smallest tensor arena (16-byte steps) in which the TFLM interpreter of the "
+                          "tflite-micro package allocates and invokes the model on this (64-bit) host",
+        "sizes": sizes(micro, flat),
+        "verification": {"reference": "LiteRT BUILTIN_WITHOUT_DEFAULT_DELEGATES on the same model",
+                         **result.figures, "passed": result.passed, "failures": result.failures},
+        "files": {n: {"size": os.path.getsize(os.path.join(micro, n)), "sha256": _sha256(os.path.join(micro, n))}
+                  for n in (*GENERATED, *COPIED)},
+    }
