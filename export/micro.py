@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import importlib.util
 import json
 import os
 import re
@@ -29,6 +30,7 @@ from typing import Mapping
 import numpy as np
 
 from runtime.bundle import MANIFEST
+from runtime.errors import require
 from runtime.files import atomic_write_bytes, atomic_write_text
 from runtime.tokenizer import SPECIAL_TOKENS, Tokenizer
 
@@ -127,9 +129,12 @@ def resolver_method(op: str) -> str:
 
 
 # -- TFLM and LiteRT on the host ------------------------------------------------------------
-def tflm_interpreter(flat: bytes, arena_size: int):
-    from tflite_micro.python.tflite_micro import runtime
+def tflm_available() -> bool:
+    return importlib.util.find_spec("tflite_micro") is not None
 
+
+def tflm_interpreter(flat: bytes, arena_size: int):
+    runtime = require("tflite_micro.python.tflite_micro.runtime", "train")  # Linux x86_64 wheels only
     return runtime.Interpreter.from_bytes(flat, arena_size=arena_size)
 
 

@@ -260,4 +260,8 @@ def export_all(cfg: ExportConfig, log: Callable[[str], None] = _log) -> list[V.R
     step_onnx(cfg, log)
     step_tflite(cfg, log)
     results = step_verify(cfg, log)
-    return results + step_micro(cfg, log) if cfg.int8 else results
+    from .micro import tflm_available
+
+    if cfg.int8 and not tflm_available():
+        log("skipping the micro step: no tflite-micro here (its wheels are for Linux x86_64)")
+    return results + step_micro(cfg, log) if cfg.int8 and tflm_available() else results

@@ -143,3 +143,26 @@ def test_export_micro_fails_below_the_keras_accuracy(tiny_trained, tiny_bundle, 
     results = M.export_micro(out, model, tok, tok.encode_batch(texts), texts, 1 - labels, log=lambda msg: None)
     ver = json.load(open(os.path.join(out, "manifest.json")))["micro"]["verification"]
     assert not results[0].passed and not ver["passed"] and "below Keras" in ver["failures"][0]
+
+
+def test_example_cc_compiles_and_feeds_the_input_tensor(micro_flat, vocab, tmp_path):
+    """example.cc + the generated sources, as C++17/C99 with -Werror, linked against a stand-in
+    for the TFLM headers (tflm_stub/): both entry points put the Python ids in the input tensor."""
+    from runtime.tokenizer import Tokenizer
+
+    micro = M.write_micro_dir(str(tmp_path), micro_flat, vocab, 256)
+    here = os.path.dirname(os.path.abspath(__file__))
+    flags = ["-Wall", "-Wextra", "-Werror", "-I", micro, "-I", os.path.join(here, "tflm_stub")]
+    objs = []
+    for src, cc in (("example.cc", "g++"), ("model_data.cc", "g++"), (os.path.join(here, "example_main.cc"), "g++"),
+                    ("tokenizer.c", "gcc"), ("vocab_data.c", "gcc")):
+        obj = str(tmp_path / (os.path.basename(src) + ".o"))
+        std = "-std=c++17" if cc == "g++" else "-std=c99"
+        subprocess.run([cc, std, "-O1", *flags, "-c", os.path.join(micro, src), "-o", obj], check=True)
+        objs.append(obj)
+    exe = str(tmp_path / "example")
+    subprocess.run(["g++", *objs, "-o", exe], check=True)
+    review = "İt's a GREAT film<br />I loved it… 10/10 \u212aing"
+    out = subprocess.run([exe, review], check=True, capture_output=True, text=True).stdout.splitlines()
+    expected = " ".join(map(str, Tokenizer(vocab, 256).encode_batch([review])[0]))
+    assert out == [expected, expected, "5"]
