@@ -36,7 +36,8 @@ class MicroBenchError(UserError):
 def parse_args(argv):
     p = argparse.ArgumentParser(prog="python -m benchmarks.micro", description=__doc__.split("\n\n")[1])
     p.add_argument("--bundle", default="artifacts", help="a bundle with micro/ (default: artifacts)")
-    p.add_argument("--data", default=None, help=f"IMDB archive (default: $IMDB_DATA, else {os.path.relpath(DEFAULT_DATA)})")
+    p.add_argument("--data", default=None,
+                   help=f"IMDB archive (default: $IMDB_DATA, else {os.path.relpath(DEFAULT_DATA)})")
     p.add_argument("--out", default="bench", help="output directory (default: bench)")
     p.add_argument("--limit", type=int, default=None, metavar="N", help="use the first N test reviews (smoke runs)")
     return p.parse_args(argv)
@@ -91,8 +92,8 @@ def flash_bytes(section: dict) -> dict:
     sizes = section["sizes"]
     code = sizes["tokenizer_code_bytes"]
     data = sizes["model_bytes"] + sizes["vocab_bytes"]
-    return {"model": sizes["model_bytes"], "vocab": sizes["vocab_bytes"], "tokenizer_cortex_m4": code.get("cortex_m4_Os"),
-            "tokenizer_host": code.get("host_gcc_Os"),
+    return {"model": sizes["model_bytes"], "vocab": sizes["vocab_bytes"],
+            "tokenizer_cortex_m4": code.get("cortex_m4_Os"), "tokenizer_host": code.get("host_gcc_Os"),
             "total": data + (code.get("cortex_m4_Os") or code.get("host_gcc_Os") or 0)}
 
 

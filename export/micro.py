@@ -401,8 +401,13 @@ def export_micro(out: str, model, tok: Tokenizer, calibration_ids: np.ndarray, t
         result.failures.append(f"TFLM and LiteRT's built-in kernels disagree on "
                                f"{1 - result.figures['agreement']:.4%} of the labels")
     _check_same_as_int8(out, litert, ids, result)
-    manifest["micro"] = _section(micro, flat, arena, tok, result)
+    manifest["micro"] = section = _section(micro, flat, arena, tok, result)
     write_manifest(out, manifest)
+    f = result.figures
+    log(f"{result.name}: {'PASS' if result.passed else 'FAIL: ' + '; '.join(result.failures)} -- TFLM labels = "
+        f"LiteRT built-in labels on {f['agreement']:.2%} of {f['n']} reviews, accuracy {f['accuracy']:.4f}, "
+        f"arena {arena} B, flash {section['sizes']['model_bytes'] + section['sizes']['vocab_bytes']} B "
+        "(model + vocabulary)")
     return [result]
 
 

@@ -1,6 +1,7 @@
 """The C tokenizer built on the host, once per session, with the bundled model's vocabulary."""
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import struct
@@ -44,6 +45,18 @@ class Driver:
 def python_ids(tok: Tokenizer, texts: list[bytes]) -> np.ndarray:
     """The contract: the Python tokenizer on the text as the runtime decodes bytes."""
     return tok.encode_batch([t.decode("utf-8", "replace") for t in texts])
+
+
+def bundle_copy(tiny_bundle, tmp_path) -> str:
+    """A copy of the tiny bundle whose manifest has a reference accuracy (1.0), as verify writes."""
+    out = str(tmp_path / "bundle")
+    shutil.copytree(tiny_bundle, out)
+    with open(os.path.join(out, "manifest.json")) as f:
+        manifest = json.load(f)
+    manifest["verification"]["reference"] = {"file": "model.keras", "accuracy": 1.0}
+    with open(os.path.join(out, "manifest.json"), "w") as f:
+        json.dump(manifest, f)
+    return out
 
 
 @pytest.fixture(scope="session")

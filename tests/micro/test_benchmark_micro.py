@@ -8,12 +8,12 @@ from benchmarks import micro as B
 from export import micro as M
 from runtime.errors import run_cli
 from tests.conftest import write_imdb_tar
-from tests.micro.test_micro_export import _bundle_copy
+from tests.micro.conftest import bundle_copy
 
 
 def test_benchmark_row_for_a_bundle_with_micro(tiny_trained, tiny_bundle, tmp_path, capsys):
     model, tok, texts, labels = tiny_trained
-    bundle = _bundle_copy(tiny_bundle, tmp_path)
+    bundle = bundle_copy(tiny_bundle, tmp_path)
     M.export_micro(bundle, model, tok, tok.encode_batch(texts), texts, labels, log=lambda msg: None)
     data = write_imdb_tar(tmp_path / "imdb.tar.gz", n_per_split=40)
     out = tmp_path / "bench"

@@ -5,13 +5,13 @@ import hashlib
 import json
 import os
 import re
-import shutil
 import subprocess
 
 import numpy as np
 import pytest
 
 from export import micro as M
+from tests.micro.conftest import bundle_copy
 
 TFLM_OPS = ["GATHER", "MEAN", "FULLY_CONNECTED", "LOGISTIC", "DEQUANTIZE"]
 
@@ -97,22 +97,11 @@ def test_too_large_a_vocabulary_is_refused():
         M.vocab_table({f"w{i}": i for i in range(40_000)})
 
 
-def _bundle_copy(tiny_bundle, tmp_path) -> str:
-    out = str(tmp_path / "bundle")
-    shutil.copytree(tiny_bundle, out)
-    with open(os.path.join(out, "manifest.json")) as f:
-        manifest = json.load(f)
-    manifest["verification"]["reference"] = {"file": "model.keras", "accuracy": 1.0}
-    with open(os.path.join(out, "manifest.json"), "w") as f:
-        json.dump(manifest, f)
-    return out
-
-
 def test_export_micro_writes_the_directory_and_the_manifest_section(tiny_trained, tiny_bundle, tmp_path):
     from runtime import Classifier
 
     model, tok, texts, labels = tiny_trained
-    out = _bundle_copy(tiny_bundle, tmp_path)
+    out = bundle_copy(tiny_bundle, tmp_path)
     files_before = json.load(open(os.path.join(out, "manifest.json")))["files"]
     results = M.export_micro(out, model, tok, tok.encode_batch(texts), texts, labels, log=lambda msg: None)
     manifest = json.load(open(os.path.join(out, "manifest.json")))
@@ -139,7 +128,7 @@ def test_export_micro_needs_a_verified_bundle(tiny_trained, tmp_path):
 
 def test_export_micro_fails_below_the_keras_accuracy(tiny_trained, tiny_bundle, tmp_path):
     model, tok, texts, labels = tiny_trained
-    out = _bundle_copy(tiny_bundle, tmp_path)  # reference accuracy 1.0; inverted labels score 0
+    out = bundle_copy(tiny_bundle, tmp_path)  # reference accuracy 1.0; inverted labels score 0
     results = M.export_micro(out, model, tok, tok.encode_batch(texts), texts, 1 - labels, log=lambda msg: None)
     ver = json.load(open(os.path.join(out, "manifest.json")))["micro"]["verification"]
     assert not results[0].passed and not ver["passed"] and "below Keras" in ver["failures"][0]

@@ -21,7 +21,8 @@ from tests.micro.conftest import python_ids
 PIECES = [b"the", b"movie", b"Great", b"FILM", b"don't", b"'s", b"'", b"2", b"10", b"<br />", b"<BR />", b"<Br /",
           b"<br", b" />", b"<", b"b", b"r", b"R", b" ", b"/", b">", b"\t\n", b".", b",", b"\x00", b"\x7f",
           "\u0130".encode(), "\u212a".encode(), b"\xc4", b"\xe2\x84", b"\xe2", b"\xc3\xa9", "\u00c9".encode(),
-          "\u00df".encode(), "\u03a3".encode(), "\U0001F600".encode(), b"\xed\xa0\x80", b"\xc0\xaf", b"\xf4\x90\x80\x80",
+          "\u00df".encode(), "\u03a3".encode(), "\U0001F600".encode(), b"\xed\xa0\x80", b"\xc0\xaf",
+          b"\xf4\x90\x80\x80",
           b"\x80", b"\xbf", b"\xff", b"\xf0\x9f", b"supercalifragilisticexpialidocious", b"abcdefghijklmnopq",
           b"abcdefghijklmnopqr"]
 
