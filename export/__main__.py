@@ -1,11 +1,12 @@
 """``python -m export``: turn a trained model into verified edge artifacts.
 
 Steps (each works on one output directory, the bundle):
-  all     train (unless --model is given), onnx, tflite, verify
+  all     train (unless --model is given), onnx, tflite, verify, micro
   train   train the tutorial model into --out (or copy --model there)
   onnx    model.onnx and model.int8.onnx from model.keras
   tflite  model.tflite, model.dynamic.tflite, model.int8.tflite with MediaPipe metadata
   verify  score the IMDB test set with every format, write manifest.json and report.md
+  micro   micro/: TFLite Micro model + C tokenizer and vocabulary, checked with TFLM (after verify)
   package copy the runtime's files of a verified bundle to --dest (the bundled default model)
 """
 from __future__ import annotations
@@ -26,7 +27,7 @@ from runtime.tokenizer import TokenizerError
 
 from .package import DEFAULT_DEST, package_runtime_bundle
 from .errors import ExportError
-from .pipeline import ExportConfig, export_all, step_onnx, step_tflite, step_train, step_verify
+from .pipeline import ExportConfig, export_all, step_micro, step_onnx, step_tflite, step_train, step_verify
 
 # What a step raises for bad input or a failed conversion: shown as one "Error:" line, exit 2.
 USER_ERRORS = (DataError, TrainError, ExportError, BundleError, BackendError, TokenizerError, OSError)
@@ -44,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m export", description=__doc__.split("\n", 1)[1],
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG)
     sub = parser.add_subparsers(dest="step", required=True, metavar="STEP")
-    for step in ("all", "train", "onnx", "tflite", "verify"):
+    for step in ("all", "train", "onnx", "tflite", "verify", "micro"):
         p = sub.add_parser(step, help=__doc__.split(f"  {step:<8}")[1].split("\n")[0])
         p.add_argument("--out", default="artifacts", help="output directory, the bundle (default %(default)s)")
         if step in ("all", "train"):
@@ -56,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
         if step in ("all", "tflite"):
             p.add_argument("--int8-io", action="store_true",
                            help="int8 output tensor in model.int8.tflite (the runtime dequantizes it)")
+        if step in ("all", "tflite", "micro"):
             p.add_argument("--calibration-size", type=int, default=ExportConfig.calibration_size,
                            help="training reviews used to calibrate model.int8.tflite, at least 500 "
                                 "(default %(default)s)")
@@ -82,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
                        **{k: getattr(args, k) for k in ("model", "int8", "int8_io", "calibration_size",
                                                         "mediapipe_samples") if hasattr(args, k)})
     steps = {"all": export_all, "train": step_train, "onnx": step_onnx, "tflite": step_tflite,
-             "verify": step_verify}
+             "verify": step_verify, "micro": step_micro}
     try:
         results = steps[args.step](cfg)
     except USER_ERRORS as e:

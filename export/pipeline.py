@@ -3,7 +3,7 @@
 Each step reads and writes files in one output directory (the bundle):
 train -> model.keras + vocab.txt; onnx -> model.onnx (+ model.int8.onnx);
 tflite -> model.tflite, model.dynamic.tflite, model.int8.tflite (+ labels.txt);
-verify -> manifest.json + report.md.
+verify -> manifest.json + report.md; micro -> micro/ (+ its section of manifest.json).
 """
 from __future__ import annotations
 
@@ -244,8 +244,24 @@ def _training_metrics(out: str) -> dict | None:
         return json.load(f)
 
 
+def step_micro(cfg: ExportConfig, log: Callable[[str], None] = _log) -> list[V.Result]:
+    """micro/: the TFLite Micro model and C sources, checked on the test set (export/micro.py)."""
+    from .micro import export_micro
+
+    _need(cfg.out, "model.keras", "vocab.txt")
+    tok = load_tokenizer(cfg.out)
+    imdb = _load_imdb(cfg.train.data)
+    return export_micro(cfg.out, load_keras(cfg.out), tok, calibration_ids(cfg, tok), imdb.test_texts,
+                        imdb.test_labels, log)
+
+
 def export_all(cfg: ExportConfig, log: Callable[[str], None] = _log) -> list[V.Result]:
     step_train(cfg, log)
     step_onnx(cfg, log)
     step_tflite(cfg, log)
-    return step_verify(cfg, log)
+    results = step_verify(cfg, log)
+    from .micro import tflm_available
+
+    if cfg.int8 and not tflm_available():
+        log("skipping the micro step: no tflite-micro here (its wheels are for Linux x86_64)")
+    return results + step_micro(cfg, log) if cfg.int8 and tflm_available() else results

@@ -69,6 +69,19 @@ def test_manifest_records_parity_and_mediapipe(real_export):
         assert results[name]["n"] >= 500 and results[name]["max_abs_diff"] <= 1e-5
 
 
+def test_micro_target_runs_in_tflite_micro_within_budget(real_export):
+    """export all ends with micro/: TFLM labels = LiteRT built-in labels on all 25k test reviews."""
+    micro = json.load(open(os.path.join(real_export[0], "manifest.json")))["micro"]
+    ver, sizes = micro["verification"], micro["sizes"]
+    assert ver["n"] == 25000 and ver["passed"] and ver["agreement"] == 1.0 and ver["accuracy_drop"] <= 0.005
+    assert ver["max_abs_diff_vs_model_int8_tflite"] == 0.0
+    assert micro["ops"] == ["GATHER", "MEAN", "FULLY_CONNECTED", "LOGISTIC", "DEQUANTIZE"]
+    assert micro["arena_bytes"] <= 8 * 1024
+    code = sizes["tokenizer_code_bytes"]["cortex_m4_Os"] or sizes["tokenizer_code_bytes"]["host_gcc_Os"]
+    assert sizes["model_bytes"] + sizes["vocab_bytes"] + code <= 300 * 1024
+    assert os.path.getsize(os.path.join(real_export[0], "micro", "model.tflite")) == sizes["model_bytes"]
+
+
 @pytest.mark.parametrize("backend, model", [("onnx", "model.onnx"), ("onnx", "model.int8.onnx"),
                                             ("tflite", "model.tflite"), ("tflite", "model.dynamic.tflite"),
                                             ("tflite", "model.int8.tflite")])

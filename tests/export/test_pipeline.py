@@ -33,7 +33,8 @@ def test_all_writes_every_file_and_passes(exported):
     for name in FILES + ("manifest.json", "report.md", "loss.png", "accuracy.png"):
         assert os.path.getsize(os.path.join(out, name)) > 0, name
     assert [r.name for r in results] == ["model.onnx", "model.int8.onnx", "model.tflite", "model.dynamic.tflite",
-                                         "model.int8.tflite", "mediapipe:model.tflite", "mediapipe:model.int8.tflite"]
+                                         "model.int8.tflite", "mediapipe:model.tflite", "mediapipe:model.int8.tflite",
+                                         "micro/model.tflite"]
     assert all(r.passed for r in results), [(r.name, r.failures) for r in results]
     assert open(os.path.join(out, "labels.txt")).read() == "positive\n"
 

@@ -1,0 +1,467 @@
+"""The TFLite Micro target: ``<bundle>/micro/``, everything a microcontroller firmware needs.
+
+- ``model.tflite``: full-integer int8, batch 1, no metadata, and no int32 prologue. Keras'
+  ``Embedding`` turns ids into ``where(ids < 0, ids + vocab, ids)`` (LESS/ADD/SELECT_V2 on
+  int32), which TFLM cannot run; our tokenizer never makes a negative id, so here the
+  embedding is a plain ``tf.gather`` of the same weights and the rest of the model is called
+  as it is, calibrated on the same ids as ``model.int8.tflite``.
+- ``model_data.h/.cc``: the model as a 16-byte-aligned ``const unsigned char[]``.
+- ``vocab_data.h/.c``: the vocabulary as a front-coded sorted table (see ``vocab_table``).
+- ``model_ops.h``: registers exactly the model's ops in a ``MicroMutableOpResolver``.
+- ``tokenizer.c/.h``, ``example.cc``, ``README.md``: copied from the repository's ``micro/``.
+- ``SHA256SUMS``: ``sha256sum -c`` list of the above (the top-level manifest lists plain names).
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib.util
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import warnings
+from importlib import metadata
+from typing import Mapping
+
+import numpy as np
+
+from runtime.bundle import MANIFEST
+from runtime.errors import require
+from runtime.files import atomic_write_bytes, atomic_write_text
+from runtime.tokenizer import SPECIAL_TOKENS, Tokenizer
+
+from . import verify as V
+from .errors import ExportError
+from .manifest import write_manifest
+
+MICRO_DIR = "micro"
+SOURCES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "micro")
+COPIED = ("tokenizer.h", "tokenizer.c", "example.cc", "README.md")
+GENERATED = ("model.tflite", "model_data.h", "model_data.cc", "vocab_data.h", "vocab_data.c", "model_ops.h")
+VOCAB_BLOCK = 16  # words per front-coded block: one binary search step covers a block
+MAX_ID = 0x7FFF  # ids are stored in 15 bits (the high byte's bit 7 marks the end of a word)
+ARENA_LIMIT = 1 << 20  # the bisection's upper end
+_WORD = re.compile(rb"[a-z0-9']+")
+# MicroMutableOpResolver::AddX names that are not CamelCase of the TFLite builtin name.
+_RESOLVER_NAMES = {"CONV_2D": "Conv2D", "DEPTHWISE_CONV_2D": "DepthwiseConv2D", "MAX_POOL_2D": "MaxPool2D",
+                   "AVERAGE_POOL_2D": "AveragePool2D"}
+
+
+class MicroError(ExportError, ValueError):
+    """The model or vocabulary cannot be made into the microcontroller target."""
+
+
+# -- the model ----------------------------------------------------------------------------
+def micro_model(model, calibration_ids: np.ndarray) -> bytes:
+    """``model`` with its Embedding as a plain gather, converted to full-integer int8 TFLite.
+
+    Input ``input_ids`` [1, maxlen] int32 (TFLM does not resize), output ``probability``
+    [1, 1] float32 (a DEQUANTIZE at the end), as ``model.int8.tflite`` computes it.
+    """
+    import tensorflow as tf
+
+    from .tflite_export import _check_calibration, _rename_io, model_maxlen
+
+    maxlen = model_maxlen(model)
+    calibration_ids = _check_calibration(calibration_ids, maxlen)
+    embedding, rest = _split_embedding(model)
+    table = tf.constant(embedding.get_weights()[0])  # [vocab, dim] float32
+
+    @tf.function(input_signature=[tf.TensorSpec([1, maxlen], tf.int32, name="input_ids")])
+    def serve(input_ids):
+        x = tf.gather(table, input_ids)  # [1, maxlen, dim]
+        for layer in rest:
+            x = layer(x, training=False)
+        return {"probability": x}
+
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([serve.get_concrete_function()], serve)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = lambda: ([row[None, :]] for row in calibration_ids)
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    converter.inference_output_type = tf.float32
+    with warnings.catch_warnings():  # the int32 ids have no calibration statistics: ids need none
+        warnings.filterwarnings("ignore", "Statistics for quantized inputs were expected")
+        flat = _rename_io(converter.convert())
+    bad = {"LESS", "ADD", "SELECT", "SELECT_V2"} & set(model_ops(flat))
+    if bad:
+        raise MicroError(f"the micro model still has int32 index ops: {', '.join(sorted(bad))}")
+    return flat
+
+
+def _split_embedding(model):
+    """(the Embedding layer, the layers after it): the model must be a plain chain."""
+    import keras
+
+    layers = [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
+    if not layers or not isinstance(layers[0], keras.layers.Embedding):
+        raise MicroError("the micro target needs a model that starts with an Embedding layer")
+    for before, after in zip(layers, layers[1:]):
+        if after.input is not before.output:
+            raise MicroError(f"the micro target needs a chain of layers; {after.name} does not follow "
+                             f"{before.name}")
+    return layers[0], layers[1:]
+
+
+def model_ops(flat: bytes) -> list[str]:
+    """The builtin op names of a TFLite flatbuffer, in first-use order."""
+    from tensorflow.lite.python import schema_py_generated as schema
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.read_model_from_bytearray(bytearray(flat))
+    names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
+    codes = [max(c.builtinCode, c.deprecatedBuiltinCode) for c in model.operatorCodes]
+    ops = []
+    for graph in model.subgraphs:
+        for op in graph.operators:
+            name = names[codes[op.opcodeIndex]]
+            if name not in ops:
+                ops.append(name)
+    return ops
+
+
+def resolver_method(op: str) -> str:
+    """``FULLY_CONNECTED`` -> ``AddFullyConnected``, the MicroMutableOpResolver method."""
+    return "Add" + _RESOLVER_NAMES.get(op, "".join(part.capitalize() for part in op.split("_")))
+
+
+# -- TFLM and LiteRT on the host ------------------------------------------------------------
+def tflm_available() -> bool:
+    return importlib.util.find_spec("tflite_micro") is not None
+
+
+def tflm_interpreter(flat: bytes, arena_size: int):
+    runtime = require("tflite_micro.python.tflite_micro.runtime", "train")  # Linux x86_64 wheels only
+    return runtime.Interpreter.from_bytes(flat, arena_size=arena_size)
+
+
+def tflm_scores(flat: bytes, ids: np.ndarray, arena_size: int) -> np.ndarray:
+    """``ids`` [n, maxlen] int32, one review per invoke as on a device -> [n] float32."""
+    interp = tflm_interpreter(flat, arena_size)
+    out = np.empty(len(ids), dtype=np.float32)
+    for i, row in enumerate(ids):
+        interp.set_input(row[None, :], 0)
+        interp.invoke()
+        out[i] = interp.get_output(0).reshape(-1)[0]
+    return out
+
+
+def litert_builtin_scores(flat: bytes, ids: np.ndarray) -> np.ndarray:
+    """LiteRT's reference built-in kernels, no XNNPACK: the arithmetic TFLM reproduces."""
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    interp = Interpreter(model_content=flat,
+                         experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+    inp, outp = interp.get_input_details()[0], interp.get_output_details()[0]
+    if list(inp["shape"]) != [1, ids.shape[1]]:
+        interp.resize_tensor_input(inp["index"], [1, ids.shape[1]])
+    interp.allocate_tensors()
+    out = np.empty(len(ids), dtype=np.float32)
+    for i, row in enumerate(ids):
+        interp.set_tensor(inp["index"], row[None, :])
+        interp.invoke()
+        out[i] = interp.get_tensor(outp["index"]).reshape(-1)[0]
+    return out
+
+
+def _arena_works(flat: bytes, size: int, probe: np.ndarray) -> bool:
+    try:
+        with _quiet_stderr():  # TFLM prints every failed allocation
+            tflm_scores(flat, probe, size)
+    except (RuntimeError, ValueError):
+        return False
+    return True
+
+
+@contextlib.contextmanager
+def _quiet_stderr():
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def smallest_arena(flat: bytes, maxlen: int, align: int = 16) -> int:
+    """The smallest tensor arena (a multiple of ``align`` bytes) in which the host TFLM
+    interpreter allocates and invokes the model, by bisection."""
+    probe = np.ones((1, maxlen), dtype=np.int32)
+    lo, hi = 0, 1024  # lo fails, hi works
+    while not _arena_works(flat, hi, probe):
+        lo, hi = hi, hi * 2
+        if hi > ARENA_LIMIT:
+            raise MicroError(f"TFLM cannot run the micro model in {ARENA_LIMIT} bytes of arena")
+    while hi - lo > align:
+        mid = (lo + hi) // 2 // align * align
+        lo, hi = (lo, mid) if _arena_works(flat, mid, probe) else (mid, hi)
+    return hi
+
+
+# -- C sources ------------------------------------------------------------------------------
+def vocab_table(vocab: Mapping[str, int]) -> tuple[bytes, list[int], int]:
+    """(entries, block offsets, longest word) of the words a token can equal, sorted by bytes.
+
+    Entry: shared prefix length with the previous word (0 at the start of each block of
+    ``VOCAB_BLOCK`` words), the rest of the word, the id as 2 bytes, high first, with bit 7 set.
+    """
+    words = sorted((w.encode("ascii"), i) for w, i in vocab.items()
+                   if w not in SPECIAL_TOKENS and _WORD.fullmatch(w.encode("utf-8")))
+    if not words:
+        raise MicroError("the vocabulary has no word a token can equal")
+    if max(i for _, i in words) > MAX_ID:
+        raise MicroError(f"the micro vocabulary table holds ids up to {MAX_ID}; this one has {len(vocab)} words")
+    out, blocks, prev = bytearray(), [], b""
+    for k, (word, i) in enumerate(words):
+        if k % VOCAB_BLOCK == 0:
+            blocks.append(len(out))
+            prev = b""
+        shared = len(os.path.commonprefix([prev, word]))
+        out += bytes([shared]) + word[shared:] + bytes([0x80 | i >> 8, i & 0xFF])
+        prev = word
+    return bytes(out), blocks, max(len(w) for w, _ in words)
+
+
+def _c_bytes(data: bytes, per_line: int = 16) -> str:
+    return "\n".join("    " + "".join(f"0x{b:02x}," for b in data[i:i + per_line])
+                     for i in range(0, len(data), per_line))
+
+
+def vocab_sources(vocab: Mapping[str, int], maxlen: int) -> dict[str, str]:
+    words, blocks, longest = vocab_table(vocab)
+    if longest > 254:
+        raise MicroError(f"the micro tokenizer keeps words of up to 254 bytes; the vocabulary has one of {longest}")
+    offset_type = "uint16_t" if len(words) <= 0xFFFF else "uint32_t"
+    header = f"""/* Generated by `python -m export micro`: the vocabulary of the model in model_data.cc. */
+#ifndef RK_VOCAB_DATA_H
+#define RK_VOCAB_DATA_H
+
+#include <stdint.h>
+
+#define RK_MAXLEN {maxlen} /* ids per review: the model's input is [1, RK_MAXLEN] int32 */
+#define RK_VOCAB_SIZE {len(vocab)}
+#define RK_VOCAB_MAX_WORD {longest}
+#define RK_VOCAB_BLOCKS {len(blocks)}
+#define RK_VOCAB_BYTES {len(words)}
+
+#ifdef __cplusplus
+extern "C" {{
+#endif
+extern const uint8_t rk_vocab_words[RK_VOCAB_BYTES];
+extern const {offset_type} rk_vocab_blocks[RK_VOCAB_BLOCKS];
+#ifdef __cplusplus
+}}
+#endif
+
+#endif /* RK_VOCAB_DATA_H */
+"""
+    source = f"""/* Generated by `python -m export micro`: the words a token can equal, sorted by bytes and
+ * front coded in blocks of {VOCAB_BLOCK} (see rk_vocab_id in tokenizer.c). */
+#include "vocab_data.h"
+
+const {offset_type} rk_vocab_blocks[RK_VOCAB_BLOCKS] = {{
+{chr(10).join("    " + "".join(f"{b}," for b in blocks[i:i + 12]) for i in range(0, len(blocks), 12))}
+}};
+
+const uint8_t rk_vocab_words[RK_VOCAB_BYTES] = {{
+{_c_bytes(words)}
+}};
+"""
+    return {"vocab_data.h": header, "vocab_data.c": source}
+
+
+def model_sources(flat: bytes, ops: list[str]) -> dict[str, str]:
+    header = """/* Generated by `python -m export micro`: model.tflite as a C array. */
+#ifndef RK_MODEL_DATA_H
+#define RK_MODEL_DATA_H
+
+extern const unsigned char rk_model_data[];
+extern const unsigned int rk_model_data_len;
+
+#endif /* RK_MODEL_DATA_H */
+"""
+    source = f"""/* Generated by `python -m export micro`: model.tflite ({len(flat)} bytes, sha256
+ * {hashlib.sha256(flat).hexdigest()}). 16-byte aligned, as TFLM wants its flatbuffer. */
+#include "model_data.h"
+
+alignas(16) const unsigned char rk_model_data[] = {{
+{_c_bytes(flat)}
+}};
+const unsigned int rk_model_data_len = {len(flat)};
+"""
+    adds = "\n".join(f"    if (r.{resolver_method(op)}() != kTfLiteOk) return kTfLiteError;" for op in ops)
+    ops_header = f"""/* Generated by `python -m export micro`: the ops of model.tflite ({", ".join(ops)}). */
+#ifndef RK_MODEL_OPS_H
+#define RK_MODEL_OPS_H
+
+#include "tensorflow/lite/micro/micro_mutable_op_resolver.h"
+
+constexpr int kRkNumOps = {len(ops)};
+using RkOpResolver = tflite::MicroMutableOpResolver<kRkNumOps>;
+
+inline TfLiteStatus RkRegisterOps(RkOpResolver &r) {{
+{adds}
+    return kTfLiteOk;
+}}
+
+#endif /* RK_MODEL_OPS_H */
+"""
+    return {"model_data.h": header, "model_data.cc": source, "model_ops.h": ops_header}
+
+
+# -- sizes ----------------------------------------------------------------------------------
+def code_size(source: str, compiler: str = "gcc", flags: tuple[str, ...] = ("-Os",),
+              include: str | None = None) -> int | None:
+    """``text`` bytes of ``source`` compiled with ``compiler`` (``size``), None without the tools."""
+    size_tool = compiler[:-3] + "size" if compiler.endswith("gcc") else "size"
+    if not shutil.which(compiler) or not shutil.which(size_tool):
+        return None
+    with tempfile.TemporaryDirectory() as tmp:
+        obj = os.path.join(tmp, "out.o")
+        subprocess.run([compiler, "-std=c99", *flags, "-c", source, "-o", obj,
+                        "-I", include or os.path.dirname(source)], check=True, capture_output=True)
+        text = subprocess.run([size_tool, obj], check=True, capture_output=True, text=True).stdout
+    return int(text.splitlines()[1].split()[0])
+
+
+ARM_FLAGS = ("-Os", "-mcpu=cortex-m4", "-mthumb")
+
+
+def sizes(micro: str, flat: bytes) -> dict:
+    words, blocks, _ = vocab_table_sizes(micro)
+    tok = os.path.join(micro, "tokenizer.c")
+    return {
+        "model_bytes": len(flat),
+        "vocab_bytes": words + blocks,
+        "tokenizer_code_bytes": {"host_gcc_Os": code_size(tok),
+                                 "cortex_m4_Os": code_size(tok, "arm-none-eabi-gcc", ARM_FLAGS)},
+    }
+
+
+def vocab_table_sizes(micro: str) -> tuple[int, int, int]:
+    """(word bytes, block index bytes, blocks) read back from the generated vocab_data.h."""
+    with open(os.path.join(micro, "vocab_data.h"), encoding="ascii") as f:
+        text = f.read()
+    defines = dict(re.findall(r"#define (RK_\w+) (\d+)", text))
+    width = 2 if "const uint16_t rk_vocab_blocks" in text else 4
+    blocks = int(defines["RK_VOCAB_BLOCKS"])
+    return int(defines["RK_VOCAB_BYTES"]), blocks * width, blocks
+
+
+# -- the directory --------------------------------------------------------------------------
+def write_micro_dir(out: str, flat: bytes, vocab: Mapping[str, int], maxlen: int) -> str:
+    """Write ``out/micro/`` (generated files + copied sources + SHA256SUMS); returns its path."""
+    micro = os.path.join(out, MICRO_DIR)
+    missing = [n for n in COPIED if not os.path.isfile(os.path.join(SOURCES, n))]
+    if missing:
+        raise MicroError(f"{SOURCES}: missing {', '.join(missing)} (run from a reviewkit checkout)")
+    os.makedirs(micro, exist_ok=True)
+    atomic_write_bytes(os.path.join(micro, "model.tflite"), flat)
+    texts = {**model_sources(flat, model_ops(flat)), **vocab_sources(vocab, maxlen)}
+    for name in COPIED:
+        with open(os.path.join(SOURCES, name), encoding="utf-8") as f:
+            texts[name] = f.read()
+    for name, text in texts.items():
+        atomic_write_text(os.path.join(micro, name), text)
+    atomic_write_text(os.path.join(micro, "SHA256SUMS"), "".join(
+        f"{_sha256(os.path.join(micro, n))}  {n}\n" for n in (*GENERATED, *COPIED)))
+    return micro
+
+
+def _sha256(path: str) -> str:
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+# -- the step -------------------------------------------------------------------------------
+def export_micro(out: str, model, tok: Tokenizer, calibration_ids: np.ndarray, test_texts: list[str],
+                 test_labels: np.ndarray, log) -> list[V.Result]:
+    """Write ``out/micro/``, check it on the test set, add a ``"micro"`` section to the manifest.
+
+    Checks: TFLM gives the labels of LiteRT's built-in kernels on every test review, and
+    accuracy within ``V.QUANT_MAX_ACCURACY_DROP`` of Keras (the verified manifest's reference).
+    """
+    manifest = _read_manifest(out)
+    flat = micro_model(model, calibration_ids)
+    micro = write_micro_dir(out, flat, tok.vocab, tok.maxlen)
+    log(f"wrote {micro}/ (model.tflite {len(flat) / 1024:.0f} KiB, C sources)")
+    arena = smallest_arena(flat, tok.maxlen)
+    ids = tok.encode_batch(test_texts)  # [n, maxlen] int32
+    log(f"scoring {len(ids)} test reviews with the TFLite Micro interpreter (arena {arena} bytes)")
+    tflm, litert = tflm_scores(flat, ids, arena), litert_builtin_scores(flat, ids)
+    result = V.compare(f"{MICRO_DIR}/model.tflite", tflm, litert, test_labels,
+                       quantized=True, reference_accuracy=manifest["verification"]["reference"]["accuracy"])
+    if result.figures["agreement"] < 1.0:
+        result.failures.append(f"TFLM and LiteRT's built-in kernels disagree on "
+                               f"{1 - result.figures['agreement']:.4%} of the labels")
+    _check_same_as_int8(out, litert, ids, result)
+    manifest["micro"] = section = _section(micro, flat, arena, tok, result)
+    write_manifest(out, manifest)
+    f = result.figures
+    log(f"{result.name}: {'PASS' if result.passed else 'FAIL: ' + '; '.join(result.failures)} -- TFLM labels = "
+        f"LiteRT built-in labels on {f['agreement']:.2%} of {f['n']} reviews, accuracy {f['accuracy']:.4f}, "
+        f"arena {arena} B, flash {section['sizes']['model_bytes'] + section['sizes']['vocab_bytes']} B "
+        "(model + vocabulary)")
+    return [result]
+
+
+def _check_same_as_int8(out: str, litert: np.ndarray, ids: np.ndarray, result: V.Result) -> None:
+    """The gather rewrite changes no number: LiteRT's built-in kernels give the micro model and
+    model.int8.tflite (same weights, same calibration) the same scores. Skipped for --int8-io."""
+    path = os.path.join(out, "model.int8.tflite")
+    if not os.path.isfile(path):
+        return
+    with open(path, "rb") as f:
+        int8 = f.read()
+    if litert_output_dtype(int8) != np.float32:
+        return
+    diff = float(np.abs(litert_builtin_scores(int8, ids) - litert).max())
+    result.figures["max_abs_diff_vs_model_int8_tflite"] = diff
+    if diff > 0:
+        result.failures.append(f"the micro model differs from model.int8.tflite by up to {diff:.3g} "
+                               "(LiteRT built-in kernels)")
+
+
+def litert_output_dtype(flat: bytes):
+    from ai_edge_litert.interpreter import Interpreter
+
+    return Interpreter(model_content=flat).get_output_details()[0]["dtype"]
+
+
+def _read_manifest(out: str) -> dict:
+    path = os.path.join(out, MANIFEST)
+    try:
+        with open(path, encoding="utf-8") as f:
+            manifest = json.load(f)
+        manifest["verification"]["reference"]["accuracy"]
+    except FileNotFoundError:
+        raise MicroError(f"{out}: no {MANIFEST}; the micro target is checked against a verified bundle "
+                         "(run 'python -m export verify' first)") from None
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise MicroError(f"{path}: unreadable ({e})") from None
+    return manifest
+
+
+def _section(micro: str, flat: bytes, arena: int, tok: Tokenizer, result: V.Result) -> dict:
+    return {
+        "dir": MICRO_DIR,
+        "model": "model.tflite",
+        "input": {"name": "input_ids", "shape": [1, tok.maxlen], "dtype": "int32"},
+        "output": {"name": "probability", "shape": [1, 1], "dtype": "float32"},
+        "ops": model_ops(flat),
+        "tflite_micro": metadata.version("tflite-micro"),
+        "arena_bytes": arena,
+        "arena_measured": "smallest tensor arena (16-byte steps) in which the TFLM interpreter of the "
+                          "tflite-micro package allocates and invokes the model on this (64-bit) host",
+        "sizes": sizes(micro, flat),
+        "verification": {"reference": "LiteRT BUILTIN_WITHOUT_DEFAULT_DELEGATES on the same model",
+                         **result.figures, "passed": result.passed, "failures": result.failures},
+        "files": {n: {"size": os.path.getsize(os.path.join(micro, n)), "sha256": _sha256(os.path.join(micro, n))}
+                  for n in (*GENERATED, *COPIED)},
+    }

@@ -1,0 +1,157 @@
+"""The micro model and micro/ directory, on the session's tiny model and bundle."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import subprocess
+
+import numpy as np
+import pytest
+
+from export import micro as M
+from tests.micro.conftest import bundle_copy
+
+TFLM_OPS = ["GATHER", "MEAN", "FULLY_CONNECTED", "LOGISTIC", "DEQUANTIZE"]
+
+
+@pytest.fixture(scope="module")
+def micro_flat(tiny_trained) -> bytes:
+    model, tok, texts, _ = tiny_trained
+    return M.micro_model(model, tok.encode_batch(texts))
+
+
+@pytest.fixture(scope="module")
+def ids(tiny_trained) -> np.ndarray:
+    _, tok, texts, _ = tiny_trained
+    return tok.encode_batch(texts + ["", "a review with no word of the vocabulary"])
+
+
+def test_micro_model_has_only_the_ops_tflm_runs(micro_flat):
+    assert M.model_ops(micro_flat) == TFLM_OPS
+    assert [M.resolver_method(op) for op in TFLM_OPS] == [
+        "AddGather", "AddMean", "AddFullyConnected", "AddLogistic", "AddDequantize"]
+
+
+def test_the_keras_embedding_prologue_is_what_tflm_cannot_run(tiny_trained):
+    """Why the micro model exists: model.int8.tflite's int32 index fix-up fails in TFLM."""
+    from export.tflite_export import to_tflite
+
+    model, tok, texts, _ = tiny_trained
+    flat = to_tflite(model, "int8", calibration_ids=tok.encode_batch(texts[:50]))
+    assert {"LESS", "ADD", "SELECT_V2"} <= set(M.model_ops(flat))
+    with pytest.raises(RuntimeError):
+        M.tflm_scores(flat, tok.encode_batch(texts[:1]), 1 << 16)
+
+
+def test_tflm_gives_litert_builtin_labels_and_the_int8_model_scores(tiny_trained, tiny_bundle, micro_flat, ids):
+    tflm = M.tflm_scores(micro_flat, ids, 1 << 16)
+    litert = M.litert_builtin_scores(micro_flat, ids)
+    assert np.array_equal(tflm >= 0.5, litert >= 0.5)
+    assert np.abs(tflm - litert).max() <= 2 / 256  # at most two steps of the int8 output's scale
+    assert 0.1 < (tflm >= 0.5).mean() < 0.9
+    with open(os.path.join(tiny_bundle, "model.int8.tflite"), "rb") as f:  # same calibration: same numbers
+        np.testing.assert_array_equal(M.litert_builtin_scores(f.read(), ids), litert)
+
+
+def test_smallest_arena_is_the_smallest(micro_flat):
+    arena = M.smallest_arena(micro_flat, 256)
+    probe = np.ones((1, 256), dtype=np.int32)
+    assert arena % 16 == 0 and 1024 < arena <= 8 * 1024
+    assert M._arena_works(micro_flat, arena, probe) and not M._arena_works(micro_flat, arena - 16, probe)
+
+
+def test_model_data_is_the_model_as_an_aligned_c_array(micro_flat, tmp_path):
+    sources = M.model_sources(micro_flat, M.model_ops(micro_flat))
+    array = re.search(r"alignas\(16\) const unsigned char rk_model_data\[\] = \{(.*?)\};", sources["model_data.cc"],
+                      re.S).group(1)
+    assert bytes(int(b, 16) for b in re.findall(r"0x([0-9a-f]{2})", array)) == micro_flat
+    assert f"rk_model_data_len = {len(micro_flat)};" in sources["model_data.cc"]
+    assert "MicroMutableOpResolver<kRkNumOps>" in sources["model_ops.h"] and "kRkNumOps = 5" in sources["model_ops.h"]
+    for name, text in sources.items():
+        (tmp_path / name).write_text(text)
+    subprocess.run(["g++", "-std=c++11", "-Wall", "-Wextra", "-Werror", "-c", "model_data.cc"], cwd=tmp_path,
+                   check=True)
+
+
+def test_vocab_table_is_sorted_front_coded_and_complete(vocab):
+    words, blocks, longest = M.vocab_table(vocab)
+    decoded, prev, at = {}, b"", 0
+    while at < len(words):
+        shared, end = words[at], at + 1
+        while words[end] < 0x80:
+            end += 1
+        word = (b"" if at in blocks else prev[:shared]) + words[at + 1:end]
+        assert at not in blocks or shared == 0
+        assert word > prev or at in blocks
+        decoded[word.decode()] = (words[end] & 0x7F) << 8 | words[end + 1]
+        prev, at = word, end + 2
+    assert decoded == {w: i for w, i in vocab.items() if i >= 4}
+    assert longest == max(map(len, decoded)) and len(blocks) == -(-len(decoded) // M.VOCAB_BLOCK)
+    assert len(words) < 7 * len(decoded)  # front coding: ~5.8 bytes a word for IMDB's 9,996
+
+
+def test_too_large_a_vocabulary_is_refused():
+    with pytest.raises(M.MicroError, match="ids up to 32767"):
+        M.vocab_table({f"w{i}": i for i in range(40_000)})
+
+
+def test_export_micro_writes_the_directory_and_the_manifest_section(tiny_trained, tiny_bundle, tmp_path):
+    from runtime import Classifier
+
+    model, tok, texts, labels = tiny_trained
+    out = bundle_copy(tiny_bundle, tmp_path)
+    files_before = json.load(open(os.path.join(out, "manifest.json")))["files"]
+    results = M.export_micro(out, model, tok, tok.encode_batch(texts), texts, labels, log=lambda msg: None)
+    manifest = json.load(open(os.path.join(out, "manifest.json")))
+    micro, section = os.path.join(out, "micro"), manifest["micro"]
+    assert sorted(os.listdir(micro)) == sorted([*M.GENERATED, *M.COPIED, "SHA256SUMS"])
+    assert manifest["files"] == files_before and all("/" not in name for name in manifest["files"])
+    for line in open(os.path.join(micro, "SHA256SUMS")):
+        digest, name = line.split()
+        assert hashlib.sha256(open(os.path.join(micro, name), "rb").read()).hexdigest() == digest
+        assert section["files"][name]["sha256"] == digest
+    assert section["ops"] == TFLM_OPS and section["arena_bytes"] <= 8 * 1024
+    ver = section["verification"]
+    assert ver["n"] == len(texts) and ver["agreement"] == 1.0 and ver["max_abs_diff_vs_model_int8_tflite"] == 0.0
+    assert results[0].passed and ver["passed"] and ver["accuracy"] == 1.0
+    assert section["sizes"]["model_bytes"] == os.path.getsize(os.path.join(micro, "model.tflite"))
+    assert Classifier.load(out).predict(["great film"]).shape == (1,)  # the runtime ignores the section
+
+
+def test_export_micro_needs_a_verified_bundle(tiny_trained, tmp_path):
+    model, tok, texts, labels = tiny_trained
+    with pytest.raises(M.MicroError, match="export verify"):
+        M.export_micro(str(tmp_path), model, tok, tok.encode_batch(texts), texts, labels, log=print)
+
+
+def test_export_micro_fails_below_the_keras_accuracy(tiny_trained, tiny_bundle, tmp_path):
+    model, tok, texts, labels = tiny_trained
+    out = bundle_copy(tiny_bundle, tmp_path)  # reference accuracy 1.0; inverted labels score 0
+    results = M.export_micro(out, model, tok, tok.encode_batch(texts), texts, 1 - labels, log=lambda msg: None)
+    ver = json.load(open(os.path.join(out, "manifest.json")))["micro"]["verification"]
+    assert not results[0].passed and not ver["passed"] and "below Keras" in ver["failures"][0]
+
+
+def test_example_cc_compiles_and_feeds_the_input_tensor(micro_flat, vocab, tmp_path):
+    """example.cc + the generated sources, as C++17/C99 with -Werror, linked against a stand-in
+    for the TFLM headers (tflm_stub/): both entry points put the Python ids in the input tensor."""
+    from runtime.tokenizer import Tokenizer
+
+    micro = M.write_micro_dir(str(tmp_path), micro_flat, vocab, 256)
+    here = os.path.dirname(os.path.abspath(__file__))
+    flags = ["-Wall", "-Wextra", "-Werror", "-I", micro, "-I", os.path.join(here, "tflm_stub")]
+    objs = []
+    for src, cc in (("example.cc", "g++"), ("model_data.cc", "g++"), (os.path.join(here, "example_main.cc"), "g++"),
+                    ("tokenizer.c", "gcc"), ("vocab_data.c", "gcc")):
+        obj = str(tmp_path / (os.path.basename(src) + ".o"))
+        std = "-std=c++17" if cc == "g++" else "-std=c99"
+        subprocess.run([cc, std, "-O1", *flags, "-c", os.path.join(micro, src), "-o", obj], check=True)
+        objs.append(obj)
+    exe = str(tmp_path / "example")
+    subprocess.run(["g++", *objs, "-o", exe], check=True)
+    review = "İt's a GREAT film<br />I loved it… 10/10 \u212aing"
+    out = subprocess.run([exe, review], check=True, capture_output=True, text=True).stdout.splitlines()
+    expected = " ".join(map(str, Tokenizer(vocab, 256).encode_batch([review])[0]))
+    assert out == [expected, expected, "5"]
