@@ -7,8 +7,9 @@ exactly-once are the parent's job: batches go out in input order, at most ``wind
 Workers never outlive the parent, however it ends: each holds the read end of a pipe whose only
 write end is the parent's, and exits when it reads end-of-file (the parent died or left the
 ``with`` block on an error); on Linux the kernel also kills it the moment the parent dies
-(``PR_SET_PDEATHSIG``). With the workers gone, multiprocessing's resource tracker (which they
-hold open too) exits as well.
+(``PR_SET_PDEATHSIG``; strictly, when the parent *thread* that started it ends: use a pool
+from the thread that will also close it). With the workers gone, multiprocessing's resource
+tracker (which they hold open too) exits as well.
 """
 from __future__ import annotations
 
