@@ -122,8 +122,8 @@ def remove_stale(parent: str, base: str) -> None:
 
 
 def _alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True  # ours (a temp_output still open in this process)
+    if pid == os.getpid() or os.name == "nt":  # Windows: os.kill(pid, 0) would end the process
+        return True  # ours (a temp_output still open in this process), or cannot tell
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
