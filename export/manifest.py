@@ -1,15 +1,16 @@
 """``manifest.json``: what a bundle is, how it tokenizes, and proof of every file and figure."""
 from __future__ import annotations
 
+import copy
 import json
 import os
 import platform
 from datetime import datetime, timezone
 from importlib import metadata
 
-from runtime.bundle import FORMAT_VERSION, MANIFEST
+from runtime.manifest import FORMAT_VERSION, MANIFEST, parse_manifest
 from runtime.files import atomic_write_text, sha256_file
-from runtime.tokenizer import DELIM_PATTERN, SPECIAL_TOKENS, TOKENIZER_VERSION, Tokenizer
+from runtime.tokenizer import CONTRACT, Tokenizer
 
 # Every file a bundle may hold, in the order the manifest lists them.
 BUNDLE_FILES = ("model.keras", "model.onnx", "model.int8.onnx", "model.tflite", "model.dynamic.tflite",
@@ -35,20 +36,11 @@ def tool_versions() -> dict:
 
 
 def tokenizer_contract(tok: Tokenizer) -> dict:
-    return {
-        "type": "regex",
-        "version": TOKENIZER_VERSION,
-        "delim_pattern": DELIM_PATTERN,
-        "lowercase": True,
-        "maxlen": tok.maxlen,
-        "num_words": tok.num_words,
-        "vocab_file": "vocab.txt",
-        "special_tokens": {t: i for i, t in enumerate(SPECIAL_TOKENS)},
-        "prepend_start": True,
-        "unknown_token": "<UNKNOWN>",
-        "truncation": "end",  # keep the first maxlen ids
-        "padding": "end",
-    }
+    """The manifest's ``tokenizer`` section: the runtime's contract plus this vocabulary's figures."""
+    contract = copy.deepcopy(CONTRACT)
+    head = ("type", "version", "delim_pattern", "lowercase")
+    return {**{k: contract.pop(k) for k in head},
+            "maxlen": tok.maxlen, "num_words": tok.num_words, "vocab_file": "vocab.txt", **contract}
 
 
 def file_entries(out: str, names=BUNDLE_FILES) -> dict:
@@ -74,6 +66,8 @@ def build_manifest(out: str, tok: Tokenizer, training: dict | None, verification
 
 
 def write_manifest(out: str, manifest: dict) -> str:
+    """Write ``manifest.json``; refused (``BundleError``) if the runtime would not accept it."""
     path = os.path.join(out, MANIFEST)
+    parse_manifest(json.loads(json.dumps(manifest)), path)  # as the runtime will read it
     atomic_write_text(path, json.dumps(manifest, indent=2) + "\n")
     return path

@@ -18,6 +18,8 @@ import re
 import threading
 
 import numpy as np
+
+from .embedding import onnx_table_rows, tflite_table_rows
 from .errors import Failure
 
 BACKENDS = ("onnx", "tflite")
@@ -136,6 +138,7 @@ class _Backend:
     """Input checks and batching shared by both runtimes; subclasses define ``_run_chunk``."""
 
     name = ""
+    vocab_rows: int | None = None  # rows of the model's embedding table (None: not exposed)
 
     def __init__(self, path: str | os.PathLike, seq_len: int):
         self.path = os.fspath(path)
@@ -208,6 +211,7 @@ class OnnxBackend(_Backend):
             raise BackendError(f"{path}: not a valid ONNX model: {_detail(e)}") from e
         self._input, self._output, seq_len = self._signature(path)
         super().__init__(path, seq_len)
+        self.vocab_rows = onnx_table_rows(data)
 
     def _signature(self, path: str) -> tuple[str, str, int]:
         """Input name, output name and sequence length; the model must be int32 [batch, L] -> float."""
@@ -274,6 +278,7 @@ class TfliteBackend(_Backend):
             raise BackendError(f"{path}: not a valid TFLite model: {_detail(e)}") from e
         inp, out, seq_len = self._signature(path)
         super().__init__(path, seq_len)
+        self.vocab_rows = tflite_table_rows(self._interp)
         self._in_index, self._out_index = inp["index"], out["index"]
         self._batch = int(inp["shape"][0])  # rows the tensors are allocated for
         self._dequant = None  # (scale, zero_point) of an int8/uint8 output

@@ -1,28 +1,26 @@
 """A model bundle: a directory with ``manifest.json`` that vouches for every file beside it.
 
-``Bundle.load(path)`` trusts nothing the manifest does not vouch for: the format version,
-and the size and sha256 of every file it lists. Errors are ``BundleError`` with one line
-naming the file and the problem.
+``Bundle.load(path)`` trusts nothing the manifest does not vouch for. The manifest is parsed
+once into a checked ``Manifest`` (``runtime/manifest.py``: format version, tokenizer contract,
+labels, threshold, plain file names). Every file it lists must then be a regular file that
+resolves inside the bundle directory (a symlink out of it is refused before its size is
+looked at) with the listed size and sha256. Errors are ``BundleError``: one line naming the
+file and the problem, or a first line and one line per problem when there are several.
 """
 from __future__ import annotations
 
-import json
 import os
+import stat
 from dataclasses import dataclass
 from importlib import resources
 
-from .files import sha256_file
-from .tokenizer import DELIM_PATTERN, TOKENIZER_VERSION, Tokenizer, TokenizerError
-from .errors import UserError
+from .files import sha256_stream
+from .manifest import (FORMAT_VERSION, MANIFEST, MODEL_SUFFIXES, SUPPORTED_FORMAT_VERSIONS, BundleError,
+                       FileEntry, Manifest, load_manifest)
+from .tokenizer import Tokenizer, TokenizerError
 
-MANIFEST = "manifest.json"
-FORMAT_VERSION = 1
-SUPPORTED_FORMAT_VERSIONS = (1,)
-MODEL_SUFFIXES = (".onnx", ".tflite")
-
-
-class BundleError(UserError):
-    """A bundle is missing, incomplete, tampered with or of an unknown format."""
+__all__ = ["Bundle", "BundleError", "Manifest", "MANIFEST", "FORMAT_VERSION", "SUPPORTED_FORMAT_VERSIONS",
+           "MODEL_SUFFIXES", "default_bundle_path", "file_problem"]
 
 
 def default_bundle_path() -> str:
@@ -33,7 +31,7 @@ def default_bundle_path() -> str:
 @dataclass
 class Bundle:
     root: str
-    manifest: dict
+    spec: Manifest  # the parsed, checked manifest
 
     @classmethod
     def load(cls, path: str | os.PathLike | None = None, verify: bool = True) -> "Bundle":
@@ -41,11 +39,9 @@ class Bundle:
         root = os.fspath(path) if path is not None else default_bundle_path()
         if os.path.isfile(root):
             root = os.path.dirname(os.path.abspath(root))
-        manifest_path = os.path.join(root, MANIFEST)
         if not os.path.isdir(root):
             raise BundleError(f"{root}: no such bundle directory")
-        manifest = read_manifest(manifest_path)
-        bundle = cls(root, manifest)
+        bundle = cls(root, load_manifest(os.path.join(root, MANIFEST)))
         if verify:
             bundle.verify_files()
         return bundle
@@ -54,67 +50,67 @@ class Bundle:
         return os.path.join(self.root, name)
 
     def verify_files(self) -> None:
-        for name, entry in self.manifest["files"].items():
-            check_file(self.path(name), entry)
+        """Every listed file is inside the bundle, regular, and of the listed size and sha256."""
+        problems = [p for name, entry in self.spec.files.items()
+                    if (p := file_problem(self.root, name, entry)) is not None]
+        if problems:
+            raise BundleError.collected(self.root, problems, lambda p: p)
+
+    @property
+    def manifest(self) -> dict:
+        """The manifest as JSON (every section, also those the runtime does not use)."""
+        return self.spec.raw
 
     @property
     def models(self) -> list[str]:
-        return [n for n in self.manifest["files"] if n.endswith(MODEL_SUFFIXES)]
+        return self.spec.models
 
     @property
     def labels(self) -> list[str]:
-        return list(self.manifest["labels"])
+        return list(self.spec.labels)
 
     @property
     def threshold(self) -> float:
-        return float(self.manifest.get("threshold", 0.5))
+        return self.spec.threshold
+
+    @property
+    def maxlen(self) -> int:
+        return self.spec.tokenizer.maxlen
 
     def tokenizer(self) -> Tokenizer:
-        cfg = self.manifest["tokenizer"]
+        """The bundle's tokenizer; its vocabulary must hold exactly ``num_words`` words."""
+        cfg = self.spec.tokenizer
+        path = self.path(cfg.vocab_file)
         try:
-            tok = Tokenizer.load(self.path(cfg["vocab_file"]), maxlen=int(cfg["maxlen"]))
+            tok = Tokenizer.load(path, maxlen=cfg.maxlen)
         except TokenizerError as e:
             raise BundleError(str(e)) from None
-        if len(tok.vocab) != int(cfg["num_words"]):
-            raise BundleError(f"{self.path(cfg['vocab_file'])}: {len(tok.vocab)} words, "
-                              f"manifest says {cfg['num_words']}")
+        if len(tok.vocab) != cfg.num_words:
+            raise BundleError(f"{path}: {len(tok.vocab)} words, {MANIFEST} says tokenizer.num_words "
+                              f"is {cfg.num_words}")
         return tok
 
 
-def read_manifest(path: str) -> dict:
+def file_problem(root: str, name: str, entry: FileEntry) -> str | None:
+    """Why the bundle file ``name`` is not what ``entry`` vouches for (None: it is)."""
+    path = os.path.join(root, name)
+    real_root, real = os.path.realpath(root), os.path.realpath(path)
+    if os.path.dirname(real) != real_root:  # a symlink out: say nothing about what it points to
+        return f"{path}: resolves outside the bundle directory (listed in {MANIFEST})"
     try:
-        with open(path, encoding="utf-8") as f:
-            manifest = json.load(f)
+        fd = os.open(real, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
     except FileNotFoundError:
-        raise BundleError(f"{path}: missing (not a model bundle?)") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise BundleError(f"{path}: unreadable manifest: {e}") from None
-    version = manifest.get("format_version") if isinstance(manifest, dict) else None
-    if version not in SUPPORTED_FORMAT_VERSIONS:
-        raise BundleError(f"{path}: unknown format_version {version!r} "
-                          f"(this runtime reads {', '.join(map(str, SUPPORTED_FORMAT_VERSIONS))})")
-    for key in ("files", "tokenizer", "labels"):
-        if key not in manifest:
-            raise BundleError(f"{path}: no {key!r} entry")
-    check_tokenizer_contract(path, manifest["tokenizer"])
-    return manifest
-
-
-def check_tokenizer_contract(path: str, cfg: dict) -> None:
-    """Refuse a bundle whose tokenizer this runtime would not reproduce exactly."""
-    if cfg.get("version") != TOKENIZER_VERSION or cfg.get("delim_pattern") != DELIM_PATTERN \
-            or cfg.get("lowercase") is not True:
-        raise BundleError(f"{path}: tokenizer version {cfg.get('version')!r} with pattern "
-                          f"{cfg.get('delim_pattern')!r} is not supported by this runtime")
-
-
-def check_file(path: str, entry: dict) -> None:
-    name = os.path.basename(path)
-    if not os.path.isfile(path):
-        raise BundleError(f"{path}: missing (listed in {MANIFEST})")
-    size = os.path.getsize(path)
-    if size != entry["size"]:
-        raise BundleError(f"{path}: size {size} does not match {MANIFEST} ({entry['size']}); "
-                          f"the file was changed or truncated")
-    if sha256_file(path) != entry["sha256"]:
-        raise BundleError(f"{path}: sha256 does not match {MANIFEST}; {name} was modified")
+        return f"{path}: missing (listed in {MANIFEST})"
+    except OSError as e:
+        return f"{path}: unreadable: {e.strerror}"
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
+        os.close(fd)
+        return f"{path}: not a regular file (listed in {MANIFEST})"
+    with open(fd, "rb") as f:
+        if info.st_size != entry.size:
+            return (f"{path}: size {info.st_size} does not match {MANIFEST} ({entry.size}); "
+                    f"the file was changed or truncated")
+        if sha256_stream(f) != entry.sha256:
+            return f"{path}: sha256 does not match {MANIFEST}; {name} was modified"
+    return None

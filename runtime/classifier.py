@@ -49,10 +49,7 @@ class Classifier:
             runner = open_backend(bundle.path(model), name, threads)
         except BackendError as e:
             raise BundleError(str(e)) from None
-        expected = bundle.manifest["tokenizer"]["maxlen"]
-        if list(runner.input_shape)[1:] != [expected]:
-            raise BundleError(f"{bundle.path(model)}: model input shape {list(runner.input_shape)} "
-                              f"does not take {expected} ids per review")
+        check_model_fits(bundle, model, runner)
         return cls(bundle, model, runner, batch_size)
 
     @property
@@ -88,6 +85,17 @@ class Classifier:
     def classify(self, texts: Iterable[str], threshold: float | None = None) -> list[tuple[str, float]]:
         """``[(label, probability), ...]`` using the manifest threshold unless one is given."""
         return [(self.label_of(p, threshold), float(p)) for p in self.predict(texts)]
+
+
+def check_model_fits(bundle: Bundle, model: str, runner) -> None:
+    """The model takes ``maxlen`` ids per review and has a table row for every vocabulary id."""
+    cfg = bundle.spec.tokenizer
+    if list(runner.input_shape)[1:] != [cfg.maxlen]:
+        raise BundleError(f"{bundle.path(model)}: model input shape {list(runner.input_shape)} "
+                          f"does not take {cfg.maxlen} ids per review")
+    if runner.vocab_rows is not None and cfg.num_words > runner.vocab_rows:
+        raise BundleError(f"{bundle.path(model)}: the model's embedding table has {runner.vocab_rows} rows, "
+                          f"fewer than the {cfg.num_words} words of {cfg.vocab_file}")
 
 
 def batched(items: Iterable[T], size: int) -> Iterator[list[T]]:

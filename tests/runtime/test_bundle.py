@@ -71,13 +71,6 @@ def test_unknown_format_version_is_refused(bundle_copy):
     assert str(err.value) == f"{bundle_copy}/manifest.json: unknown format_version 99 (this runtime reads 1)"
 
 
-def test_other_tokenizer_contract_is_refused(bundle_copy):
-    manifest = json.loads((bundle_copy / "manifest.json").read_text())
-    _edit_manifest(bundle_copy, tokenizer={**manifest["tokenizer"], "delim_pattern": r"\W+"})
-    with pytest.raises(BundleError, match=r"tokenizer version 1 with pattern '\\\\W\+' is not supported"):
-        Bundle.load(bundle_copy)
-
-
 def test_not_a_bundle(tmp_path):
     with pytest.raises(BundleError) as err:
         Bundle.load(tmp_path)
@@ -92,5 +85,7 @@ def test_not_a_bundle(tmp_path):
 def test_vocab_size_must_match_manifest(bundle_copy):
     manifest = json.loads((bundle_copy / "manifest.json").read_text())
     _edit_manifest(bundle_copy, tokenizer={**manifest["tokenizer"], "num_words": 10000})
-    with pytest.raises(BundleError, match="words, manifest says 10000"):
+    with pytest.raises(BundleError) as err:
         Bundle.load(bundle_copy).tokenizer()
+    words = manifest["tokenizer"]["num_words"]
+    assert str(err.value) == f"{bundle_copy}/vocab.txt: {words} words, manifest.json says tokenizer.num_words is 10000"

@@ -3,8 +3,10 @@ import os
 
 import pytest
 
+from export.manifest import tokenizer_contract
 from runtime import Bundle, Classifier
 from runtime.bundle import default_bundle_path
+from runtime.manifest import load_manifest
 
 SAMPLES = os.path.join(os.path.dirname(__file__), "..", "..", "samples")
 
@@ -16,6 +18,19 @@ def test_bundled_files_match_their_manifest():
                                                          "model.onnx", "vocab.txt"]
     total = sum(entry["size"] for entry in bundle.manifest["files"].values())
     assert total < 2 * 1024 * 1024
+
+
+def test_bundled_manifest_passes_the_checks_of_a_fresh_export():
+    spec = load_manifest(os.path.join(default_bundle_path(), "manifest.json"))  # the strict parse
+    bundle = Bundle.load()
+    tok = bundle.tokenizer()
+    # The tokenizer section is exactly what `export` writes today for this vocabulary.
+    assert bundle.manifest["tokenizer"] == tokenizer_contract(tok)
+    assert spec.tokenizer.num_words == len(tok.vocab) == 10_000 and spec.tokenizer.maxlen == 256
+    assert spec.labels == ("negative", "positive") and spec.threshold == 0.5
+    for backend, model in (("onnx", "model.onnx"), ("tflite", "model.int8.tflite")):
+        clf = Classifier.load(backend=backend)  # input shape and embedding table checked
+        assert clf.model == model and clf._backend.vocab_rows == 10_000
 
 
 def test_manifest_records_tutorial_accuracy():

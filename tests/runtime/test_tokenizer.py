@@ -76,7 +76,7 @@ def test_save_load_round_trip(tmp_path, tok):
 @pytest.mark.parametrize("content, message", [
     ("<PAD> 0\n<START> 1\nbad line here\n", "vocab.txt:3: expected 'token id', got 'bad line here'"),
     ("<PAD> 0\n<PAD> 1\n", "vocab.txt:2: duplicate token '<PAD>'"),
-    ("<PAD> 0\n<START> 5\n", "vocab.txt: ids must be 0..1 with no gaps"),
+    ("<PAD> 0\n<START> 5\n", "vocab.txt: ids must be 0..1, each exactly once"),
 ])
 def test_read_vocab_errors_name_file_and_line(tmp_path, content, message):
     path = tmp_path / "vocab.txt"

@@ -1,4 +1,4 @@
-"""The fast tokenizer paths give exactly the ids of the regex reference (the contract).
+"""``runtime.wordtable`` (the tokenizer's speed path) gives exactly the ids of the regex reference.
 
 ``encode``/``encode_batch`` use ``split_word_bytes`` (lower, ASCII bytes, ``<br />`` replaced,
 translate, split) and, for batches, a numpy hash-table lookup; ``encode_reference``,
@@ -11,9 +11,10 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-import runtime.tokenizer as tokenizer_module
+import runtime.wordtable as wordtable_module
 from runtime.bundle import default_bundle_path
-from runtime.tokenizer import SPECIAL_TOKENS, Tokenizer, split_word_bytes, split_words
+from runtime.tokenizer import SPECIAL_TOKENS, Tokenizer, split_words
+from runtime.wordtable import split_word_bytes
 from tests.conftest import SHARED_ARCHIVE
 
 # Pieces that stress every step of the fast path: the <br /> alternative and its near misses,
@@ -122,12 +123,12 @@ def test_long_words_are_matched_exactly():
     # A token longer than the longest word packs to that word's 24 bytes: its length tells them apart.
     tok = make_tokenizer(["abcdefghijklmnopqrstuvwx"], maxlen=4)
     rows = tok.encode_batch(["abcdefghijklmnopqrstuvwx abcdefghijklmnopqrstuvwxy abcdefghijklmnopqrstuvwxyz"] * 8)
-    assert tok._table.width == 24 and rows[0].tolist() == [1, 4, 2, 2]
+    assert tok._fast.table.width == 24 and rows[0].tolist() == [1, 4, 2, 2]
 
 
 def test_real_vocabulary_probes_the_hash_table(real_tok):
     real_tok.encode_batch(["warm up"] * 8)
-    table = real_tok._table
+    table = real_tok._fast.table
     assert table.max_probe > 0 and table.width == 24  # the collision path and 3 columns are used
     words = [w for w in real_tok.vocab if w not in SPECIAL_TOKENS]
     ids = real_tok.encode_batch([" ".join(words[i:i + 255]) for i in range(0, len(words), 255)])
@@ -135,14 +136,14 @@ def test_real_vocabulary_probes_the_hash_table(real_tok):
 
 
 def test_hash_table_redraws_colliding_multipliers(monkeypatch):
-    real = tokenizer_module._multipliers
+    real = wordtable_module._multipliers
     draws = []
 
     def first_draw_all_zero(ncols, seed):  # every hash 0: must be refused
         draws.append(seed)
         return real(ncols, seed) * np.uint64(0) if len(draws) == 1 else real(ncols, seed)
 
-    monkeypatch.setattr(tokenizer_module, "_multipliers", first_draw_all_zero)
+    monkeypatch.setattr(wordtable_module, "_multipliers", first_draw_all_zero)
     tok = make_tokenizer(VOCAB_WORDS, maxlen=16)
     texts = [" ".join(VOCAB_WORDS[i:] + VOCAB_WORDS[:i]) for i in range(10)]
     assert_same_ids(tok, texts)
