@@ -9,12 +9,13 @@ message naming the file. This module must never import tensorflow or keras.
     probs = backend.run(tokenizer.encode_batch(texts))  # [n] float32
 
 ``threads=None`` leaves the thread count to the runtime: onnxruntime uses one per core,
-LiteRT one. A backend object is not thread-safe: use one per thread.
+LiteRT one. ``run`` may be called from several threads (LiteRT calls are serialised).
 """
 from __future__ import annotations
 
 import os
 import re
+import threading
 
 import numpy as np
 
@@ -281,6 +282,7 @@ class TfliteBackend(_Backend):
         self._in_index, self._out_index = inp["index"], out["index"]
         self._batch = int(inp["shape"][0])  # rows the tensors are allocated for
         self._dequant = None  # (scale, zero_point) of an int8/uint8 output
+        self._lock = threading.Lock()  # one interpreter: a call from another thread waits
         if out["dtype"] in _QUANTIZED_OUTPUTS:
             scale, zero_point = out["quantization"]
             if not scale > 0:
@@ -303,6 +305,10 @@ class TfliteBackend(_Backend):
         return inp, out, int(dims[1])
 
     def _run_chunk(self, ids: np.ndarray) -> np.ndarray:
+        with self._lock:  # resize, set, invoke and read as one step
+            return self._run_locked(ids)
+
+    def _run_locked(self, ids: np.ndarray) -> np.ndarray:
         try:
             if len(ids) != self._batch:  # re-plan the tensors only when the row count changes
                 self._batch = -1  # stays invalid if the resize fails halfway

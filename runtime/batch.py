@@ -710,4 +710,5 @@ def _as_array(pa, values, type_):
 
 if __name__ == "__main__":  # python -m runtime.batch
     from runtime.batch_cli import main
-    sys.exit(main())
+    from runtime.errors import run_cli  # SIGTERM: cleanup as for Ctrl-C, "terminated", exit 143
+    sys.exit(run_cli(main))

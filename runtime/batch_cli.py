@@ -115,4 +115,5 @@ def run(args: argparse.Namespace):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from .errors import run_cli  # SIGTERM: cleanup as for Ctrl-C, "terminated", exit 143
+    sys.exit(run_cli(main))

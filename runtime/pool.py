@@ -3,11 +3,22 @@
 The parent keeps everything but the texts (record numbers, ids, output), so ordering and
 exactly-once are the parent's job: batches go out in input order, at most ``window`` at a time
 (memory stays bounded), and results are taken back in the same order.
+
+Workers never outlive the parent, however it ends: each holds the read end of a pipe whose only
+write end is the parent's, and exits when it reads end-of-file (the parent died or left the
+``with`` block on an error); on Linux the kernel also kills it the moment the parent dies
+(``PR_SET_PDEATHSIG``; strictly, when the parent *thread* that started it ends: use a pool
+from the thread that will also close it). With the workers gone, multiprocessing's resource
+tracker (which they hold open too) exits as well.
 """
 from __future__ import annotations
 
+import ctypes
 import multiprocessing
 import os
+import signal
+import sys
+import threading
 from collections import deque
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -42,13 +53,40 @@ def default_workers(input_bytes: int | None) -> int:
     return cpu_count()
 
 
-def _load(path, backend, model, threads, batch_size) -> None:
-    global _worker_clf
-    import signal
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+EXIT_ORPHANED = 70  # a worker's exit code when its parent is gone
 
+
+def _die_with_parent(parent_pid: int) -> None:
+    """Linux: SIGKILL this process when its parent dies (set in the child, then checked:
+    a parent that died before the call would otherwise go unnoticed)."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):  # no usable libc: the pipe below still ends us
+        pass
+    if os.getppid() != parent_pid:
+        os._exit(EXIT_ORPHANED)
+
+
+def _exit_on_eof(lifeline) -> None:
+    """Block until the parent's end of ``lifeline`` is closed, then end this process at once."""
+    try:
+        lifeline.recv_bytes()
+    except (EOFError, OSError):
+        pass
+    os._exit(EXIT_ORPHANED)
+
+
+def _load(path, backend, model, threads, batch_size, parent_pid, lifeline) -> None:
+    global _worker_clf
     from .classifier import Classifier
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    _die_with_parent(parent_pid)
+    threading.Thread(target=_exit_on_eof, args=(lifeline,), name="lifeline", daemon=True).start()
 
     _worker_clf = Classifier.load(path, backend=backend, model=model, threads=threads, batch_size=batch_size)
 
@@ -69,9 +107,13 @@ class WorkerPool:
         if workers < 1:
             raise ValueError(f"workers must be at least 1, got {workers}")
         # spawn: a fresh interpreter per worker, no onnxruntime thread state copied by fork.
+        context = multiprocessing.get_context("spawn")
+        # The lifeline's write end stays in this process only (spawned children inherit no fds
+        # but those passed to them): closing it, or dying, tells every worker to exit.
+        lifeline, self._lifeline = context.Pipe(duplex=False)
         self._executor = ProcessPoolExecutor(
-            workers, mp_context=multiprocessing.get_context("spawn"), initializer=_load,
-            initargs=(path, backend, model, threads, batch_size))
+            workers, mp_context=context, initializer=_load,
+            initargs=(path, backend, model, threads, batch_size, os.getpid(), lifeline))
         self.window = 2 * workers  # batches in flight: every worker busy, one more queued each
 
     def map(self, fn: Callable[[object, A], R], items: Iterable[tuple[K, A]]) -> Iterator[tuple[K, R]]:
@@ -100,11 +142,16 @@ class WorkerPool:
         """``(key, texts)`` pairs in -> ``(key, probabilities)`` out, in the same order."""
         return self.map(predict_texts, batches)
 
-    def close(self) -> None:
+    def close(self, abort: bool = False) -> None:
+        """Wait for the workers to finish and exit; ``abort``: end them now (an error, Ctrl-C,
+        SIGTERM), without waiting for the batches they are scoring."""
+        if abort:
+            self._lifeline.close()
         self._executor.shutdown(wait=True, cancel_futures=True)
+        self._lifeline.close()
 
     def __enter__(self) -> "WorkerPool":
         return self
 
-    def __exit__(self, *exc) -> None:
-        self.close()
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self.close(abort=exc_type is not None)

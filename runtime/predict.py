@@ -162,4 +162,5 @@ def _clear(progress: records.Progress | None) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from .errors import run_cli  # SIGTERM: cleanup as for Ctrl-C, "terminated", exit 143
+    sys.exit(run_cli(main))

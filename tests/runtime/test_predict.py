@@ -342,6 +342,16 @@ def test_subprocess_never_imports_tensorflow(bundle):
     assert done.stderr.splitlines()[-1] == "0 []"
 
 
+def _has_open_file(pid: int, directory: str) -> bool:
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            if os.readlink(f"/proc/{pid}/fd/{fd}").startswith(directory + os.sep):
+                return True
+        except OSError:  # closed meanwhile
+            pass
+    return False
+
+
 def test_subprocess_ctrl_c_exits_130_and_removes_the_temp_file(bundle, tmp_path):
     out_dir = tmp_path / "out"
     out_dir.mkdir()
@@ -353,7 +363,7 @@ def test_subprocess_ctrl_c_exits_130_and_removes_the_temp_file(bundle, tmp_path)
         proc.stdin.write(b"great\nawful\ngreat\n")
         proc.stdin.flush()
         deadline = time.monotonic() + 30
-        while not os.listdir(out_dir):  # the temp file appears once the model is loaded
+        while not _has_open_file(proc.pid, str(out_dir)):  # the output (unnamed: O_TMPFILE) is open
             assert time.monotonic() < deadline and proc.poll() is None
             time.sleep(0.05)
         time.sleep(0.2)  # now blocked reading stdin, which stays open
