@@ -42,7 +42,7 @@ def default_workers(input_bytes: int | None) -> int:
     return cpu_count()
 
 
-def _load(path, backend, model, threads, batch_size) -> None:
+def _load(path, backend, model, threads, batch_size, deterministic=False) -> None:
     global _worker_clf
     import signal
 
@@ -50,7 +50,8 @@ def _load(path, backend, model, threads, batch_size) -> None:
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
 
-    _worker_clf = Classifier.load(path, backend=backend, model=model, threads=threads, batch_size=batch_size)
+    _worker_clf = Classifier.load(path, backend=backend, model=model, threads=threads, batch_size=batch_size,
+                                  deterministic=deterministic)
 
 
 def _call(fn, arg):
@@ -65,13 +66,13 @@ class WorkerPool:
     """``with WorkerPool(2, bundle_path) as pool: for batch, probs in pool.score(batches): ...``"""
 
     def __init__(self, workers: int, path=None, backend: str = "auto", model: str | None = None,
-                 threads: int | None = 1, batch_size: int = 256):
+                 threads: int | None = 1, batch_size: int = 256, deterministic: bool = False):
         if workers < 1:
             raise ValueError(f"workers must be at least 1, got {workers}")
         # spawn: a fresh interpreter per worker, no onnxruntime thread state copied by fork.
         self._executor = ProcessPoolExecutor(
             workers, mp_context=multiprocessing.get_context("spawn"), initializer=_load,
-            initargs=(path, backend, model, threads, batch_size))
+            initargs=(path, backend, model, threads, batch_size, deterministic))
         self.window = 2 * workers  # batches in flight: every worker busy, one more queued each
 
     def map(self, fn: Callable[[object, A], R], items: Iterable[tuple[K, A]]) -> Iterator[tuple[K, R]]:
