@@ -293,6 +293,12 @@ class TfliteBackend(_Backend):
                 raise BackendError(f"{path}: {np.dtype(out['dtype']).name} output has no quantization scale")
             self._dequant = (np.float32(scale), np.float32(zero_point))
 
+    @property
+    def kernels(self) -> str:
+        """``xnnpack`` when LiteRT handed the graph to its XNNPACK delegate on this CPU, else ``builtin``."""
+        ops = getattr(self._interp, "_get_ops_details", list)()  # a delegated subgraph is one DELEGATE op
+        return "xnnpack" if any(op.get("op_name") == "DELEGATE" for op in ops) else "builtin"
+
     def _signature(self, path: str) -> tuple[dict, dict, int]:
         """Input and output details and sequence length; int32 [batch, L] -> float32/int8/uint8."""
         inputs, outputs = self._interp.get_input_details(), self._interp.get_output_details()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import subprocess
 import sys
 
@@ -87,3 +88,11 @@ def test_cli_deterministic_with_an_onnx_model_is_a_usage_error():
                           "--backend", "onnx"], capture_output=True, text=True, cwd=ROOT)
     assert run.returncode == 2 and run.stdout == ""
     assert run.stderr.startswith("Error: ") and "deterministic" in run.stderr and "Traceback" not in run.stderr
+
+
+def test_kernels_says_which_path_litert_took():
+    assert open_backend(INT8, "tflite", deterministic=True).kernels == "builtin"
+    default = open_backend(INT8, "tflite").kernels
+    assert default in ("xnnpack", "builtin")
+    if platform.machine() in ("x86_64", "AMD64"):  # every x86-64 CPU has what XNNPACK needs
+        assert default == "xnnpack"
