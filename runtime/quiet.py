@@ -11,6 +11,8 @@ the caller as Python exceptions (``BackendError``), which is what our CLIs repor
         import onnxruntime
 
 Verbosity is process-wide and inherited by worker processes through ``REVIEWKIT_VERBOSE``.
+fd 2 is process-wide too: whatever other threads write to stderr during a capture is dropped
+as well, so captures wrap model loading only, never scoring.
 """
 from __future__ import annotations
 
