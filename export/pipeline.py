@@ -205,6 +205,8 @@ def _format_results(out: str, ids: np.ndarray, reference: np.ndarray, labels: np
             results.append(V.compare(name, probs, reference, labels, quantized=name in V.QUANTIZED,
                                      reference_accuracy=V.accuracy(reference, labels)))
             V.check_batch_independence(results[-1], path, ids, probs)
+            if name.endswith(".tflite"):  # LiteRT's default kernels depend on the CPU
+                results[-1].figures.update(V.kernel_figures(path, ids, reference, labels))
     return results
 
 

@@ -81,6 +81,21 @@ def score_file(path: str, ids: np.ndarray, threads: int | None = None) -> np.nda
                           or [np.zeros(0, np.float32)])
 
 
+def kernel_figures(path: str, ids: np.ndarray, reference: np.ndarray, labels: np.ndarray) -> dict:
+    """Which LiteRT kernels produced a .tflite file's figures here; if XNNPACK (CPU-dependent),
+    also the figures of the built-in kernels, which ``deterministic=True`` gives on every CPU."""
+    from runtime.backends import open_backend
+
+    kernels = open_backend(path, "tflite").kernels
+    if kernels == "builtin":
+        return {"kernels": kernels}
+    fixed = open_backend(path, "tflite", deterministic=True)
+    probs = np.concatenate([fixed.run(ids[i:i + SCORE_BATCH]) for i in range(0, len(ids), SCORE_BATCH)]
+                           or [np.zeros(0, np.float32)])
+    figures = compare("builtin", probs, reference, labels, quantized=True).figures
+    return {"kernels": kernels, "builtin_kernels": {k: figures[k] for k in ("agreement", "max_abs_diff", "accuracy")}}
+
+
 def check_batch_independence(result: Result, path: str, ids: np.ndarray, probs: np.ndarray) -> None:
     """Score the first rows one at a time; they must match their scores inside a batch."""
     from runtime.backends import open_backend

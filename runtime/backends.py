@@ -21,6 +21,7 @@ import numpy as np
 
 from .embedding import onnx_table_rows, tflite_table_rows
 from .errors import Failure
+from .quiet import native_output
 
 BACKENDS = ("onnx", "tflite")
 _SUFFIX_BACKEND = {".onnx": "onnx", ".tflite": "tflite"}
@@ -39,7 +40,8 @@ class BackendError(Failure):
 def _onnxruntime():
     """The onnxruntime module, or None when it is not installed."""
     try:
-        import onnxruntime
+        with native_output():  # its CPU-detection warnings print at import
+            import onnxruntime
     except ImportError:
         return None
     return onnxruntime
@@ -139,6 +141,7 @@ class _Backend:
 
     name = ""
     vocab_rows: int | None = None  # rows of the model's embedding table (None: not exposed)
+    deterministic = False  # True: the same scores on every CPU (TfliteBackend's built-in kernels)
 
     def __init__(self, path: str | os.PathLike, seq_len: int):
         self.path = os.fspath(path)
@@ -205,8 +208,9 @@ class OnnxBackend(_Backend):
         # (measured: 25k reviews 5-9 s instead of 1.6 s on a loaded 2-core machine).
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
-            self._session = ort.InferenceSession(data, sess_options=opts,
-                                                 providers=["CPUExecutionProvider"])
+            with native_output():
+                self._session = ort.InferenceSession(data, sess_options=opts,
+                                                     providers=["CPUExecutionProvider"])
         except Exception as e:  # onnxruntime's errors (InvalidProtobuf, Fail, ...) derive from Exception
             raise BackendError(f"{path}: not a valid ONNX model: {_detail(e)}") from e
         self._input, self._output, seq_len = self._signature(path)
@@ -259,11 +263,15 @@ def _check_tflite_header(data: bytes, path: str) -> None:
 
 
 class TfliteBackend(_Backend):
-    """A ``.tflite`` model on the LiteRT interpreter (float, or int8/uint8 output dequantized)."""
+    """A ``.tflite`` model on the LiteRT interpreter (float, or int8/uint8 output dequantized).
+
+    ``deterministic=True``: LiteRT's built-in kernels only, without the XNNPACK delegate it
+    applies by default on some CPUs; int8 scores are then the same on x86, ARM and TFLite Micro.
+    """
 
     name = "tflite"
 
-    def __init__(self, path: str | os.PathLike, threads: int | None = None):
+    def __init__(self, path: str | os.PathLike, threads: int | None = None, deterministic: bool = False):
         path = os.fspath(path)
         threads = _check_threads(threads, path)
         interpreter_class = _interpreter_class()
@@ -271,14 +279,17 @@ class TfliteBackend(_Backend):
             raise BackendError(f"{path}: no TFLite runtime is installed (pip install ai-edge-litert)")
         data = _read_model(path)
         _check_tflite_header(data, path)
+        kernels = {"experimental_op_resolver_type": _builtin_kernels()} if deterministic else {}
         try:
-            self._interp = interpreter_class(model_content=data, num_threads=threads)
-            self._interp.allocate_tensors()
+            with native_output():  # LiteRT announces its XNNPACK delegate on stderr
+                self._interp = interpreter_class(model_content=data, num_threads=threads, **kernels)
+                self._interp.allocate_tensors()
         except (ValueError, RuntimeError) as e:
             raise BackendError(f"{path}: not a valid TFLite model: {_detail(e)}") from e
         inp, out, seq_len = self._signature(path)
         super().__init__(path, seq_len)
         self.vocab_rows = tflite_table_rows(self._interp)
+        self.deterministic = deterministic
         self._in_index, self._out_index = inp["index"], out["index"]
         self._batch = int(inp["shape"][0])  # rows the tensors are allocated for
         self._dequant = None  # (scale, zero_point) of an int8/uint8 output
@@ -288,6 +299,12 @@ class TfliteBackend(_Backend):
             if not scale > 0:
                 raise BackendError(f"{path}: {np.dtype(out['dtype']).name} output has no quantization scale")
             self._dequant = (np.float32(scale), np.float32(zero_point))
+
+    @property
+    def kernels(self) -> str:
+        """``xnnpack`` when LiteRT handed the graph to its XNNPACK delegate on this CPU, else ``builtin``."""
+        ops = getattr(self._interp, "_get_ops_details", list)()  # a delegated subgraph is one DELEGATE op
+        return "xnnpack" if any(op.get("op_name") == "DELEGATE" for op in ops) else "builtin"
 
     def _signature(self, path: str) -> tuple[dict, dict, int]:
         """Input and output details and sequence length; int32 [batch, L] -> float32/int8/uint8."""
@@ -326,8 +343,24 @@ class TfliteBackend(_Backend):
         return out
 
 
-def open_backend(path: str | os.PathLike, backend: str = "auto",
-                 threads: int | None = None) -> OnnxBackend | TfliteBackend:
-    """Open ``path`` on ``backend`` (``auto``, ``onnx`` or ``tflite``); see ``resolve_backend``."""
+def _builtin_kernels():
+    """The op resolver "built-in kernels, no default delegates" of whichever LiteRT is installed."""
+    try:
+        from ai_edge_litert.interpreter import OpResolverType
+    except ImportError:
+        from tflite_runtime.interpreter import OpResolverType
+    return OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+
+
+def open_backend(path: str | os.PathLike, backend: str = "auto", threads: int | None = None,
+                 deterministic: bool = False) -> OnnxBackend | TfliteBackend:
+    """Open ``path`` on ``backend`` (``auto``, ``onnx`` or ``tflite``); see ``resolve_backend``.
+
+    ``deterministic`` (tflite only): built-in kernels, the same int8 scores on every CPU.
+    """
     name = resolve_backend(backend, path)
-    return (OnnxBackend if name == "onnx" else TfliteBackend)(path, threads)
+    if name == "onnx":
+        if deterministic:
+            raise BackendError(f"{os.fspath(path)}: deterministic kernels are a tflite backend option")
+        return OnnxBackend(path, threads)
+    return TfliteBackend(path, threads, deterministic)

@@ -22,15 +22,19 @@ class Classifier:
         self.model = model
         self.backend_name = "onnx" if model.endswith(".onnx") else "tflite"
         self._backend = backend
+        self.deterministic = getattr(backend, "deterministic", False)  # built-in TFLite kernels only
         self.tokenizer = bundle.tokenizer()
         self.batch_size = batch_size
 
     @classmethod
     def load(cls, path: str | os.PathLike | None = None, backend: str = "auto", model: str | None = None,
-             threads: int | None = None, batch_size: int = DEFAULT_BATCH_SIZE) -> "Classifier":
+             threads: int | None = None, batch_size: int = DEFAULT_BATCH_SIZE,
+             deterministic: bool = False) -> "Classifier":
         """``path``: bundle directory or a model file in one (``None``: the bundled default model).
 
         ``backend``: ``onnx``, ``tflite`` or ``auto``; ``model``: a model file name in the bundle.
+        ``deterministic``: TFLite on its built-in kernels (``auto`` then means tflite), so int8
+        scores are bit-identical on every CPU.
         """
         if path is not None and os.path.isfile(path) and model is None:
             model = os.path.basename(path)
@@ -38,7 +42,8 @@ class Classifier:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
         bundle = Bundle.load(path)
         try:
-            name = resolve_backend(backend, model)
+            name = resolve_backend("tflite" if deterministic and backend == "auto" and model is None
+                                   else backend, model)
         except BackendError as e:
             raise BundleError(str(e)) from None
         model = model or DEFAULT_MODELS[name]
@@ -46,7 +51,7 @@ class Classifier:
             raise BundleError(f"{bundle.root}: no model {model!r} in this bundle "
                               f"(it has: {', '.join(bundle.models) or 'none'})")
         try:
-            runner = open_backend(bundle.path(model), name, threads)
+            runner = open_backend(bundle.path(model), name, threads, deterministic)
         except BackendError as e:
             raise BundleError(str(e)) from None
         check_model_fits(bundle, model, runner)

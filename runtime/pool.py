@@ -80,7 +80,7 @@ def _exit_on_eof(lifeline) -> None:
     os._exit(EXIT_ORPHANED)
 
 
-def _load(path, backend, model, threads, batch_size, parent_pid, lifeline) -> None:
+def _load(path, backend, model, threads, batch_size, deterministic, parent_pid, lifeline) -> None:
     global _worker_clf
     from .classifier import Classifier
 
@@ -88,7 +88,8 @@ def _load(path, backend, model, threads, batch_size, parent_pid, lifeline) -> No
     _die_with_parent(parent_pid)
     threading.Thread(target=_exit_on_eof, args=(lifeline,), name="lifeline", daemon=True).start()
 
-    _worker_clf = Classifier.load(path, backend=backend, model=model, threads=threads, batch_size=batch_size)
+    _worker_clf = Classifier.load(path, backend=backend, model=model, threads=threads, batch_size=batch_size,
+                                  deterministic=deterministic)
 
 
 def _call(fn, arg):
@@ -103,7 +104,7 @@ class WorkerPool:
     """``with WorkerPool(2, bundle_path) as pool: for batch, probs in pool.score(batches): ...``"""
 
     def __init__(self, workers: int, path=None, backend: str = "auto", model: str | None = None,
-                 threads: int | None = 1, batch_size: int = 256):
+                 threads: int | None = 1, batch_size: int = 256, deterministic: bool = False):
         if workers < 1:
             raise ValueError(f"workers must be at least 1, got {workers}")
         # spawn: a fresh interpreter per worker, no onnxruntime thread state copied by fork.
@@ -113,7 +114,7 @@ class WorkerPool:
         lifeline, self._lifeline = context.Pipe(duplex=False)
         self._executor = ProcessPoolExecutor(
             workers, mp_context=context, initializer=_load,
-            initargs=(path, backend, model, threads, batch_size, os.getpid(), lifeline))
+            initargs=(path, backend, model, threads, batch_size, deterministic, os.getpid(), lifeline))
         self.window = 2 * workers  # batches in flight: every worker busy, one more queued each
 
     def map(self, fn: Callable[[object, A], R], items: Iterable[tuple[K, A]]) -> Iterator[tuple[K, R]]:

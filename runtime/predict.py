@@ -11,7 +11,7 @@ import os
 import sys
 from contextlib import contextmanager
 
-from . import chunks, records
+from . import chunks, quiet, records
 from .backends import BackendError
 from .bundle import BundleError
 from .pool import WorkerError, WorkerPool, default_workers
@@ -61,6 +61,11 @@ def build_parser() -> argparse.ArgumentParser:
                                                "else 1); output order is kept")
     p.add_argument("--threshold", type=float, help="probability at or above which a review is positive "
                                                    "(default: the model's)")
+    p.add_argument("--deterministic", action="store_true",
+                   help="TFLite on its built-in kernels only: int8 scores identical on every CPU "
+                        "(x86, ARM, TFLite Micro); implies --backend tflite unless given")
+    p.add_argument("--verbose", action="store_true",
+                   help="let the inference libraries' own messages through to stderr")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress line on stderr (default: when reading files and stderr is a terminal)")
     return p
@@ -87,6 +92,8 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as e:  # --help, or argparse's own usage error (exit 2)
         return e.code if isinstance(e.code, int) else EXIT_USAGE
     progress = None
+    if args.verbose:
+        quiet.set_verbose(True)  # also for the worker processes
     try:
         check_options(args)
         files = args.files or ([] if args.text else [records.STDIN])
@@ -123,7 +130,8 @@ def main(argv: list[str] | None = None) -> int:
 def run(args: argparse.Namespace, files: list[str], progress: records.Progress) -> records.Summary:
     from .classifier import Classifier  # loads onnxruntime: not needed for --help or bad options
 
-    clf = Classifier.load(args.model, backend=args.backend, threads=args.threads, batch_size=args.batch_size)
+    clf = Classifier.load(args.model, backend=args.backend, threads=args.threads, batch_size=args.batch_size,
+                          deterministic=args.deterministic)
     stream = records.read_records(files, args.input_format, args.text_field, args.id_field,
                                   args.skip_blank, args.text, warn=progress.message)
     with_file = len(files) + bool(args.text) > 1
@@ -152,7 +160,7 @@ def _pool(workers: int, clf, args: argparse.Namespace):
         yield None
         return
     with WorkerPool(workers, clf.bundle.root, clf.backend_name, clf.model, threads=args.threads or 1,
-                    batch_size=args.batch_size) as pool:
+                    batch_size=args.batch_size, deterministic=clf.deterministic) as pool:
         yield pool
 
 
