@@ -19,6 +19,8 @@ from datetime import datetime, timezone
 
 import numpy as np
 
+from runtime.errors import run_cli
+
 from . import engines as eng
 from .measure import ROOT, latency, measure
 from .report import markdown_table, write_outputs
@@ -164,18 +166,18 @@ def package_versions() -> dict:
     return versions
 
 
-def main(argv: list[str] | None = None) -> int:
+def _main(argv: list[str] | None) -> int:
     args = parse_args(argv)
     command = "python -m benchmarks " + shlex.join(sys.argv[1:] if argv is None else argv)
-    try:
-        result = run(args, command.strip())
-    except eng.BenchmarkError as e:
-        print(f"benchmarks: error: {e}", file=sys.stderr)
-        return 1
+    result = run(args, command.strip())  # BenchmarkError: one "Error:" line from run_cli
     paths = write_outputs(args.out, result)
     print(markdown_table(result))
     print(f"\nwrote {', '.join(paths)} in {result['wall_s']:.0f} s", file=sys.stderr)
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_cli(_main, argv)
 
 
 if __name__ == "__main__":

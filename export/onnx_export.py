@@ -14,7 +14,7 @@ from onnxruntime.quantization import QuantType, quantize_dynamic
 
 from runtime.files import atomic_write_bytes
 
-from .errors import ExportError
+from .errors import ConversionError
 from .tflite_export import INPUT_NAME, OUTPUT_NAME, model_maxlen, serving_function
 
 DEFAULT_OPSET = 17
@@ -33,7 +33,7 @@ DEFAULT_QUANTIZED_OP_TYPES = ("Gather",)
 # QUInt8 measured marginally closer to Keras than QInt8 (max 1.02e-1 vs 1.03e-1).
 WEIGHT_TYPE = QuantType.QUInt8
 
-class OnnxExportError(ExportError, ValueError):
+class OnnxExportError(ConversionError, ValueError):
     """An ONNX export produced a graph that breaks the input/output contract."""
 
 
