@@ -178,6 +178,8 @@ def step_tflite(cfg: ExportConfig, log: Callable[[str], None] = _log) -> None:
     _need(cfg.out, "model.keras", "vocab.txt")
     if cfg.calibration_size < 500 and cfg.int8:
         raise ExportError(f"--calibration-size must be at least 500, got {cfg.calibration_size}")
+    if cfg.int8:
+        data_source(cfg)  # calibration reads the training reviews: fail before converting anything
     _invalidate_manifest(cfg.out, log)
     model, tok = load_keras(cfg.out), load_tokenizer(cfg.out)
     labels_path = os.path.join(cfg.out, "labels.txt")
@@ -282,6 +284,7 @@ def step_verify(cfg: ExportConfig, log: Callable[[str], None] = _log) -> list[V.
 
 def export_all(cfg: ExportConfig, log: Callable[[str], None] = _log) -> list[V.Result]:
     step_train(cfg, log)
+    data_source(cfg)  # a model without a known data source fails now, not after two conversions
     step_onnx(cfg, log)
     step_tflite(cfg, log)
     return step_verify(cfg, log)
