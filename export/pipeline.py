@@ -283,6 +283,9 @@ def step_verify(cfg: ExportConfig, log: Callable[[str], None] = _log) -> list[V.
 
 
 def export_all(cfg: ExportConfig, log: Callable[[str], None] = _log) -> list[V.Result]:
+    """train, onnx, tflite, verify. Into an existing bundle too: it ends with a fresh manifest
+    (until then the old one is gone, so the directory never claims files it no longer has)."""
+    cfg.train.force = True
     step_train(cfg, log)
     data_source(cfg)  # a model without a known data source fails now, not after two conversions
     step_onnx(cfg, log)

@@ -64,7 +64,7 @@ def refuse_verified_bundle(out: str, force: bool, log: Callable[[str], None]) ->
         raise TrainError(f"{out} holds a verified bundle ({MANIFEST}); training there would replace its "
                          "model and break it: choose another --out, or pass --force")
     os.unlink(path)
-    log(f"removed {path} (--force); run 'python -m export verify --out {out}' after training")
+    log(f"removed {path}: it would no longer match the new model")
 
 
 def _log(msg: str) -> None:
