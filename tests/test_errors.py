@@ -130,3 +130,27 @@ def test_a_conversion_failure_exits_1(dirs, capsys, monkeypatch):
     assert capsys.readouterr().err.splitlines()[-1] == (
         "Error: ONNX 'input_ids' is FLOAT [batch, 256], expected 'input_ids' INT32")
     assert not os.path.exists(os.path.join(dirs["model"], "model.onnx"))
+
+
+# As on a runtime-only install: the [train] packages cannot be imported at all.
+BLOCK_TRAIN_EXTRA = """
+import runpy, sys
+class Block:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in {"tensorflow", "keras", "tf2onnx", "onnx", "matplotlib", "flatbuffers"}:
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+sys.meta_path.insert(0, Block())
+sys.argv = [sys.argv[1]] + sys.argv[2:]
+runpy.run_module(sys.argv[0], run_name="__main__", alter_sys=True)
+"""
+
+
+@pytest.mark.parametrize("command", [["trainer"], ["export", "all"], ["export", "verify"]])
+def test_runtime_only_install_gets_one_line_before_reading_data(command, tmp_path):
+    import subprocess
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    proc = subprocess.run([sys.executable, "-c", BLOCK_TRAIN_EXTRA, *command, "--data", "/nonexistent",
+                           "--out", str(tmp_path / "out")], cwd=root, capture_output=True, text=True, timeout=120)
+    assert (proc.returncode, proc.stderr) == (2, extra_line("tensorflow") + "\n")
+    assert not os.path.exists(tmp_path / "out")
