@@ -40,6 +40,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--repeats", type=int, default=3, help="timed passes per measurement (default: 3)")
     p.add_argument("--latency-reviews", type=int, default=1000, metavar="N",
                    help="single-review requests timed per engine (default: 1000)")
+    p.add_argument("--verbose", action="store_true",
+                   help="also show TensorFlow's, LiteRT's and MediaPipe's own log lines")
     args = p.parse_args(argv)
     if args.repeats < 1 or args.latency_reviews < 1 or (args.limit is not None and args.limit < 1):
         p.error("--repeats, --latency-reviews and --limit must be at least 1")
@@ -169,7 +171,10 @@ def package_versions() -> dict:
 def _main(argv: list[str] | None) -> int:
     args = parse_args(argv)
     command = "python -m benchmarks " + shlex.join(sys.argv[1:] if argv is None else argv)
-    result = run(args, command.strip())  # BenchmarkError: one "Error:" line from run_cli
+    from trainer.noise import quiet_native
+
+    with quiet_native(args.verbose):
+        result = run(args, command.strip())  # BenchmarkError: one "Error:" line from run_cli
     paths = write_outputs(args.out, result)
     print(markdown_table(result))
     print(f"\nwrote {', '.join(paths)} in {result['wall_s']:.0f} s", file=sys.stderr)
