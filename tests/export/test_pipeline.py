@@ -229,3 +229,27 @@ def test_all_into_an_existing_bundle_leaves_it_verified(exported, tiny_imdb_tar,
     cfg.train.epochs = 2
     export_all(cfg, log=lambda m: None)
     Bundle.load(out)  # the new model.keras is the one the new manifest vouches for
+
+
+def test_all_with_model_reuses_the_recorded_source_offline(exported, tiny_imdb_tar, tmp_path, monkeypatch):
+    monkeypatch.delenv("IMDB_DATA", raising=False)
+    cfg = _config(None, tmp_path / "other", model=os.path.join(exported[0], "model.keras"), int8=False)
+    cfg.mediapipe_samples = 0
+    lines = []
+    results = export_all(cfg, log=lines.append)
+    assert all(r.passed for r in results)
+    assert Bundle.load(tmp_path / "other").manifest["verification"]["dataset"]["source"] == tiny_imdb_tar
+
+
+def test_adopting_a_model_into_a_verified_bundle_needs_force(exported, tmp_path, capsys):
+    out = tmp_path / "b"
+    shutil.copytree(exported[0], out)
+    before = sha256_file(out / "model.keras")
+    other = tmp_path / "m"
+    other.mkdir()
+    for name in ("model.keras", "vocab.txt"):
+        shutil.copy(os.path.join(exported[0], name), other / name)
+    assert main(["train", "--model", str(other / "model.keras"), "--out", str(out)]) == 2
+    assert capsys.readouterr().err.endswith("choose another --out, or pass --force\n")
+    assert sha256_file(out / "model.keras") == before
+    Bundle.load(out)  # still verified
