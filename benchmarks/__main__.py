@@ -19,6 +19,8 @@ from datetime import datetime, timezone
 
 import numpy as np
 
+from runtime.errors import run_cli
+
 from . import engines as eng
 from .measure import ROOT, latency, measure
 from .report import markdown_table, write_outputs
@@ -38,6 +40,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--repeats", type=int, default=3, help="timed passes per measurement (default: 3)")
     p.add_argument("--latency-reviews", type=int, default=1000, metavar="N",
                    help="single-review requests timed per engine (default: 1000)")
+    p.add_argument("--verbose", action="store_true",
+                   help="also show TensorFlow's, LiteRT's and MediaPipe's own log lines")
     args = p.parse_args(argv)
     if args.repeats < 1 or args.latency_reviews < 1 or (args.limit is not None and args.limit < 1):
         p.error("--repeats, --latency-reviews and --limit must be at least 1")
@@ -164,18 +168,21 @@ def package_versions() -> dict:
     return versions
 
 
-def main(argv: list[str] | None = None) -> int:
+def _main(argv: list[str] | None) -> int:
     args = parse_args(argv)
     command = "python -m benchmarks " + shlex.join(sys.argv[1:] if argv is None else argv)
-    try:
-        result = run(args, command.strip())
-    except eng.BenchmarkError as e:
-        print(f"benchmarks: error: {e}", file=sys.stderr)
-        return 1
+    from trainer.noise import quiet_native
+
+    with quiet_native(args.verbose):
+        result = run(args, command.strip())  # BenchmarkError: one "Error:" line from run_cli
     paths = write_outputs(args.out, result)
     print(markdown_table(result))
     print(f"\nwrote {', '.join(paths)} in {result['wall_s']:.0f} s", file=sys.stderr)
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_cli(_main, argv)
 
 
 if __name__ == "__main__":

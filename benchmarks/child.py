@@ -18,9 +18,10 @@ def score(kind: str, bundle: str, model: str, text: str) -> float:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         import keras
 
+        from benchmarks.engines import bundle_maxlen
         from runtime.tokenizer import Tokenizer
 
-        tok = Tokenizer.load(os.path.join(bundle, "vocab.txt"))
+        tok = Tokenizer.load(os.path.join(bundle, "vocab.txt"), maxlen=bundle_maxlen(bundle))
         net = keras.saving.load_model(os.path.join(bundle, model), safe_mode=True)
         return float(net.predict(tok.encode_batch_reference([text]), verbose=0).reshape(-1)[0])
     if kind == "runtime":

@@ -6,6 +6,7 @@ be timed alone; MediaPipe tokenizes inside its C++ graph and only has the end-to
 """
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, field
 from typing import Callable, Optional
@@ -49,6 +50,12 @@ def batches(items: list, size: int = BATCH) -> list[list]:
     return [items[i:i + size] for i in range(0, len(items), size)]
 
 
+def bundle_maxlen(bundle: str) -> int:
+    """The model's ids per review, from the (already verified) manifest: not the default 256."""
+    with open(os.path.join(bundle, "manifest.json"), encoding="utf-8") as f:
+        return json.load(f)["tokenizer"]["maxlen"]
+
+
 def keras_engine(bundle: str) -> Engine:
     """The tutorial's way: the plain regex tokenizer, then ``model.predict``."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -57,7 +64,7 @@ def keras_engine(bundle: str) -> Engine:
     from runtime.tokenizer import Tokenizer
 
     name, model = KERAS
-    tok = Tokenizer.load(os.path.join(bundle, "vocab.txt"))
+    tok = Tokenizer.load(os.path.join(bundle, "vocab.txt"), maxlen=bundle_maxlen(bundle))
     net = keras.saving.load_model(os.path.join(bundle, model), safe_mode=True)
 
     def predict_ids(ids: np.ndarray) -> np.ndarray:

@@ -29,13 +29,19 @@ def _speedup(value: float | None) -> str:
     return f"{value:,.0f}x" if value >= 100 else f"{value:.1f}x" if value >= 10 else f"{value:.2f}x"
 
 
+def _megabytes(size: int) -> str:
+    """Two decimals; two significant digits under 0.01 MB (a test model's few KB is not 0.00)."""
+    mb = size / 1e6
+    return f"{mb:.2f}" if mb >= 0.01 or mb == 0 else f"{mb:.2g}"
+
+
 def table_rows(result: dict) -> list[list[str]]:
     """One list of cells per engine, in ``COLUMNS`` order; empty where a column does not apply."""
     rows = []
     for r in result["rows"]:
         tok, lat, cold, ratio = r.get("tokenizer"), r["latency"], r["cold_start"], r.get("vs_keras", {})
         rows.append([
-            r["name"], r["model"], f"{r['size_bytes'] / 1e6:.2f}",
+            r["name"], r["model"], _megabytes(r["size_bytes"]),
             _rate(tok), "" if tok is None else f"{tok['mb_per_s']:.1f}",
             _rate(r.get("model_only")),
             _rate(r["end_to_end"]), _speedup(ratio.get("end_to_end")),

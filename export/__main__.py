@@ -15,91 +15,121 @@ import argparse
 import os
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
-
-from trainer.__main__ import add_train_arguments, config_from_args
-from trainer.data import DataError
-from trainer.train import TrainError
-
-from runtime.backends import BackendError
-from runtime.bundle import BundleError
-from runtime.tokenizer import TokenizerError
+from runtime.errors import run_cli
+from trainer.__main__ import add_train_arguments, add_verbose_argument, config_from_args
+from trainer.data import RECORDED_DEFAULT, add_data_argument
+from trainer.noise import EXPORT_MODULES, check_extra, quiet_native
 
 from .package import DEFAULT_DEST, package_runtime_bundle
-from .errors import ExportError
-from .pipeline import ExportConfig, export_all, step_micro, step_onnx, step_tflite, step_train, step_verify
-
-# What a step raises for bad input or a failed conversion: shown as one "Error:" line, exit 2.
-USER_ERRORS = (DataError, TrainError, ExportError, BundleError, BackendError, TokenizerError, OSError)
+from .pipeline import STEPS, ExportConfig
 
 EPILOG = """examples:
   python -m export all --data ../shared/data/aclImdb_v1_labeled.tar.gz --out artifacts
   python -m export all --model artifacts/model.keras --out bundle --no-int8
   python -m export verify --out artifacts
 
-exit codes: 0 every check passed, 1 a verification check failed, 2 bad input or a step failed
+tflite and verify read the IMDB data the model was trained on (recorded in metrics.json);
+--data or $IMDB_DATA override it.
+
+exit codes: 0 every check passed, 1 a conversion or verification check failed,
+2 bad input, options or a missing extra
 """
+
+
+def _model(p):
+    p.add_argument("--model", help="an existing model.keras (vocab.txt beside it) instead of training; "
+                                   "it is copied, never changed")
+
+
+def _data(p):
+    add_data_argument(p, default=RECORDED_DEFAULT)  # calibration and verify read the training data
+
+
+def _int8(p):
+    p.add_argument("--no-int8", dest="int8", action="store_false", help="skip the quantized variants")
+
+
+def _tflite(p):
+    p.add_argument("--int8-io", action="store_true",
+                   help="int8 output tensor in model.int8.tflite (the runtime dequantizes it)")
+    _calibration(p)
+
+
+def _calibration(p):
+    p.add_argument("--calibration-size", type=int, default=ExportConfig.calibration_size,
+                   help="training reviews used to calibrate model.int8.tflite, at least 500 (default %(default)s)")
+
+
+def _mediapipe(p):
+    p.add_argument("--mediapipe-samples", type=int, default=ExportConfig.mediapipe_samples,
+                   help="test reviews scored by MediaPipe's TextClassifier when it is installed; "
+                        "0 skips (default %(default)s)")
+
+
+# Each step's options: only what it uses (the tokenizer's maxlen and vocabulary come from the
+# trainer's tokenizer.json, never from an option of a later step).
+STEP_OPTIONS = {
+    "all": (_model, add_train_arguments, _int8, _tflite, _mediapipe),
+    "train": (_model, add_train_arguments),
+    "onnx": (_int8,),
+    "tflite": (_data, _int8, _tflite),
+    "verify": (_data, _mediapipe),
+    "micro": (_data, _calibration),
+}
+CONFIG_FIELDS = ("model", "int8", "int8_io", "calibration_size", "mediapipe_samples")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m export", description=__doc__.split("\n", 1)[1],
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG)
     sub = parser.add_subparsers(dest="step", required=True, metavar="STEP")
-    for step in ("all", "train", "onnx", "tflite", "verify", "micro"):
+    for step, adders in STEP_OPTIONS.items():
         p = sub.add_parser(step, help=__doc__.split(f"  {step:<8}")[1].split("\n")[0])
         p.add_argument("--out", default="artifacts", help="output directory, the bundle (default %(default)s)")
-        if step in ("all", "train"):
-            p.add_argument("--model", help="an existing model.keras (vocab.txt beside it) instead of training; "
-                                           "it is copied, never changed")
-        add_train_arguments(p)  # --data and the training defaults: calibration and verify read the same split
-        if step in ("all", "onnx", "tflite"):
-            p.add_argument("--no-int8", dest="int8", action="store_false", help="skip the quantized variants")
-        if step in ("all", "tflite"):
-            p.add_argument("--int8-io", action="store_true",
-                           help="int8 output tensor in model.int8.tflite (the runtime dequantizes it)")
-        if step in ("all", "tflite", "micro"):
-            p.add_argument("--calibration-size", type=int, default=ExportConfig.calibration_size,
-                           help="training reviews used to calibrate model.int8.tflite, at least 500 "
-                                "(default %(default)s)")
-        if step in ("all", "verify"):
-            p.add_argument("--mediapipe-samples", type=int, default=ExportConfig.mediapipe_samples,
-                           help="test reviews scored by MediaPipe's TextClassifier when it is installed; "
-                                "0 skips (default %(default)s)")
+        for add in adders:
+            add(p)
+        add_verbose_argument(p)
     p = sub.add_parser("package", help="copy the runtime's files of a verified bundle to --dest")
     p.add_argument("--out", default="artifacts", help="the verified bundle to copy from (default %(default)s)")
     p.add_argument("--dest", default=DEFAULT_DEST, help="where the runtime bundle goes (default %(default)s)")
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
+def _main(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
     if args.step == "package":
-        try:
-            print(package_runtime_bundle(args.out, args.dest), file=sys.stderr)
-        except (BundleError, ValueError) as e:
-            print(f"Error: {e}", file=sys.stderr)
-            return 2
+        print(package_runtime_bundle(args.out, args.dest), file=sys.stderr)
         return 0
-    cfg = ExportConfig(out=args.out, train=config_from_args(args),
-                       **{k: getattr(args, k) for k in ("model", "int8", "int8_io", "calibration_size",
-                                                        "mediapipe_samples") if hasattr(args, k)})
-    steps = {"all": export_all, "train": step_train, "onnx": step_onnx, "tflite": step_tflite,
-             "verify": step_verify, "micro": step_micro}
-    try:
-        results = steps[args.step](cfg)
-    except USER_ERRORS as e:
-        print(f"Error: {e}", file=sys.stderr)
-        return 2
-    if results is None:
-        return 0
-    from .report import verification_table
-    from runtime.bundle import Bundle
+    train = config_from_args(args)
+    if args.step in ("all", "train") and getattr(args, "model", None) is None:
+        train.validate()
+    check_extra(EXPORT_MODULES)  # before any data is read: one line naming the [train] extra
+    cfg = ExportConfig(out=args.out, train=train, **{k: getattr(args, k) for k in CONFIG_FIELDS if hasattr(args, k)})
+    with quiet_native(args.verbose):
+        results = STEPS[args.step](cfg)
+    return 0 if results is None else report(cfg.out, results)
 
-    print(verification_table(Bundle.load(cfg.out, verify=False).manifest))
+
+def report(out: str, results) -> int:
+    """The verification table on stdout; failures and one closing line naming the outputs on stderr."""
+    from runtime.bundle import MANIFEST, Bundle
+
+    from .report import verification_table
+
+    print(verification_table(Bundle.load(out, verify=False).manifest))
     failed = [r for r in results if not r.passed]
     for r in failed:
         print(f"FAILED {r.name}: {'; '.join(r.failures)}", file=sys.stderr)
-    return 1 if failed else 0
+    outputs = f"{os.path.join(out, 'report.md')} and {os.path.join(out, MANIFEST)}"
+    if failed:
+        print(f"{len(failed)} of {len(results)} checks failed; wrote {outputs}", file=sys.stderr)
+        return 1
+    print(f"all {len(results)} checks passed; wrote {outputs}", file=sys.stderr)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_cli(_main, argv)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ POSITIVE_LABEL = "positive"  # the one line of labels.txt for our [batch, 1] sig
 
 
 class MediaPipeUnavailable(ExportError):
-    """The ``mediapipe`` package is not installed (``pip install 'reviewkit[dev]'``)."""
+    """The ``mediapipe`` package is not installed (``pip install 'imdb-reviewkit[dev]'``)."""
 
 
 class MediaPipeCheckError(ExportError):

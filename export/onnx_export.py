@@ -5,6 +5,7 @@ output ``probability`` float32 ``[batch, 1]``, batch dimension symbolic (``batch
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 
@@ -14,7 +15,7 @@ from onnxruntime.quantization import QuantType, quantize_dynamic
 
 from runtime.files import atomic_write_bytes
 
-from .errors import ExportError
+from .errors import ConversionError
 from .tflite_export import INPUT_NAME, OUTPUT_NAME, model_maxlen, serving_function
 
 DEFAULT_OPSET = 17
@@ -33,7 +34,7 @@ DEFAULT_QUANTIZED_OP_TYPES = ("Gather",)
 # QUInt8 measured marginally closer to Keras than QInt8 (max 1.02e-1 vs 1.03e-1).
 WEIGHT_TYPE = QuantType.QUInt8
 
-class OnnxExportError(ExportError, ValueError):
+class OnnxExportError(ConversionError, ValueError):
     """An ONNX export produced a graph that breaks the input/output contract."""
 
 
@@ -48,8 +49,9 @@ def to_onnx(model, path: str | os.PathLike, opset: int = DEFAULT_OPSET) -> None:
     proto, _ = tf2onnx.convert.from_function(
         serve, input_signature=serve.input_signature, opset=opset)
     _name_batch_dim(proto)
+    canonicalize(proto)
     check_onnx(proto, model_maxlen(model))
-    atomic_write_bytes(path, proto.SerializeToString())
+    atomic_write_bytes(path, proto.SerializeToString(deterministic=True))
 
 
 def _name_batch_dim(proto: onnx.ModelProto) -> None:
@@ -58,6 +60,75 @@ def _name_batch_dim(proto: onnx.ModelProto) -> None:
         dim = value.type.tensor_type.shape.dim[0]
         if not dim.HasField("dim_value"):
             dim.dim_param = BATCH_DIM
+
+
+def canonicalize(proto: onnx.ModelProto) -> None:
+    """Make the bytes depend on the graph alone, not on the converting process.
+
+    Measured: tf2onnx names inserted nodes from a process-wide counter (``Less__6`` in one
+    conversion, ``Less__27`` in the next), orders equal-rank nodes by those names, and writes the
+    traced function's name (``__inference_serve_100``, another counter) into the graph's
+    doc_string. So nodes are re-ordered topologically by their own content (op, attributes and
+    inputs, an initializer known by its bytes), internal tensors and nodes are renamed ``t<k>`` /
+    ``<op>_<k>`` and initializers ``w<k>`` in that order; the graph input and output keep their
+    names. A graph with subgraphs (If/Loop) is left as it is; this model has none.
+    """
+    graph = proto.graph
+    subgraph_types = (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS)
+    if any(a.type in subgraph_types for node in graph.node for a in node.attribute):
+        return
+    graph.doc_string = ""
+    inits = {t.name: t for t in graph.initializer}
+    content = {name: _tensor_digest(t) for name, t in inits.items()}
+    rename = {"": ""} | {v.name: v.name for v in list(graph.input) + list(graph.output)}
+    interface = set(rename)
+    used_inits: list[str] = []
+
+    def key(node):
+        inputs = tuple(rename.get(i) or f"init:{content[i]}" for i in node.input)
+        return (node.op_type, node.domain, inputs, b"".join(a.SerializeToString() for a in node.attribute))
+
+    pending, ordered = list(graph.node), []
+    while pending:
+        ready = [n for n in pending if all(i in rename or i in inits for i in n.input)]
+        if not ready:
+            raise OnnxExportError("the ONNX graph has a cycle or an undefined input")
+        node = min(ready, key=key)
+        pending.remove(node)
+        for name in node.input:
+            if name not in rename:  # an initializer, first used here
+                rename[name] = f"w{len(used_inits)}"
+                used_inits.append(name)
+        for name in node.output:
+            if name not in interface:
+                rename[name] = f"t{len(rename)}"
+        ordered.append(node)
+    for k, node in enumerate(ordered):
+        node.name = f"{node.op_type}_{k}"
+        node.input[:] = [rename[i] for i in node.input]
+        node.output[:] = [rename.get(o, o) for o in node.output]
+    unused = sorted((n for n in inits if n not in rename), key=lambda n: content[n])
+    tensors = [inits[n] for n in used_inits + unused]
+    for n in unused:
+        rename[n] = f"w{len(used_inits) + unused.index(n)}"
+    for t in tensors:
+        t.name = rename[t.name]
+    graph.ClearField("initializer")
+    graph.initializer.extend(tensors)
+    del graph.node[:]
+    graph.node.extend(ordered)
+    infos = sorted((v for v in graph.value_info if v.name in rename), key=lambda v: rename[v.name])
+    for v in infos:
+        v.name = rename[v.name]
+    graph.ClearField("value_info")
+    graph.value_info.extend(infos)
+
+
+def _tensor_digest(tensor: onnx.TensorProto) -> str:
+    copy = onnx.TensorProto()
+    copy.CopyFrom(tensor)
+    copy.name = ""
+    return hashlib.sha256(copy.SerializeToString(deterministic=True)).hexdigest()
 
 
 def check_onnx(proto: onnx.ModelProto, maxlen: int) -> None:
@@ -101,7 +172,7 @@ def quantize_onnx(src: str | os.PathLike, dst: str | os.PathLike,
     missing = set(op_types) - quantized_op_types(proto)
     if missing:
         raise OnnxExportError(f"quantization left {sorted(missing)} weights in float")
-    atomic_write_bytes(dst, proto.SerializeToString())
+    atomic_write_bytes(dst, proto.SerializeToString(deterministic=True))
 
 
 def _input_width(proto: onnx.ModelProto) -> int:

@@ -11,6 +11,7 @@ import shutil
 
 from runtime.bundle import MANIFEST, Bundle
 
+from .errors import ExportError
 from .manifest import write_manifest
 
 RUNTIME_FILES = ("model.onnx", "model.int8.tflite", "vocab.txt", "labels.txt")
@@ -22,11 +23,11 @@ def package_runtime_bundle(src: str, dest: str = DEFAULT_DEST, files=RUNTIME_FIL
     bundle = Bundle.load(src)  # refuses a tampered or unverified source
     manifest = copy.deepcopy(bundle.manifest)
     if os.path.abspath(src) == os.path.abspath(dest):
-        raise ValueError(f"{dest}: destination is the source bundle")
+        raise ExportError(f"{dest}: destination is the source bundle")
     os.makedirs(dest, exist_ok=True)
     for name in files:
         if name not in manifest["files"]:
-            raise ValueError(f"{src}: the bundle has no {name} to package")
+            raise ExportError(f"{src}: the bundle has no {name} to package")
     for name in os.listdir(dest):  # a stale file from an older default must not linger
         if name not in files and name != MANIFEST:
             os.unlink(os.path.join(dest, name))

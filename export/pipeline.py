@@ -7,7 +7,6 @@ verify -> manifest.json + report.md; micro -> micro/ (+ its section of manifest.
 """
 from __future__ import annotations
 
-import functools
 import json
 import os
 import shutil
@@ -20,7 +19,8 @@ import numpy as np
 from runtime.bundle import MANIFEST
 from runtime.files import atomic_write_bytes, atomic_write_text
 from runtime.tokenizer import Tokenizer
-from trainer.train import TOKENIZER_FILE, TrainConfig, split_train_validation
+from trainer.data import recorded_source, resolve_source
+from trainer.train import TOKENIZER_FILE, TrainConfig, refuse_verified_bundle, split_train_validation
 
 from . import verify as V
 from .errors import ExportError
@@ -47,8 +47,29 @@ def _log(msg: str) -> None:
 def _need(out: str, *names: str) -> None:
     missing = [n for n in names if not os.path.isfile(os.path.join(out, n))]
     if missing:
-        raise ExportError(f"{out}: missing {', '.join(missing)} (run 'python -m export train' first "
-                          f"or pass --model)")
+        raise ExportError(f"{out}: missing {', '.join(missing)} (run 'python -m export train --out {out}' "
+                          "first: it trains, or adopts an existing model with --model PATH)")
+
+
+def training_metadata(out: str) -> dict:
+    """The trainer's metrics.json in ``out`` ({} for a bare model): its ``data`` source and ``config``."""
+    path = os.path.join(out, "metrics.json")
+    if not os.path.isfile(path):
+        return {}
+    try:
+        with open(path, encoding="utf-8") as f:
+            meta = json.load(f)
+    except (OSError, ValueError) as e:
+        raise ExportError(f"{path}: unreadable ({e})") from None
+    if not isinstance(meta, dict):
+        raise ExportError(f"{path}: not a JSON object")
+    return meta
+
+
+def data_source(cfg: ExportConfig) -> str:
+    """--data, else $IMDB_DATA, else the source recorded at training; never a silent download."""
+    recorded = training_metadata(cfg.out).get("data")
+    return resolve_source(cfg.train.data, recorded if isinstance(recorded, str) else None, default=None)
 
 
 def _invalidate_manifest(out: str, log) -> None:
@@ -88,7 +109,6 @@ def load_tokenizer(out: str) -> Tokenizer:
 
 def step_train(cfg: ExportConfig, log: Callable[[str], None] = _log) -> None:
     """Train into ``cfg.out``, or adopt ``cfg.model`` (copied, never modified)."""
-    os.makedirs(cfg.out, exist_ok=True)
     if cfg.model is None:
         from trainer.train import train
 
@@ -102,6 +122,8 @@ def step_train(cfg: ExportConfig, log: Callable[[str], None] = _log) -> None:
         raise ExportError(f"{cfg.model}: no vocab.txt beside the model (the trainer writes both)")
     if os.path.abspath(src_dir) == os.path.abspath(cfg.out):
         return
+    refuse_verified_bundle(cfg.out, cfg.train.force, log)
+    os.makedirs(cfg.out, exist_ok=True)
     for name in ("vocab.txt", TOKENIZER_FILE, "metrics.json", "history.json", "loss.png", "accuracy.png"):
         if os.path.isfile(os.path.join(src_dir, name)):
             shutil.copyfile(os.path.join(src_dir, name), os.path.join(cfg.out, name))
@@ -121,19 +143,31 @@ def step_onnx(cfg: ExportConfig, log: Callable[[str], None] = _log) -> None:
         log("wrote model.int8.onnx")
 
 
-@functools.lru_cache(maxsize=1)
-def _load_imdb(data: str | None):
+_IMDB: dict = {}  # {source: Imdb}: the last source read, kept for the next step
+
+
+def _load_imdb(cfg: ExportConfig, log):
     """The tflite and verify steps of one ``export all`` read the archive once, not twice."""
     from trainer.data import load_imdb
 
-    return load_imdb(data)
+    source = data_source(cfg)
+    if source not in _IMDB:
+        log(f"reading IMDB reviews from {source}")
+        imdb = load_imdb(source)
+        _IMDB.clear()
+        _IMDB[source] = imdb
+    return _IMDB[source]
 
 
-def calibration_ids(cfg: ExportConfig, tok: Tokenizer) -> np.ndarray:
-    """The first reviews of the shuffled training split (never test reviews): [n, maxlen] int32."""
-    imdb = _load_imdb(cfg.train.data)
-    (texts, _), _ = split_train_validation(imdb.train_texts, imdb.train_labels,
-                                           cfg.train.validation_size, cfg.train.seed)
+def calibration_ids(cfg: ExportConfig, tok: Tokenizer, log=_log) -> np.ndarray:
+    """The first reviews of the shuffled training split (never test reviews): [n, maxlen] int32.
+
+    The split is the trainer's (its validation size and seed from metrics.json when recorded).
+    """
+    imdb = _load_imdb(cfg, log)
+    trained = training_metadata(cfg.out).get("config") or {}
+    size, seed = trained.get("validation_size", cfg.train.validation_size), trained.get("seed", cfg.train.seed)
+    (texts, _), _ = split_train_validation(imdb.train_texts, imdb.train_labels, size, seed)
     return tok.encode_batch(texts[: cfg.calibration_size])
 
 
@@ -144,6 +178,8 @@ def step_tflite(cfg: ExportConfig, log: Callable[[str], None] = _log) -> None:
     _need(cfg.out, "model.keras", "vocab.txt")
     if cfg.calibration_size < 500 and cfg.int8:
         raise ExportError(f"--calibration-size must be at least 500, got {cfg.calibration_size}")
+    if cfg.int8:
+        data_source(cfg)  # calibration reads the training reviews: fail before converting anything
     _invalidate_manifest(cfg.out, log)
     model, tok = load_keras(cfg.out), load_tokenizer(cfg.out)
     labels_path = os.path.join(cfg.out, "labels.txt")
@@ -151,7 +187,7 @@ def step_tflite(cfg: ExportConfig, log: Callable[[str], None] = _log) -> None:
     modes = [("float", "model.tflite")]
     if cfg.int8:
         modes += [("dynamic", "model.dynamic.tflite"), ("int8", "model.int8.tflite")]
-    calib = calibration_ids(cfg, tok) if cfg.int8 else None
+    calib = calibration_ids(cfg, tok, log) if cfg.int8 else None
     for mode, name in modes:
         flat = to_tflite(model, mode, calibration_ids=calib if mode == "int8" else None,
                          int8_io=cfg.int8_io and mode == "int8")
@@ -164,8 +200,15 @@ def step_tflite(cfg: ExportConfig, log: Callable[[str], None] = _log) -> None:
         log(f"wrote {name} ({len(flat) / 1024:.0f} KiB)")
 
 
-def _mediapipe_results(cfg: ExportConfig, texts: list[str], ids: np.ndarray, log) -> list[V.Result]:
-    """MediaPipe TextClassifier vs the LiteRT interpreter on an even sample of test reviews."""
+def _mediapipe_results(cfg: ExportConfig, texts: list[str], ids: np.ndarray, log) -> tuple[list[V.Result], dict]:
+    """MediaPipe TextClassifier vs the LiteRT interpreter on an even sample of test reviews.
+
+    Returns the results and what the manifest records: ``{"ran": [...], "skipped": {name: why}}``.
+    """
+    status = {"ran": [], "skipped": {}}
+    if not cfg.mediapipe_samples:
+        status["skipped"]["*"] = "--mediapipe-samples 0"
+        return [], status
     from .mediapipe_check import MediaPipeUnavailable, mediapipe_scores
 
     rows = np.linspace(0, len(texts) - 1, min(cfg.mediapipe_samples, len(texts))).astype(int)
@@ -175,17 +218,20 @@ def _mediapipe_results(cfg: ExportConfig, texts: list[str], ids: np.ndarray, log
         if not os.path.isfile(path):
             continue
         if _output_dtype(path) == np.int8:
+            status["skipped"][name] = "int8 output tensor (--int8-io); MediaPipe takes float32/uint8"
             log(f"MediaPipe cannot run {name}: its output is int8 (--int8-io); MediaPipe takes float32/uint8")
             continue
         try:
             mp = mediapipe_scores(path, [texts[i] for i in rows])
         except MediaPipeUnavailable as e:
+            status["skipped"]["*"] = str(e)
             log(f"skipping the MediaPipe conformance check: {e}")
-            return []
+            return [], status
         lite = V.score_file(path, ids[rows])
         results.append(V.compare(f"mediapipe:{name}", mp, lite, None, quantized=False,
                                  max_abs_diff=V.MEDIAPIPE_MAX_ABS_DIFF))
-    return results
+        status["ran"].append(name)
+    return results, status
 
 
 def _output_dtype(path: str):
@@ -216,34 +262,26 @@ def step_verify(cfg: ExportConfig, log: Callable[[str], None] = _log) -> list[V.
 
     _need(cfg.out, "model.keras", "vocab.txt")
     tok = load_tokenizer(cfg.out)
-    imdb = _load_imdb(cfg.train.data)
+    imdb = _load_imdb(cfg, log)
     ids = tok.encode_batch(imdb.test_texts)  # [25000, maxlen] int32
     log(f"scoring {len(ids)} test reviews with Keras (the reference)")
     reference = load_keras(cfg.out).predict(ids, batch_size=V.SCORE_BATCH, verbose=0)[:, 0]
     results = _format_results(cfg.out, ids, reference, imdb.test_labels, log)
     if not results:
         raise ExportError(f"{cfg.out}: no exported model to verify (run 'python -m export onnx' / 'tflite')")
-    if cfg.mediapipe_samples:
-        results += _mediapipe_results(cfg, imdb.test_texts, ids, log)
+    mp_results, mp_status = _mediapipe_results(cfg, imdb.test_texts, ids, log)
+    results += mp_results
     verification = {
-        "dataset": {"name": "IMDB test", "n": len(ids)},
+        "dataset": {"name": "IMDB test", "n": len(ids), "source": recorded_source(data_source(cfg))},
         "reference": {"file": "model.keras", "accuracy": V.accuracy(reference, imdb.test_labels)},
         "tolerances": V.tolerances(),
         "results": {r.name: {**r.figures, "passed": r.passed, "failures": r.failures} for r in results},
+        "mediapipe": mp_status,
     }
-    manifest = build_manifest(cfg.out, tok, _training_metrics(cfg.out), verification)
+    manifest = build_manifest(cfg.out, tok, training_metadata(cfg.out) or None, verification)
     write_manifest(cfg.out, manifest)
     write_report(cfg.out, manifest)
     return results
-
-
-def _training_metrics(out: str) -> dict | None:
-    """The trainer's metrics.json, when the model was trained here (not for a bare --model)."""
-    path = os.path.join(out, "metrics.json")
-    if not os.path.isfile(path):
-        return None
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
 
 
 def step_micro(cfg: ExportConfig, log: Callable[[str], None] = _log) -> list[V.Result]:
@@ -252,13 +290,17 @@ def step_micro(cfg: ExportConfig, log: Callable[[str], None] = _log) -> list[V.R
 
     _need(cfg.out, "model.keras", "vocab.txt")
     tok = load_tokenizer(cfg.out)
-    imdb = _load_imdb(cfg.train.data)
-    return export_micro(cfg.out, load_keras(cfg.out), tok, calibration_ids(cfg, tok), imdb.test_texts,
+    imdb = _load_imdb(cfg, log)
+    return export_micro(cfg.out, load_keras(cfg.out), tok, calibration_ids(cfg, tok, log), imdb.test_texts,
                         imdb.test_labels, log)
 
 
 def export_all(cfg: ExportConfig, log: Callable[[str], None] = _log) -> list[V.Result]:
+    """train, onnx, tflite, verify. Into an existing bundle too: it ends with a fresh manifest
+    (until then the old one is gone, so the directory never claims files it no longer has)."""
+    cfg.train.force = True
     step_train(cfg, log)
+    data_source(cfg)  # a model without a known data source fails now, not after two conversions
     step_onnx(cfg, log)
     step_tflite(cfg, log)
     results = step_verify(cfg, log)
@@ -267,3 +309,11 @@ def export_all(cfg: ExportConfig, log: Callable[[str], None] = _log) -> list[V.R
     if cfg.int8 and not tflm_available():
         log("skipping the micro step: no tflite-micro here (its wheels are for Linux x86_64)")
     return results + step_micro(cfg, log) if cfg.int8 and tflm_available() else results
+
+
+# name -> the step's function; ``python -m export`` adds a sub-command per entry. A new target
+# (e.g. web/, micro/) adds its function here and its options in export/__main__.py.
+STEPS: dict[str, Callable[..., "list[V.Result] | None"]] = {
+    "all": export_all, "train": step_train, "onnx": step_onnx, "tflite": step_tflite, "verify": step_verify,
+    "micro": step_micro,
+}

@@ -30,6 +30,16 @@ def verification_table(manifest: dict) -> str:
     return "\n".join(lines)
 
 
+def mediapipe_line(status: dict) -> str:
+    """Whether the MediaPipe conformance check ran, and why not where it did not."""
+    skipped = status.get("skipped") or {}
+    if "*" in skipped:
+        return f"MediaPipe check: skipped ({skipped['*']})."
+    parts = [f"ran on {', '.join(status['ran'])}"] if status.get("ran") else []
+    parts += [f"skipped {name} ({why})" for name, why in skipped.items()]
+    return f"MediaPipe check: {'; '.join(parts) or 'no TFLite model to check'}."
+
+
 def write_report(out: str, manifest: dict) -> str:
     ver, training = manifest["verification"], manifest.get("training") or {}
     tol = ver["tolerances"]
@@ -50,6 +60,8 @@ def write_report(out: str, manifest: dict) -> str:
         verification_table(manifest),
         "",
     ]
+    if ver.get("mediapipe"):
+        parts += [mediapipe_line(ver["mediapipe"]), ""]
     if training:
         parts += ["## Training", "",
                   f"Test accuracy {training['test_accuracy']:.4f}, loss {training['test_loss']:.4f}; best validation "

@@ -16,13 +16,13 @@ import tensorflow as tf
 from tensorflow.lite.python import schema_py_generated as schema
 from tensorflow.lite.tools import flatbuffer_utils
 
-from .errors import ExportError
+from .errors import ConversionError
 
 MODES = ("float", "dynamic", "int8")
 INPUT_NAME = "input_ids"
 OUTPUT_NAME = "probability"
 
-class TFLiteExportError(ExportError, ValueError):
+class TFLiteExportError(ConversionError, ValueError):
     """A TFLite conversion was asked with invalid arguments or produced an unexpected model."""
 
 

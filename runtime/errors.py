@@ -15,7 +15,7 @@ from typing import Callable, Sequence
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 EXIT_INTERRUPTED, EXIT_BROKEN_PIPE, EXIT_TERMINATED = 130, 141, 143
-DISTRIBUTION = "reviewkit"  # the name to pip install; used in every "missing extra" hint
+DISTRIBUTION = "imdb-reviewkit"  # the name to pip install; used in every "missing extra" hint
 
 
 class ReviewkitError(Exception):

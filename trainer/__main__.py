@@ -2,23 +2,25 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from dataclasses import fields
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
+from runtime.errors import run_cli
 
-from .data import DataError, add_data_argument
-from .train import TrainConfig, TrainError, train
+from .data import add_data_argument
+from .noise import TRAIN_MODULES, check_extra, quiet_native
+from .train import TrainConfig
 
 EPILOG = """examples:
   python -m trainer --data ../shared/data/aclImdb_v1_labeled.tar.gz --out artifacts
   IMDB_DATA=~/aclImdb python -m trainer --epochs 10 --early-stopping 3
+
+exit codes: 0 done, 1 training failed, 2 bad input, options or a missing extra
 """
 
 
 def add_train_arguments(parser: argparse.ArgumentParser) -> None:
-    """The training options shared by ``python -m trainer`` and ``python -m export``."""
+    """The training options shared by ``python -m trainer`` and ``python -m export all|train``."""
     d = TrainConfig()
     add_data_argument(parser)
     parser.add_argument("--epochs", type=int, default=d.epochs, help=f"training epochs (default {d.epochs})")
@@ -32,25 +34,44 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
                         help="stop after PATIENCE epochs without a better validation loss and restore "
                              "the best weights (default 0: off, run every epoch as the tutorial does)")
     parser.add_argument("--seed", type=int, default=d.seed, help=f"random seed (default {d.seed})")
+    parser.add_argument("--force", action="store_true",
+                        help="train even into a directory that holds a verified bundle (manifest.json); "
+                             "its manifest is removed, as it would no longer match")
+
+
+def add_verbose_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--verbose", action="store_true",
+                        help="also show TensorFlow's, LiteRT's and the converters' own log lines")
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
     return TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig) if hasattr(args, f.name)})
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m trainer", description=__doc__.split(":", 1)[1].strip(), epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter)
     add_train_arguments(parser)
     parser.add_argument("--out", default=TrainConfig.out, help="output directory (default %(default)s)")
-    args = parser.parse_args(argv)
-    try:
-        train(config_from_args(args))
-    except (DataError, TrainError) as e:
-        print(f"Error: {e}", file=sys.stderr)
-        return 1
+    add_verbose_argument(parser)
+    return parser
+
+
+def _main(argv: list[str] | None) -> int:
+    from .train import train
+
+    args = build_parser().parse_args(argv)
+    config = config_from_args(args)
+    config.validate()
+    check_extra(TRAIN_MODULES)  # before the data: a runtime-only install fails in a second
+    with quiet_native(args.verbose):
+        train(config)
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_cli(_main, argv)
 
 
 if __name__ == "__main__":

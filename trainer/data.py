@@ -2,7 +2,9 @@
 
 Accepted layouts: ``[aclImdb/]{train,test}/{pos,neg}/*.txt``; anything else in the archive
 (``train/unsup/``, ``*.feat``, ``imdb.vocab``, ``urls_*.txt``) is ignored. Archives are read
-as a stream (no extraction, one pass over the gzip data). Reviews are ordered by
+as a stream (no extraction, one pass over the gzip data); a link, device or oddly named member
+is refused, and so are a review over MAX_REVIEW_BYTES and an archive over MAX_ARCHIVE_BYTES
+once uncompressed. Reviews are ordered by
 (split, label neg then pos, file name), so every form of the same data gives the same arrays.
 """
 from __future__ import annotations
@@ -40,6 +42,11 @@ ENV_DATA = "IMDB_DATA"
 ENV_CACHE = "REVIEWKIT_CACHE"
 DEFAULT_CACHE = "~/.cache/reviewkit"
 
+# Reviews are ~1.3 KB on average and 14 KB at most in IMDB v1; the official archive is ~0.5 GB
+# uncompressed. Anything far beyond is refused before it can fill memory or run for minutes.
+MAX_REVIEW_BYTES = 1 << 20
+MAX_ARCHIVE_BYTES = 2 << 30
+
 SPLITS = ("train", "test")
 LABELS = ("neg", "pos")  # index = label value, and the sort order within a split
 _LAYOUT = "[aclImdb/]{train,test}/{pos,neg}/*.txt"
@@ -63,19 +70,36 @@ class Imdb:
     test_labels: np.ndarray  # [n_test] int32, 1 = pos
 
 
-def resolve_source(data: str | None) -> str:
-    """``data`` if given, else ``$IMDB_DATA``, else the official URL (empty counts as unset)."""
-    return data or os.environ.get(ENV_DATA) or OFFICIAL_URL
+def resolve_source(data: str | None, recorded: str | None = None, default: str | None = OFFICIAL_URL) -> str:
+    """``data`` (--data) if given, else ``$IMDB_DATA``, else ``recorded`` (the source the model was
+    trained on), else ``default``; empty counts as unset. With no default, the error names --data."""
+    source = data or os.environ.get(ENV_DATA) or recorded or default
+    if not source:
+        raise DataError(f"no IMDB data source known for this model: pass --data PATH (a folder, tar archive "
+                        f"or URL such as {OFFICIAL_URL}) or set {ENV_DATA}")
+    return source
 
 
-def add_data_argument(parser: argparse.ArgumentParser) -> argparse.Action:
+def recorded_source(source: str) -> str:
+    """How a source is written in the training metadata: URLs as given, paths made absolute
+    (so export finds the data from any working directory)."""
+    if _URL_RE.match(source):
+        return source
+    return os.path.abspath(os.path.expanduser(source))
+
+
+TRAINING_DEFAULT = (f"${ENV_DATA}, else the official archive, downloaded once into ${ENV_CACHE} "
+                    f"(default {DEFAULT_CACHE})")
+RECORDED_DEFAULT = f"${ENV_DATA}, else the data the model was trained on (recorded in metrics.json)"
+
+
+def add_data_argument(parser: argparse.ArgumentParser, default: str = TRAINING_DEFAULT) -> argparse.Action:
     """Add the ``--data PATH`` option shared by the trainer and export CLIs."""
     return parser.add_argument(
         "--data", metavar="PATH", default=None,
         help="IMDB reviews: an aclImdb/ folder (or its parent), a tar archive such as "
              "aclImdb_v1.tar.gz, or an http(s):// or file:// URL of one (append #sha256=HEX "
-             f"to check it). Default: ${ENV_DATA}, else the official archive, downloaded once "
-             f"into ${ENV_CACHE} (default {DEFAULT_CACHE}).")
+             f"to check it). Default: {default}.")
 
 
 def load_imdb(data: str | os.PathLike | None = None, *, cache_dir: str | os.PathLike | None = None,
@@ -125,18 +149,26 @@ def _open_binary(path: str):
 
 
 class _TailReader:
-    """Read-only file wrapper that remembers the last 1024 bytes read.
+    """Read-only file wrapper that remembers the last 1024 bytes read and counts them all.
+
+    ``limit`` caps the uncompressed bytes (a gzip bomb of zeros stops there, never in memory).
 
     tarfile treats a missing header as the end of the archive, so a tar cut at a block
     boundary would load silently with fewer reviews; a complete tar ends with two zero
     blocks, which is what ``complete`` checks once the stream is drained.
     """
 
-    def __init__(self, raw):
-        self.raw, self.tail = raw, b""
+    def __init__(self, raw, path: str, limit: int):
+        self.raw, self.tail, self.path, self.limit, self.total = raw, b"", path, limit, 0
 
     def read(self, size: int = -1) -> bytes:
+        if size is None or size < 0:
+            return b"".join(iter(lambda: self.read(1 << 20), b""))
         chunk = self.raw.read(size)
+        self.total += len(chunk)
+        if self.total > self.limit:
+            raise DataError(f"{self.path}: more than {self.limit} bytes once uncompressed "
+                            "(the cap on an archive's size); not an IMDB archive")
         self.tail = (self.tail + chunk)[-1024:]
         return chunk
 
@@ -169,7 +201,7 @@ def _stream_members(path: str, visit: Callable[[tarfile.TarFile, tarfile.TarInfo
     """
     with _open_binary(path) as f:
         raw, compressed = _decompressed(f)
-        stream = _TailReader(raw)
+        stream = _TailReader(raw, path, MAX_ARCHIVE_BYTES)
         try:
             tar = tarfile.open(fileobj=stream, mode="r|")  # stream mode: no seeking back
         except _ARCHIVE_ERRORS as e:
@@ -193,7 +225,7 @@ def _read_tar(path: str) -> dict[tuple[str, str, str], str]:
     def keep_review(tar: tarfile.TarFile, member: tarfile.TarInfo) -> None:
         key = _review_key(member.name)
         if key is not None and member.isfile():
-            reviews[key] = _decode(tar.extractfile(member).read())
+            reviews[key] = _decode(tar.extractfile(member).read(MAX_REVIEW_BYTES + 1))
 
     _stream_members(path, keep_review, not_tar="not an IMDB folder, tar archive or URL")
     return reviews
@@ -219,11 +251,20 @@ def _read_folder(path: str) -> dict[tuple[str, str, str], str]:
                 with os.scandir(folder) as entries:
                     names = [e.name for e in entries if e.name.endswith(".txt") and e.is_file()]
                 for name in names:
-                    with open(os.path.join(folder, name), "rb") as fh:
-                        reviews[split, label, name] = _decode(fh.read())
+                    reviews[split, label, name] = _decode(_read_review_file(os.path.join(folder, name)))
             except OSError as e:
                 raise DataError(f"cannot read {e.filename or folder}: {e.strerror}") from e
     return reviews
+
+
+def _read_review_file(path: str) -> bytes:
+    """A review file's bytes: a regular file (links resolve, as anywhere on disk) of at most
+    MAX_REVIEW_BYTES, read with a cap so a file that grows meanwhile cannot blow memory."""
+    with open(path, "rb") as fh:
+        raw = fh.read(MAX_REVIEW_BYTES + 1)
+    if len(raw) > MAX_REVIEW_BYTES:
+        raise DataError(f"review file {path} is over the {MAX_REVIEW_BYTES}-byte cap")
+    return raw
 
 
 def _to_imdb(reviews: dict[tuple[str, str, str], str], where: str) -> Imdb:
@@ -244,28 +285,21 @@ def _to_imdb(reviews: dict[tuple[str, str, str], str], where: str) -> Imdb:
 
 # ---------------------------------------------------------------- archive safety
 
-def _escapes(path: str) -> bool:
-    """True when a normalized relative path leaves its root."""
-    norm = posixpath.normpath(path)
-    return norm == ".." or norm.startswith("../")
-
-
 def _unsafe_reason(member: tarfile.TarInfo) -> str | None:
-    """Why extracting ``member`` could write outside the destination, or None."""
+    """Why ``member`` is refused, or None. Nothing is extracted, but one policy for every
+    reader: links are never followed (a link member is an error), nor are odd paths or devices."""
     name = member.name
     if name.startswith("/") or re.match(r"^[A-Za-z]:", name):
         return "is an absolute path"
     if ".." in name.split("/"):
         return "has a '..' component"
+    if member.issym() or member.islnk():
+        kind = "symlink" if member.issym() else "hardlink"
+        return f"is a {kind} to {member.linkname!r} (links in an archive are never followed)"
     if member.ischr() or member.isblk() or member.isfifo():
         return "is a device or FIFO"
-    if member.issym():
-        target = posixpath.join(posixpath.dirname(name), member.linkname)
-        if member.linkname.startswith("/") or _escapes(target):
-            return f"is a symlink to {member.linkname!r} outside the archive"
-    if member.islnk():  # hardlink targets are relative to the archive root
-        if member.linkname.startswith("/") or _escapes(member.linkname):
-            return f"is a hardlink to {member.linkname!r} outside the archive"
+    if _review_key(name) is not None and member.size > MAX_REVIEW_BYTES:
+        return f"is a review of {member.size} bytes, over the {MAX_REVIEW_BYTES}-byte cap"
     return None
 
 
@@ -273,52 +307,6 @@ def _check_member(member: tarfile.TarInfo, archive: str) -> None:
     reason = _unsafe_reason(member)
     if reason:
         raise DataError(f"unsafe member in {archive}: {member.name!r} {reason}")
-
-
-def _check_on_disk(member: tarfile.TarInfo, root: str, archive: str) -> None:
-    """Follow links already extracted: a chain of in-archive symlinks can still escape."""
-    def inside(path: str) -> bool:
-        return os.path.commonpath([root, path]) == root
-
-    parent = os.path.realpath(os.path.join(root, os.path.dirname(member.name)))
-    if not inside(parent):
-        raise DataError(f"unsafe member in {archive}: {member.name!r} goes through a symlink "
-                        "outside the destination")
-    if member.issym() and not inside(os.path.realpath(os.path.join(parent, member.linkname))):
-        raise DataError(f"unsafe member in {archive}: {member.name!r} is a symlink to "
-                        f"{member.linkname!r} outside the destination")
-
-
-def safe_extract(archive: str | os.PathLike, dest: str | os.PathLike) -> None:
-    """Extract a tar archive into ``dest``, refusing any member that could land outside it.
-
-    A first pass checks every member and the archive's integrity, so an unsafe or truncated
-    archive writes nothing; only a chain of in-archive symlinks that escapes once on disk
-    is caught during the second pass, the extraction.
-    """
-    archive, dest = os.fspath(archive), os.fspath(dest)
-    if not os.path.lexists(archive):
-        raise DataError(f"archive does not exist: {archive}")
-    _stream_members(archive, lambda tar, member: None, not_tar="not a tar archive")
-    try:
-        os.makedirs(dest, exist_ok=True)
-    except OSError as e:
-        raise DataError(f"cannot create {dest}: {e.strerror}") from e
-    root = os.path.realpath(dest)
-
-    def extract(tar: tarfile.TarFile, member: tarfile.TarInfo) -> None:
-        _check_on_disk(member, root, archive)
-        try:
-            if hasattr(tarfile, "data_filter"):  # Python >= 3.11.4: the stdlib's checks too
-                tar.extract(member, root, filter="data")
-            else:
-                tar.extract(member, root)
-        except getattr(tarfile, "FilterError", ()) as e:
-            raise DataError(f"unsafe member in {archive}: {member.name!r} ({_one_line(e)})") from e
-        except (tarfile.TarError, OSError) as e:
-            raise DataError(f"cannot extract {member.name!r} from {archive}: {_one_line(e)}") from e
-
-    _stream_members(archive, extract, not_tar="not a tar archive")
 
 
 # ---------------------------------------------------------------- download

@@ -18,8 +18,10 @@ import numpy as np
 from runtime.files import atomic_write_text
 from runtime.tokenizer import DEFAULT_MAXLEN, DEFAULT_NUM_WORDS, Tokenizer
 
-from .data import load_imdb
+from runtime.bundle import MANIFEST
 from runtime.errors import UserError
+
+from .data import load_imdb, recorded_source, resolve_source
 
 
 TOKENIZER_FILE = "tokenizer.json"  # beside vocab.txt: maxlen and num_words the model was trained with
@@ -40,6 +42,7 @@ class TrainConfig:
     validation_size: int = 10_000  # the first reviews of the shuffled training set
     early_stopping: int = 0  # patience in epochs; 0 = off (the tutorial runs all 40 epochs)
     seed: int = 42
+    force: bool = False  # train into a directory holding a verified bundle (its manifest goes)
 
     def validate(self) -> None:
         for name in ("epochs", "batch_size", "maxlen", "validation_size"):
@@ -49,6 +52,19 @@ class TrainConfig:
             raise TrainError(f"--num-words must be greater than 4, got {self.num_words}")
         if self.early_stopping < 0:
             raise TrainError(f"--early-stopping must be 0 (off) or a patience >= 1, got {self.early_stopping}")
+
+
+def refuse_verified_bundle(out: str, force: bool, log: Callable[[str], None]) -> None:
+    """A new model.keras would no longer match the bundle's manifest.json: refuse, or with
+    ``force`` remove the manifest (``export verify`` writes a new one)."""
+    path = os.path.join(out, MANIFEST)
+    if not os.path.lexists(path):
+        return
+    if not force:
+        raise TrainError(f"{out} holds a verified bundle ({MANIFEST}); training there would replace its "
+                         "model and break it: choose another --out, or pass --force")
+    os.unlink(path)
+    log(f"removed {path}: it would no longer match the new model")
 
 
 def _log(msg: str) -> None:
@@ -68,9 +84,11 @@ def split_train_validation(texts: list[str], labels: np.ndarray, size: int, seed
 def train(config: TrainConfig, log: Callable[[str], None] = _log) -> dict:
     """Run the whole training stage; returns the metrics written to ``metrics.json``."""
     config.validate()
+    refuse_verified_bundle(config.out, config.force, log)
+    source = resolve_source(config.data)
     os.makedirs(config.out, exist_ok=True)
     t0 = time.perf_counter()
-    imdb = load_imdb(config.data)
+    imdb = load_imdb(source)
     log(f"loaded {len(imdb.train_texts)} training and {len(imdb.test_texts)} test reviews "
         f"in {time.perf_counter() - t0:.1f} s")
 
@@ -87,6 +105,7 @@ def train(config: TrainConfig, log: Callable[[str], None] = _log) -> dict:
     model, history, seconds = fit(config, x_train, y_train, x_val, y_val, log)
     test_loss, test_accuracy = model.evaluate(x_test, imdb.test_labels, batch_size=config.batch_size, verbose=0)
     metrics = summarize(config, history, seconds, test_loss, test_accuracy)
+    metrics["data"] = recorded_source(source)  # export's calibration and verify default to it
     write_outputs(config.out, model, tokenizer, history, metrics)
     log(f"test accuracy {test_accuracy:.4f} (loss {test_loss:.4f}); outputs in {config.out}")
     return metrics

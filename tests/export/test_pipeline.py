@@ -1,7 +1,10 @@
 """The export steps and CLI on the tiny archive: every file, the manifest, failing parity."""
 import json
 import os
+import re
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -12,6 +15,7 @@ from runtime.bundle import Bundle
 from runtime.files import sha256_file
 from trainer.train import TrainConfig
 
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 FILES = ("model.keras", "model.onnx", "model.int8.onnx", "model.tflite", "model.dynamic.tflite",
          "model.int8.tflite", "vocab.txt", "labels.txt")
 
@@ -80,7 +84,7 @@ def test_tampered_weight_fails_verify_with_exit_1(exported, tiny_imdb_tar, tmp_p
     biggest.CopyFrom(numpy_helper.from_array(table, biggest.name))
     onnx.save(proto, os.path.join(out, "model.onnx"))
 
-    code = main(["verify", "--out", out, "--data", tiny_imdb_tar, "--num-words", "40", "--validation-size", "50",
+    code = main(["verify", "--out", out, "--data", tiny_imdb_tar,
                  "--mediapipe-samples", "0"])
     captured = capsys.readouterr()
     assert code == 1
@@ -92,10 +96,7 @@ def test_tampered_weight_fails_verify_with_exit_1(exported, tiny_imdb_tar, tmp_p
     assert json.load(open(os.path.join(out, "manifest.json")))["verification"]["results"]["model.onnx"]["passed"] is False
 
 
-def test_missing_model_is_a_clear_error(tmp_path, capsys):
-    assert main(["onnx", "--out", str(tmp_path)]) == 2
-    assert capsys.readouterr().err == (f"Error: {tmp_path}: missing model.keras "
-                                       "(run 'python -m export train' first or pass --model)\n")
+# Missing inputs, bad options, unknown data source: the error table in tests/test_errors.py.
 
 
 def test_verify_without_models_is_a_clear_error(exported, tiny_imdb_tar, tmp_path):
@@ -138,3 +139,118 @@ def test_int8_io_model_is_dequantized_and_skips_mediapipe(exported, tiny_imdb_ta
     assert clf._backend._dequant is not None  # an int8 output tensor, dequantized by the runtime
     probs = clf.predict(["great superb film", "awful dull film"])
     assert probs.dtype == np.float32 and probs[0] > 0.5 > probs[1]
+
+
+OUR_LINE = re.compile(r"^(loaded \d+ training|built a \d+-word|epoch +\d+/\d+ |test accuracy |wrote model\.|"
+                      r"wrote .*/micro/ |micro/model\.tflite: |reading IMDB reviews from |scoring |all \d+ checks passed; wrote )")
+
+
+def _run(*args, **env):
+    return subprocess.run([sys.executable, "-m", *args], capture_output=True, text=True, cwd=ROOT,
+                          env={**os.environ, **env, "IMDB_DATA": ""}, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def maxlen_64(tiny_imdb_tar, tmp_path_factory):
+    """``python -m export all --maxlen 64`` in a subprocess, as a user runs it."""
+    out = str(tmp_path_factory.mktemp("maxlen64") / "bundle")
+    proc = _run("export", "all", "--data", tiny_imdb_tar, "--out", out, "--maxlen", "64", "--epochs", "80",
+                "--batch-size", "32", "--num-words", "40", "--validation-size", "50", "--mediapipe-samples", "40")
+    return out, proc
+
+
+def test_non_default_maxlen_goes_through_export_and_the_runtime(maxlen_64):
+    from runtime import Classifier
+
+    out, proc = maxlen_64
+    assert proc.returncode == 0, proc.stderr
+    manifest = json.load(open(os.path.join(out, "manifest.json")))
+    assert manifest["tokenizer"]["maxlen"] == 64
+    assert json.load(open(os.path.join(out, "tokenizer.json")))["maxlen"] == 64
+    clf = Classifier.load(out)
+    assert clf.tokenizer.maxlen == 64
+    probs = clf.predict(["great superb film " * 40, "awful dull film " * 40])  # longer than 64 ids
+    assert probs[0] > 0.5 > probs[1]
+    for name in ("model.int8.tflite", "model.tflite"):
+        assert Classifier.load(out, backend="tflite", model=name).predict(["great superb film"]).shape == (1,)
+
+
+def test_stderr_holds_only_our_lines_and_ends_naming_the_outputs(maxlen_64):
+    out, proc = maxlen_64
+    lines = proc.stderr.splitlines()
+    assert [line for line in lines if not OUR_LINE.match(line)] == []  # no TF/absl/oneDNN/LiteRT/quantizer lines
+    assert lines[-1] == (f"all 8 checks passed; wrote {os.path.join(out, 'report.md')} and "
+                         f"{os.path.join(out, 'manifest.json')}")
+    assert proc.stdout.startswith("| format ")  # stdout: the table only
+
+
+def test_verify_reuses_the_recorded_data_source_and_records_mediapipe(maxlen_64, tiny_imdb_tar):
+    out, _ = maxlen_64
+    manifest = json.load(open(os.path.join(out, "manifest.json")))
+    assert manifest["training"]["data"] == tiny_imdb_tar
+    assert manifest["verification"]["dataset"]["source"] == tiny_imdb_tar
+    assert manifest["verification"]["mediapipe"] == {"ran": ["model.tflite", "model.int8.tflite"], "skipped": {}}
+    proc = _run("export", "verify", "--out", out, "--mediapipe-samples", "0")  # no --data, no $IMDB_DATA
+    assert proc.returncode == 0, proc.stderr
+    assert f"reading IMDB reviews from {tiny_imdb_tar}" in proc.stderr
+    mp = json.load(open(os.path.join(out, "manifest.json")))["verification"]["mediapipe"]
+    assert mp == {"ran": [], "skipped": {"*": "--mediapipe-samples 0"}}
+    assert "MediaPipe check: skipped (--mediapipe-samples 0)" in open(os.path.join(out, "report.md")).read()
+
+
+def test_onnx_export_is_byte_stable_across_processes(maxlen_64, tmp_path):
+    out, _ = maxlen_64
+    again = tmp_path / "again"
+    again.mkdir()
+    for name in ("model.keras", "vocab.txt", "tokenizer.json"):
+        shutil.copy(os.path.join(out, name), again / name)
+    proc = _run("export", "onnx", "--out", str(again))
+    assert proc.returncode == 0, proc.stderr
+    for name in ("model.onnx", "model.int8.onnx"):
+        assert sha256_file(again / name) == sha256_file(os.path.join(out, name)), name
+
+
+@pytest.mark.parametrize("step, offered, not_offered", [
+    ("onnx", {"--out", "--no-int8", "--verbose"}, {"--data", "--maxlen", "--epochs", "--model", "--seed"}),
+    ("tflite", {"--out", "--data", "--no-int8", "--int8-io", "--calibration-size"},
+     {"--maxlen", "--epochs", "--num-words", "--model", "--validation-size"}),
+    ("verify", {"--out", "--data", "--mediapipe-samples"}, {"--maxlen", "--epochs", "--num-words", "--model"}),
+    ("all", {"--model", "--data", "--maxlen", "--epochs", "--force"}, set()),
+])
+def test_step_help_lists_only_what_the_step_uses(step, offered, not_offered, capsys):
+    assert main([step, "--help"]) == 0
+    options = set(re.findall(r"(--[a-z0-9-]+)", capsys.readouterr().out))
+    assert offered <= options and not (not_offered & options)
+
+
+def test_all_into_an_existing_bundle_leaves_it_verified(exported, tiny_imdb_tar, tmp_path):
+    out = tmp_path / "b"
+    shutil.copytree(exported[0], out)
+    cfg = _config(tiny_imdb_tar, out, int8=False)
+    cfg.train.epochs = 2
+    export_all(cfg, log=lambda m: None)
+    Bundle.load(out)  # the new model.keras is the one the new manifest vouches for
+
+
+def test_all_with_model_reuses_the_recorded_source_offline(exported, tiny_imdb_tar, tmp_path, monkeypatch):
+    monkeypatch.delenv("IMDB_DATA", raising=False)
+    cfg = _config(None, tmp_path / "other", model=os.path.join(exported[0], "model.keras"), int8=False)
+    cfg.mediapipe_samples = 0
+    lines = []
+    results = export_all(cfg, log=lines.append)
+    assert all(r.passed for r in results)
+    assert Bundle.load(tmp_path / "other").manifest["verification"]["dataset"]["source"] == tiny_imdb_tar
+
+
+def test_adopting_a_model_into_a_verified_bundle_needs_force(exported, tmp_path, capsys):
+    out = tmp_path / "b"
+    shutil.copytree(exported[0], out)
+    before = sha256_file(out / "model.keras")
+    other = tmp_path / "m"
+    other.mkdir()
+    for name in ("model.keras", "vocab.txt"):
+        shutil.copy(os.path.join(exported[0], name), other / name)
+    assert main(["train", "--model", str(other / "model.keras"), "--out", str(out)]) == 2
+    assert capsys.readouterr().err.endswith("choose another --out, or pass --force\n")
+    assert sha256_file(out / "model.keras") == before
+    Bundle.load(out)  # still verified

@@ -74,20 +74,29 @@ def test_progress_is_one_line_per_epoch(tiny_imdb_tar, tmp_path):
     assert lines[-1].startswith("test accuracy ")
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--epochs", "0"], "Error: --epochs must be at least 1, got 0\n"),
-    (["--num-words", "4"], "Error: --num-words must be greater than 4, got 4\n"),
-    (["--early-stopping", "-1"], "Error: --early-stopping must be 0 (off) or a patience >= 1, got -1\n"),
-])
-def test_cli_rejects_bad_options(args, message, tiny_imdb_tar, tmp_path, capsys):
-    assert main(["--data", tiny_imdb_tar, "--out", str(tmp_path)] + args) == 1
-    assert capsys.readouterr().err == message
+# Bad options and data for the CLI: the error table in tests/test_errors.py.
+
+def test_metrics_record_the_data_source_as_an_absolute_path(tiny_imdb_tar, tmp_path, monkeypatch):
+    monkeypatch.chdir(os.path.dirname(tiny_imdb_tar))
+    metrics = train(_config(os.path.basename(tiny_imdb_tar), tmp_path / "m"), log=lambda m: None)
+    assert metrics["data"] == tiny_imdb_tar
+    assert json.loads((tmp_path / "m" / "metrics.json").read_text())["data"] == tiny_imdb_tar
 
 
-def test_cli_reports_missing_data(tmp_path, capsys):
-    assert main(["--data", str(tmp_path / "nope.tar.gz"), "--out", str(tmp_path)]) == 1
-    err = capsys.readouterr().err
-    assert err.startswith("Error: ") and "nope.tar.gz" in err and err.count("\n") == 1
+def test_training_into_a_verified_bundle_needs_force(tiny_imdb_tar, tmp_path):
+    out = tmp_path / "bundle"
+    out.mkdir()
+    (out / "manifest.json").write_text("{}")
+    (out / "model.keras").write_bytes(b"the bundle's model")
+    with pytest.raises(TrainError) as e:
+        train(_config(tiny_imdb_tar, out), log=lambda m: None)
+    assert str(e.value) == (f"{out} holds a verified bundle (manifest.json); training there would replace "
+                            "its model and break it: choose another --out, or pass --force")
+    assert (out / "model.keras").read_bytes() == b"the bundle's model"  # untouched
+    lines = []
+    train(_config(tiny_imdb_tar, out, force=True), log=lines.append)
+    assert lines[0] == f"removed {out / 'manifest.json'}: it would no longer match the new model"
+    assert not (out / "manifest.json").exists()  # never a manifest that does not match the files
 
 
 def test_validation_size_must_leave_training_reviews(tiny_imdb_tar, tmp_path):
