@@ -1,11 +1,12 @@
 """``python -m export``: turn a trained model into verified edge artifacts.
 
 Steps (each works on one output directory, the bundle):
-  all     train (unless --model is given), onnx, tflite, verify
+  all     train (unless --model is given), onnx, tflite, verify, web
   train   train the tutorial model into --out (or copy --model there)
   onnx    model.onnx and model.int8.onnx from model.keras
   tflite  model.tflite, model.dynamic.tflite, model.int8.tflite with MediaPipe metadata
   verify  score the IMDB test set with every format, write manifest.json and report.md
+  web     the verified bundle as a static web site in --out/web (needs 'npm ci' in web/)
   package copy the runtime's files of a verified bundle to --dest (the bundled default model)
 """
 from __future__ import annotations
@@ -63,6 +64,10 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--mediapipe-samples", type=int, default=ExportConfig.mediapipe_samples,
                            help="test reviews scored by MediaPipe's TextClassifier when it is installed; "
                                 "0 skips (default %(default)s)")
+    p = sub.add_parser("web", help="the verified bundle as a static web site in --out/web")
+    p.add_argument("--out", default="artifacts", help="the verified bundle (default %(default)s)")
+    p.add_argument("--node-modules", help="where onnxruntime-web and @mediapipe/tasks-text are installed "
+                                          "(default: web/node_modules, after 'npm ci' in web/)")
     p = sub.add_parser("package", help="copy the runtime's files of a verified bundle to --dest")
     p.add_argument("--out", default="artifacts", help="the verified bundle to copy from (default %(default)s)")
     p.add_argument("--dest", default=DEFAULT_DEST, help="where the runtime bundle goes (default %(default)s)")
@@ -75,6 +80,15 @@ def main(argv: list[str] | None = None) -> int:
         try:
             print(package_runtime_bundle(args.out, args.dest), file=sys.stderr)
         except (BundleError, ValueError) as e:
+            print(f"Error: {e}", file=sys.stderr)
+            return 2
+        return 0
+    if args.step == "web":
+        from .web import step_web
+
+        try:
+            step_web(ExportConfig(out=args.out, node_modules=args.node_modules))
+        except USER_ERRORS as e:
             print(f"Error: {e}", file=sys.stderr)
             return 2
         return 0

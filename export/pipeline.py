@@ -37,6 +37,7 @@ class ExportConfig:
     int8_io: bool = False  # int8 output tensor in model.int8.tflite (the runtime dequantizes)
     calibration_size: int = 1000  # training reviews for full-integer calibration
     mediapipe_samples: int = 500  # test reviews scored by MediaPipe in verify (0 = skip)
+    node_modules: str | None = None  # web: onnxruntime-web etc. (None: web/node_modules)
     train: TrainConfig = field(default_factory=TrainConfig)
 
 
@@ -248,4 +249,8 @@ def export_all(cfg: ExportConfig, log: Callable[[str], None] = _log) -> list[V.R
     step_train(cfg, log)
     step_onnx(cfg, log)
     step_tflite(cfg, log)
-    return step_verify(cfg, log)
+    results = step_verify(cfg, log)
+    from .web import step_web
+
+    step_web(cfg, log, required=False)
+    return results
