@@ -93,7 +93,7 @@ export class Classifier {
   /**
    * Load and verify the bundle at baseUrl (a folder URL, relative to the page).
    * options: model ("model.onnx"), batchSize (256), ort (an onnxruntime-web module; default:
-   * ORT_MODULE from the same folder), fetch (default: globalThis.fetch), threads (1).
+   * ORT_MODULE from the same folder, its .wasm from there too), fetch (default: globalThis.fetch), threads (1).
    */
   static async load(baseUrl = "./", options = {}) {
     const base = folderUrl(baseUrl);
@@ -108,8 +108,8 @@ export class Classifier {
     ]);
     const vocab = parseVocab(new TextDecoder("utf-8", { fatal: true }).decode(vocabBytes), vocabName);
     const tokenizer = new Tokenizer(vocab, manifest.tokenizer.maxlen);
-    const ort = options.ort ?? (await import(new URL(ORT_MODULE, base).href));
-    configureOrt(ort, base, options.threads ?? 1);
+    // An injected module (e.g. onnxruntime-web in Node) is used as its caller configured it.
+    const ort = options.ort ?? configureOrt(await import(new URL(ORT_MODULE, base).href), base, options.threads ?? 1);
     let session;
     try {
       session = await ort.InferenceSession.create(modelBytes, { executionProviders: ["wasm"], graphOptimizationLevel: "all" });
@@ -176,6 +176,7 @@ function configureOrt(ort, base, threads) {
   ort.env.wasm.numThreads = globalThis.crossOriginIsolated ? threads : 1;
   ort.env.wasm.proxy = false;
   ort.env.logLevel = "error";
+  return ort;
 }
 
 /** Python's f"{p:.6f}" for a float32 probability (ties to even, where toFixed rounds up). */
