@@ -37,6 +37,7 @@ function showPrediction(msg) {
   $("label").textContent = msg.labels[0];
   $("label").className = `label ${msg.labels[0]}`;
   $("meter-fill").style.width = `${(100 * p).toFixed(1)}%`;
+  $("meter-fill").className = msg.labels[0];
   $("probability").textContent = p.toFixed(4);
   if (state.pending) { state.pending = false; requestPrediction(); }
 }

@@ -2,8 +2,9 @@
 //   .txt:   one review per line ("\n" ends a line, a "\r" before it is dropped); every line is a
 //           record, numbered from 1, blank lines too.
 //   .jsonl: one object per line with a string "text" field; blank lines hold no record but count.
-// CSV: "line,label,probability" with 6 decimals, "\n" line ends -- byte-identical to
-// `python -m runtime.predict FILE` (and `--input-format jsonl`).
+// CSV: "line,label,probability" with 6 decimals, "\n" line ends -- the format of
+// `python -m runtime.predict FILE` (and `--input-format jsonl`); the probabilities are
+// onnxruntime-web's, within 1e-5 of Python's, so the 6th decimal can differ.
 import { formatProbability } from "./classifier.js";
 
 export class InputError extends Error {

@@ -121,7 +121,7 @@ async function demo(page, base, screenshot) {
     shown.push({ text: await page.inputValue("#review"), label: await page.textContent("#label"), probability: await page.textContent("#probability") });
   }
   await page.fill("#review", "A wonderful, moving film with a brilliant cast. I loved every minute of it.");
-  const reviews = await page.evaluate(async () => (await (await fetch("_test/texts.json")).json()).slice(0, 200));
+  const reviews = await page.evaluate(async () => (await (await fetch("_test/texts.json")).json()).filter((_, i) => i % 10 === 0).slice(0, 200));
   await page.setInputFiles("#file", { name: "reviews.txt", mimeType: "text/plain", buffer: Buffer.from(reviews.map((t) => t.replace(/[\r\n]/g, " ")).join("\n") + "\n") });
   await page.waitForFunction(() => window.reviewkitDemo.lastFile !== null, null, { timeout: 60000 });
   await page.waitForTimeout(300);
