@@ -43,6 +43,13 @@ class _Handler(SimpleHTTPRequestHandler):
     extensions_map = {**SimpleHTTPRequestHandler.extensions_map, ".wasm": "application/wasm",
                       ".mjs": "text/javascript", ".js": "text/javascript"}
 
+    def end_headers(self) -> None:
+        # Cross-origin isolation: performance.now() at 5 us instead of 100 us resolution (the
+        # latency rows); every file is same-origin, so nothing else changes.
+        self.send_header("Cross-Origin-Opener-Policy", "same-origin")
+        self.send_header("Cross-Origin-Embedder-Policy", "require-corp")
+        super().end_headers()
+
     def log_message(self, *args) -> None:  # quiet: the driver records every request
         pass
 
