@@ -98,6 +98,11 @@ export class Classifier {
   static async load(baseUrl = "./", options = {}) {
     const base = folderUrl(baseUrl);
     const fetchFn = options.fetch ?? globalThis.fetch.bind(globalThis);
+    // The runtime's module loads while the bundle's files are fetched and checked.
+    // An injected module (e.g. onnxruntime-web in Node) is used as its caller configured it.
+    const ortReady = options.ort ? Promise.resolve(options.ort)
+      : import(new URL(ORT_MODULE, base).href).then((ort) => configureOrt(ort, base, options.threads ?? 1));
+    ortReady.catch(() => {}); // a failed import is reported below, after the bundle checks
     const manifest = await readManifest(base, fetchFn);
     checkContract(manifest);
     const modelName = options.model ?? "model.onnx";
@@ -108,8 +113,12 @@ export class Classifier {
     ]);
     const vocab = parseVocab(new TextDecoder("utf-8", { fatal: true }).decode(vocabBytes), vocabName);
     const tokenizer = new Tokenizer(vocab, manifest.tokenizer.maxlen);
-    // An injected module (e.g. onnxruntime-web in Node) is used as its caller configured it.
-    const ort = options.ort ?? configureOrt(await import(new URL(ORT_MODULE, base).href), base, options.threads ?? 1);
+    let ort;
+    try {
+      ort = await ortReady;
+    } catch (e) {
+      throw new BundleError(`cannot load onnxruntime-web (${ORT_MODULE}) from ${base.href}: ${e.message}`);
+    }
     let session;
     try {
       session = await ort.InferenceSession.create(modelBytes, { executionProviders: ["wasm"], graphOptimizationLevel: "all" });
