@@ -53,21 +53,15 @@ def write_set(golden: str, name: str, tok, texts: list[str]) -> None:
     tok.encode_batch(texts).astype("<i4").tofile(os.path.join(golden, f"{name}.ids.i32"))
 
 
-@pytest.fixture(scope="module")
-def golden(default_site, tmp_path_factory) -> str:
+def write_golden(out: str, site: str, sets: dict[str, list[str]]) -> str:
     from runtime import Classifier
-    from trainer.data import load_imdb
 
-    assert os.path.isfile(SHARED_ARCHIVE), f"the shared IMDB archive is missing: {SHARED_ARCHIVE}"
-    imdb = load_imdb(SHARED_ARCHIVE)
-    bundle = Bundle.load(default_site)
+    bundle = Bundle.load(site)
     tok = bundle.tokenizer()
-    out = str(tmp_path_factory.mktemp("golden"))
-    sets = {"imdb": list(imdb.train_texts) + list(imdb.test_texts), "adversarial": adversarial_texts()}
     for name, texts in sets.items():
         write_set(out, name, tok, texts)
-    clf = Classifier.load(default_site, backend="onnx")
-    meta = {"bundle": default_site, "maxlen": tok.maxlen, "sets": list(sets),
+    clf = Classifier.load(site, backend="onnx")
+    meta = {"bundle": site, "maxlen": tok.maxlen, "sets": list(sets),
             "min_rows": {"imdb": 50_000, "adversarial": 17_000}, "threshold": bundle.threshold,
             "probs": dict(zip(PROBE_TEXTS, map(float, clf.predict(PROBE_TEXTS)))),
             "formatted": format_probes()}
@@ -76,14 +70,32 @@ def golden(default_site, tmp_path_factory) -> str:
     return out
 
 
-def test_node_unit_tests_pass(golden):
+def run_node(golden: str, files: list[str]) -> str:
+    """``node --test FILES`` in web/ with REVIEWKIT_GOLDEN=golden; its spec-reporter output."""
     node = shutil.which("node")
     assert node, "node is not installed (apt-get install nodejs npm)"
     assert os.path.isdir(os.path.join(WEB, "node_modules", "onnxruntime-web")), "run 'npm ci' in web/"
-    files = sorted(f"test/{n}" for n in os.listdir(os.path.join(WEB, "test")) if n.endswith(".test.js"))
     proc = subprocess.run([node, "--test", "--test-reporter=spec", *files], cwd=WEB, capture_output=True,
                           text=True, timeout=600, env={**os.environ, "REVIEWKIT_GOLDEN": golden})
     assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-3000:]
-    # every test file ran, and every test in it
-    assert "\u2139 fail 0" in proc.stdout and "\u2139 pass 16" in proc.stdout and "ids equal Python's on the imdb set" in proc.stdout, proc.stdout[-3000:]
-    assert "load refuses a model byte flipped" in proc.stdout
+    assert "\u2139 fail 0" in proc.stdout and "\u2139 cancelled 0" in proc.stdout, proc.stdout[-3000:]
+    return proc.stdout
+
+
+def test_node_tokenizer_and_loader_tests_pass(default_site, tmp_path):
+    """Every node test: the tokenizer on adversarial text, the loader, tamper refusal, CSV."""
+    out = run_node(write_golden(str(tmp_path), default_site, {"adversarial": adversarial_texts()}),
+                   ["test/tokenizer.test.js", "test/loader.test.js"])
+    assert "\u2139 pass 15" in out, out[-3000:]
+    assert "ids equal Python's on the adversarial set" in out and "load refuses a model byte flipped" in out
+
+
+@pytest.mark.e2e
+def test_node_tokenizer_equals_python_on_all_imdb_reviews(default_site, tmp_path):
+    from trainer.data import load_imdb
+
+    assert os.path.isfile(SHARED_ARCHIVE), f"the shared IMDB archive is missing: {SHARED_ARCHIVE}"
+    imdb = load_imdb(SHARED_ARCHIVE)
+    texts = list(imdb.train_texts) + list(imdb.test_texts)
+    out = run_node(write_golden(str(tmp_path), default_site, {"imdb": texts}), ["test/tokenizer.test.js"])
+    assert "ids equal Python's on the imdb set" in out and "\u2139 pass 5" in out, out[-3000:]
