@@ -14,6 +14,7 @@ import gzip
 import json
 import os
 import shutil
+import sys
 import tempfile
 from typing import Callable
 
@@ -43,8 +44,6 @@ GZIP_MIN_BYTES = 16 * 1024  # smaller files are not worth a .gz copy
 
 
 def _log(msg: str) -> None:
-    import sys
-
     print(msg, file=sys.stderr, flush=True)
 
 
@@ -54,7 +53,10 @@ def npm_sources(node_modules: str) -> dict[str, str]:
     for package, (folder, names) in NPM_FILES.items():
         for name in names:
             path = os.path.join(node_modules, package, folder, name)
-            (sources.__setitem__(os.path.basename(name), path) if os.path.isfile(path) else missing.append(path))
+            if os.path.isfile(path):
+                sources[os.path.basename(name)] = path
+            else:
+                missing.append(path)
     if missing:
         raise ExportError(f"the browser runtime is not installed ({missing[0]} is missing): run 'npm ci' in "
                           f"{WEB_DIR} (Node.js 20+), or pass --node-modules DIR")

@@ -110,7 +110,12 @@ def test_no_request_leaves_the_page_origin(browser):
 
 def test_demo_page_labels_samples_and_scores_a_file_like_runtime_predict(browser, site, tmp_path):
     demo = browser["demo"]
-    assert [s["label"].lower() for s in demo["samples"]] == ["positive", "negative", "positive"]
+    assert [s["label"] for s in demo["samples"]] == ["positive", "negative", "positive"]
+    assert all(s["shown"] == s["label"] for s in demo["samples"])
+    from runtime import Classifier
+
+    expected = Classifier.load(site, backend="onnx").predict([s["text"] for s in demo["samples"]])
+    assert np.abs(np.array([s["probability"] for s in demo["samples"]]) - expected).max() <= MAX_ABS_DIFF
     assert demo["first_prediction_ms"] > 0
     assert browser["conformance_status"] == "done"
     with open(browser["screenshot"], "rb") as f:

@@ -3,7 +3,7 @@
 const $ = (id) => document.getElementById(id);
 const worker = new Worker("worker.js", { type: "module" });
 const state = { nextId: 1, inFlight: null, pending: false, fileJob: null, threshold: 0.5 };
-window.reviewkitDemo = { firstPredictionMs: null, lastFile: null };
+window.reviewkitDemo = { firstPredictionMs: null, lastPrediction: null, lastFile: null }; // read by the tests
 
 worker.onmessage = ({ data: msg }) => {
   if (msg.type === "ready") showReady(msg.info);
@@ -16,7 +16,8 @@ worker.onmessage = ({ data: msg }) => {
 function requestPrediction() {
   if (state.inFlight !== null) { state.pending = true; return; } // coalesce keystrokes
   state.inFlight = state.nextId++;
-  worker.postMessage({ type: "predict", id: state.inFlight, texts: [$("review").value] });
+  state.inFlightText = $("review").value;
+  worker.postMessage({ type: "predict", id: state.inFlight, texts: [state.inFlightText] });
 }
 
 function showReady(info) {
@@ -39,6 +40,7 @@ function showPrediction(msg) {
   $("meter-fill").style.width = `${(100 * p).toFixed(1)}%`;
   $("meter-fill").className = msg.labels[0];
   $("probability").textContent = p.toFixed(4);
+  window.reviewkitDemo.lastPrediction = { text: state.inFlightText, label: msg.labels[0], probability: p };
   if (state.pending) { state.pending = false; requestPrediction(); }
 }
 

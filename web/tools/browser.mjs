@@ -114,13 +114,14 @@ async function demo(page, base, screenshot) {
   const first = await page.evaluate(() => window.reviewkitDemo.firstPredictionMs);
   const shown = [];
   for (const button of await page.locator("[data-sample]").all()) {
+    const sample = await button.getAttribute("data-sample");
     await button.click();
-    await page.waitForFunction((t) => document.getElementById("review").value === t && !document.getElementById("label").textContent.includes("\u2026"),
-                               await button.getAttribute("data-sample"));
-    await page.waitForTimeout(100);
-    shown.push({ text: await page.inputValue("#review"), label: await page.textContent("#label"), probability: await page.textContent("#probability") });
+    await page.waitForFunction((t) => window.reviewkitDemo.lastPrediction?.text === t, sample);
+    shown.push({ text: sample, ...(await page.evaluate(() => window.reviewkitDemo.lastPrediction)), shown: await page.textContent("#label") });
   }
-  await page.fill("#review", "A wonderful, moving film with a brilliant cast. I loved every minute of it.");
+  const typed = "A wonderful, moving film with a brilliant cast. I loved every minute of it.";
+  await page.fill("#review", typed);
+  await page.waitForFunction((t) => window.reviewkitDemo.lastPrediction?.text === t, typed);
   const reviews = await page.evaluate(async () => (await (await fetch("_test/texts.json")).json()).filter((_, i) => i % 10 === 0).slice(0, 200));
   await page.setInputFiles("#file", { name: "reviews.txt", mimeType: "text/plain", buffer: Buffer.from(reviews.map((t) => t.replace(/[\r\n]/g, " ")).join("\n") + "\n") });
   await page.waitForFunction(() => window.reviewkitDemo.lastFile !== null, null, { timeout: 60000 });
