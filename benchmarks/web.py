@@ -14,7 +14,6 @@ import base64
 import json
 import os
 import platform
-import shutil
 import sys
 import tempfile
 from datetime import datetime, timezone
@@ -38,7 +37,12 @@ def parse_args(argv):
     p.add_argument("--data", default=DEFAULT_DATA, help="the IMDB archive (default: ../shared/data/...)")
     p.add_argument("--out", default="bench", help="output directory (default %(default)s)")
     p.add_argument("--reviews", type=int, default=5000, help="reviews per throughput run (default %(default)s)")
-    return p.parse_args(argv)
+    p.add_argument("--parity-reviews", type=int, default=PARITY_REVIEWS,
+                   help="reviews of the parity check and the demo's file (default %(default)s)")
+    args = p.parse_args(argv)
+    if args.reviews < 300 or args.parity_reviews < 200:
+        p.error("--reviews must be at least 300 (the latency runs) and --parity-reviews at least 200")
+    return args
 
 
 def even_sample(texts, n):
@@ -72,7 +76,7 @@ def markdown(rows: list[dict], parity: dict, meta: dict) -> str:
     for r in rows:
         value = f"{r['value']:,.0f} {r['unit']}" if r["unit"] in ("reviews/s", "bytes") else f"{r['value']:.2f} {r['unit']}"
         lines.append(f"| {r['runtime']} | {r['metric']} | {value} |")
-    lines += ["", "| parity (2,000 IMDB test reviews) | value |", "| --- | --- |"]
+    lines += ["", f"| parity ({parity['reviews']:,} IMDB test reviews) | value |", "| --- | --- |"]
     lines += [f"| {k} | {v} |" for k, v in parity.items()]
     lines += ["", "| target | measured | |", "| --- | --- | --- |"]
     for name, measured, ok in meta["targets"]:
@@ -98,16 +102,14 @@ def main(argv=None) -> int:
     texts = load_imdb(args.data).test_texts
     os.makedirs(args.out, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
-        work = os.path.join(tmp, "web")  # a copy: the driver adds its test texts to the served folder
-        shutil.copytree(site, work)
         shot = os.path.join(args.out, "web-screenshot.png")
-        sample = even_sample(texts, PARITY_REVIEWS)
-        result = run_driver("parity", work, sample, os.path.join(tmp, "parity.json"), shot)
-        parity = parity_figures(work, sample, result)
-        rows = run_driver("bench", work, even_sample(texts, args.reviews), os.path.join(tmp, "bench.json"),
+        sample = even_sample(texts, args.parity_reviews)
+        result = run_driver("parity", site, sample, os.path.join(tmp, "parity.json"), shot)
+        parity = parity_figures(site, sample, result)
+        rows = run_driver("bench", site, even_sample(texts, args.reviews), os.path.join(tmp, "bench.json"),
                           str(args.reviews))["rows"]
-        with open(os.path.join(site, "manifest.json"), encoding="utf-8") as f:
-            web = json.load(f)["web"]
+    with open(os.path.join(site, "manifest.json"), encoding="utf-8") as f:
+        web = json.load(f)["web"]
     meta = {"created": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), "browser": f"Chromium {result['chromium']} (headless)",
             "cpu": f"{os.cpu_count()} cores {platform.machine()}", "site_mb": web["total_bytes"] / 1e6,
             "demo_gzip_mb": web["demo_gzip_bytes"] / 1e6, "npm": web["npm"], "command": "python -m benchmarks.web " + " ".join(argv or sys.argv[1:])}

@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import subprocess
+import tempfile
 import threading
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from typing import Iterator, Sequence
@@ -77,12 +78,17 @@ def write_texts(site: str, texts: Sequence[str]) -> None:
 
 def run_driver(mode: str, site: str, texts: Sequence[str], out_json: str, extra: str | None = None,
                timeout: float = 600) -> dict:
-    """Run ``browser.mjs MODE`` against ``site`` (served here) on ``texts``; its JSON result."""
+    """Run ``browser.mjs MODE`` on ``texts`` against a copy of ``site`` served here; its JSON result.
+
+    The copy gets the texts in ``_test/``; ``site`` itself is never changed."""
     node = check_tools()
-    write_texts(site, texts)
-    with serve_site(site) as url:
-        cmd = [node, DRIVER, mode, url, out_json] + ([extra] if extra is not None else [])
-        proc = subprocess.run(cmd, cwd=WEB_DIR, capture_output=True, text=True, timeout=timeout)
+    with tempfile.TemporaryDirectory(prefix="reviewkit-site-") as tmp:
+        served = os.path.join(tmp, "web")
+        shutil.copytree(site, served)
+        write_texts(served, texts)
+        with serve_site(served) as url:
+            cmd = [node, DRIVER, mode, url, out_json] + ([extra] if extra is not None else [])
+            proc = subprocess.run(cmd, cwd=WEB_DIR, capture_output=True, text=True, timeout=timeout)
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
     with open(out_json, encoding="utf-8") as f:
