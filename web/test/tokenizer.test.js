@@ -29,6 +29,8 @@ for (const name of meta.sets) {
     assert.equal(ids.length, texts.length * meta.maxlen);
     assert.ok(texts.length >= meta.min_rows[name], `${name}: only ${texts.length} texts`);
     assert.equal(firstMismatch(tok, texts, ids), null);
+    // the regex reference agrees (a different code path to the same ids)
+    texts.slice(0, 2000).forEach((text, i) => assert.deepEqual(tok.encodeReference(text), ids.slice(i * meta.maxlen, (i + 1) * meta.maxlen)));
     // encodeBatch is the same rows, row-major
     const batch = tok.encodeBatch(texts.slice(0, 300));
     assert.deepEqual(batch, ids.slice(0, 300 * meta.maxlen));
@@ -61,6 +63,9 @@ test("truncation keeps <START> + the first maxlen - 1 words and pads at the end"
   assert.deepEqual(Array.from(tok.encode("a b c a b")), [1, 4, 5, 2]);
   assert.deepEqual(Array.from(tok.encode("b")), [1, 5, 0, 0]);
   assert.deepEqual(Array.from(tok.encode("")), [1, 0, 0, 0]);
+  for (const text of ["a<br />b", "<<br />br />a", "a<br/>b<br  />", "<br />", "A<BR />B", "a'b''c", "<br /", "x<br />"]) {
+    assert.deepEqual(tok.encode(text), tok.encodeReference(text), text);
+  }
 });
 
 test("a malformed vocabulary is refused with its line", () => {
