@@ -250,7 +250,8 @@ def export_all(cfg: ExportConfig, log: Callable[[str], None] = _log) -> list[V.R
     step_onnx(cfg, log)
     step_tflite(cfg, log)
     results = step_verify(cfg, log)
-    from .web import step_web
+    if all(r.passed for r in results):  # no web site for a bundle that failed a check
+        from .web import step_web
 
-    step_web(cfg, log, required=False)
+        step_web(cfg, log, required=False)
     return results
