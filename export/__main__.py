@@ -1,12 +1,13 @@
 """``python -m export``: turn a trained model into verified edge artifacts.
 
 Steps (each works on one output directory, the bundle):
-  all     train (unless --model is given), onnx, tflite, verify, micro
+  all     train (unless --model is given), onnx, tflite, verify, micro, web
   train   train the tutorial model into --out (or copy --model there)
   onnx    model.onnx and model.int8.onnx from model.keras
   tflite  model.tflite, model.dynamic.tflite, model.int8.tflite with MediaPipe metadata
   verify  score the IMDB test set with every format, write manifest.json and report.md
   micro   micro/: TFLite Micro model + C tokenizer and vocabulary, checked with TFLM (after verify)
+  web     the verified bundle as a static web site in --out/web (needs 'npm ci' in web/)
   package copy the runtime's files of a verified bundle to --dest (the bundled default model)
 """
 from __future__ import annotations
@@ -60,6 +61,11 @@ def _calibration(p):
                    help="training reviews used to calibrate model.int8.tflite, at least 500 (default %(default)s)")
 
 
+def _node_modules(p):
+    p.add_argument("--node-modules", help="where onnxruntime-web and @mediapipe/tasks-text are installed "
+                                          "(default: web/node_modules, after 'npm ci' in web/)")
+
+
 def _mediapipe(p):
     p.add_argument("--mediapipe-samples", type=int, default=ExportConfig.mediapipe_samples,
                    help="test reviews scored by MediaPipe's TextClassifier when it is installed; "
@@ -75,8 +81,9 @@ STEP_OPTIONS = {
     "tflite": (_data, _int8, _tflite),
     "verify": (_data, _mediapipe),
     "micro": (_data, _calibration),
+    "web": (_node_modules,),
 }
-CONFIG_FIELDS = ("model", "int8", "int8_io", "calibration_size", "mediapipe_samples")
+CONFIG_FIELDS = ("model", "int8", "int8_io", "calibration_size", "mediapipe_samples", "node_modules")
 
 
 def build_parser() -> argparse.ArgumentParser:

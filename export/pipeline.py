@@ -37,6 +37,7 @@ class ExportConfig:
     int8_io: bool = False  # int8 output tensor in model.int8.tflite (the runtime dequantizes)
     calibration_size: int = 1000  # training reviews for full-integer calibration
     mediapipe_samples: int = 500  # test reviews scored by MediaPipe in verify (0 = skip)
+    node_modules: str | None = None  # web: onnxruntime-web etc. (None: web/node_modules)
     train: TrainConfig = field(default_factory=TrainConfig)
 
 
@@ -308,12 +309,23 @@ def export_all(cfg: ExportConfig, log: Callable[[str], None] = _log) -> list[V.R
 
     if cfg.int8 and not tflm_available():
         log("skipping the micro step: no tflite-micro here (its wheels are for Linux x86_64)")
-    return results + step_micro(cfg, log) if cfg.int8 and tflm_available() else results
+    if cfg.int8 and tflm_available():
+        results += step_micro(cfg, log)
+    if all(r.passed for r in results):  # no web site for a bundle that failed a check
+        step_web(cfg, log, required=False)
+    return results
+
+
+def step_web(cfg: ExportConfig, log: Callable[[str], None] = _log, required: bool = True) -> None:
+    """web/: the verified bundle as a static site (export/web.py)."""
+    from .web import step_web as export_web
+
+    export_web(cfg, log, required)
 
 
 # name -> the step's function; ``python -m export`` adds a sub-command per entry. A new target
-# (e.g. web/, micro/) adds its function here and its options in export/__main__.py.
+# adds its function here and its options in export/__main__.py.
 STEPS: dict[str, Callable[..., "list[V.Result] | None"]] = {
     "all": export_all, "train": step_train, "onnx": step_onnx, "tflite": step_tflite, "verify": step_verify,
-    "micro": step_micro,
+    "micro": step_micro, "web": step_web,
 }

@@ -7,6 +7,7 @@ import random
 import numpy as np
 import pytest
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED_ARCHIVE = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "aclImdb_v1_labeled.tar.gz")
 
 POSITIVE = "great wonderful superb moving brilliant loved enjoyable masterpiece".split()
@@ -89,3 +90,17 @@ def write_imdb_tar(path, n_per_split: int = 200, seed: int = 0) -> str:
 @pytest.fixture(scope="session")
 def tiny_imdb_tar(tmp_path_factory) -> str:
     return write_imdb_tar(tmp_path_factory.mktemp("imdb") / "tiny_imdb.tar.gz")
+
+
+@pytest.fixture(scope="session")
+def real_export(tmp_path_factory):
+    """``python -m export all`` on the real IMDB archive: (bundle dir, CompletedProcess). One run
+    serves the end-to-end tests and the browser tests (tests/web)."""
+    import subprocess
+    import sys
+
+    assert os.path.isfile(SHARED_ARCHIVE), f"the shared IMDB archive is missing: {SHARED_ARCHIVE}"
+    out = str(tmp_path_factory.mktemp("artifacts"))
+    proc = subprocess.run([sys.executable, "-m", "export", "all", "--data", SHARED_ARCHIVE, "--out", out],
+                          cwd=ROOT, capture_output=True, text=True, timeout=1200)
+    return out, proc

@@ -15,15 +15,6 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @pytest.fixture(scope="module")
-def real_export(tmp_path_factory):
-    assert os.path.isfile(SHARED_ARCHIVE), f"the shared IMDB archive is missing: {SHARED_ARCHIVE}"
-    out = str(tmp_path_factory.mktemp("artifacts"))
-    proc = subprocess.run([sys.executable, "-m", "export", "all", "--data", SHARED_ARCHIVE, "--out", out],
-                          cwd=ROOT, capture_output=True, text=True, timeout=1200)
-    return out, proc
-
-
-@pytest.fixture(scope="module")
 def imdb():
     from trainer.data import load_imdb
 

@@ -1,0 +1,197 @@
+// Classifier: a reviewkit bundle (manifest.json, vocab.txt, model.onnx) scored with onnxruntime-web.
+//
+//   const clf = await Classifier.load("./");          // the folder that holds manifest.json
+//   await clf.predict(["A wonderful film."]);         // Float32Array [0.97...]
+//   await clf.classify(["Dull."]);                    // [{label: "negative", probability: 0.08...}]
+//   clf.tokenize("Dull.");                            // Int32Array(maxlen)
+//
+// Every file is checked against the sha256 and size the manifest lists (Web Crypto) before it
+// is used; onnxruntime-web's own .mjs/.wasm files are loaded from the same folder, so nothing
+// is fetched from any other host.
+import { DELIM_PATTERN, SPECIAL_TOKENS, TOKENIZER_VERSION, Tokenizer, parseVocab } from "./tokenizer.js";
+
+export const FORMAT_VERSION = 1;
+export const DEFAULT_BATCH_SIZE = 256;
+export const ORT_MODULE = "ort.wasm.min.mjs"; // onnxruntime-web's wasm-only build
+
+export class BundleError extends Error {
+  constructor(message) { super(message); this.name = "BundleError"; }
+}
+
+/** Lowercase hex sha256 of an ArrayBuffer or typed array. */
+export async function sha256Hex(data) {
+  const digest = await globalThis.crypto.subtle.digest("SHA-256", data);
+  return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+function folderUrl(baseUrl) {
+  const here = globalThis.location ? globalThis.location.href : undefined;
+  const url = new URL(String(baseUrl), here);
+  if (!url.pathname.endsWith("/")) url.pathname += "/";
+  return url;
+}
+
+async function fetchBytes(url, fetchFn) {
+  let response;
+  try {
+    response = await fetchFn(url.href);
+  } catch (e) {
+    throw new BundleError(`cannot fetch ${url.href}: ${e.message}`);
+  }
+  if (!response.ok) throw new BundleError(`cannot fetch ${url.href}: HTTP ${response.status}`);
+  return new Uint8Array(await response.arrayBuffer());
+}
+
+/** Fetch name from base and check it against manifest.files[name]: size and sha256. */
+export async function fetchVerified(base, manifest, name, fetchFn = globalThis.fetch) {
+  const entry = manifest.files?.[name];
+  if (!entry || typeof entry.sha256 !== "string") throw new BundleError(`manifest.json lists no sha256 for ${name}`);
+  const bytes = await fetchBytes(new URL(name, base), fetchFn);
+  if (bytes.byteLength !== entry.size) {
+    throw new BundleError(`${name} is ${bytes.byteLength} bytes, the manifest says ${entry.size}: refusing a modified or truncated file`);
+  }
+  const actual = await sha256Hex(bytes);
+  if (actual !== entry.sha256) {
+    throw new BundleError(`${name} has sha256 ${actual}, the manifest says ${entry.sha256}: refusing a modified file`);
+  }
+  return bytes;
+}
+
+/** The manifest's tokenizer section must describe the contract this file implements. */
+export function checkContract(manifest) {
+  if (manifest.format_version !== FORMAT_VERSION) {
+    throw new BundleError(`manifest.json has format_version ${manifest.format_version}, this library reads ${FORMAT_VERSION}`);
+  }
+  const t = manifest.tokenizer ?? {};
+  const expected = { type: "regex", version: TOKENIZER_VERSION, delim_pattern: DELIM_PATTERN, lowercase: true,
+                     prepend_start: true, unknown_token: "<UNKNOWN>", truncation: "end", padding: "end" };
+  for (const [key, value] of Object.entries(expected)) {
+    if (t[key] !== value) throw new BundleError(`manifest.json: tokenizer.${key} is ${JSON.stringify(t[key])}, expected ${JSON.stringify(value)}`);
+  }
+  SPECIAL_TOKENS.forEach((tok, i) => {
+    if (t.special_tokens?.[tok] !== i) throw new BundleError(`manifest.json: tokenizer.special_tokens must map ${tok} to ${i}`);
+  });
+  if (!Number.isInteger(t.maxlen) || t.maxlen < 1) throw new BundleError(`manifest.json: tokenizer.maxlen must be a positive integer`);
+  if (!Array.isArray(manifest.labels) || manifest.labels.length !== 2) throw new BundleError("manifest.json: labels must be [negative, positive]");
+  if (typeof manifest.threshold !== "number") throw new BundleError("manifest.json: threshold must be a number");
+}
+
+export class Classifier {
+  constructor({ manifest, tokenizer, session, ort, batchSize }) {
+    this.manifest = manifest;
+    this.tokenizer = tokenizer;
+    this.session = session;
+    this.ort = ort;
+    this.batchSize = batchSize;
+    this.labels = manifest.labels;
+    this.threshold = manifest.threshold;
+    this.maxlen = tokenizer.maxlen;
+    this.inputName = session.inputNames[0];
+    this.outputName = session.outputNames[0];
+  }
+
+  /**
+   * Load and verify the bundle at baseUrl (a folder URL, relative to the page).
+   * options: model ("model.onnx"), batchSize (256), ort (an onnxruntime-web module; default:
+   * ORT_MODULE from the same folder, its .wasm from there too), fetch (default: globalThis.fetch), threads (1).
+   */
+  static async load(baseUrl = "./", options = {}) {
+    const base = folderUrl(baseUrl);
+    const fetchFn = options.fetch ?? globalThis.fetch.bind(globalThis);
+    // The runtime's module loads while the bundle's files are fetched and checked.
+    // An injected module (e.g. onnxruntime-web in Node) is used as its caller configured it.
+    const ortReady = options.ort ? Promise.resolve(options.ort)
+      : import(new URL(ORT_MODULE, base).href).then((ort) => configureOrt(ort, base, options.threads ?? 1));
+    ortReady.catch(() => {}); // a failed import is reported below, after the bundle checks
+    const manifest = await readManifest(base, fetchFn);
+    checkContract(manifest);
+    const modelName = options.model ?? "model.onnx";
+    const vocabName = manifest.tokenizer.vocab_file ?? "vocab.txt";
+    const [vocabBytes, modelBytes] = await Promise.all([
+      fetchVerified(base, manifest, vocabName, fetchFn),
+      fetchVerified(base, manifest, modelName, fetchFn),
+    ]);
+    const vocab = parseVocab(new TextDecoder("utf-8", { fatal: true }).decode(vocabBytes), vocabName);
+    const tokenizer = new Tokenizer(vocab, manifest.tokenizer.maxlen);
+    let ort;
+    try {
+      ort = await ortReady;
+    } catch (e) {
+      throw new BundleError(`cannot load onnxruntime-web (${ORT_MODULE}) from ${base.href}: ${e.message}`);
+    }
+    let session;
+    try {
+      session = await ort.InferenceSession.create(modelBytes, { executionProviders: ["wasm"], graphOptimizationLevel: "all" });
+    } catch (e) {
+      throw new BundleError(`onnxruntime-web cannot load ${modelName}: ${e.message}`);
+    }
+    return new Classifier({ manifest, tokenizer, session, ort, batchSize: options.batchSize ?? DEFAULT_BATCH_SIZE });
+  }
+
+  /** One text -> Int32Array(maxlen), the model's input row. */
+  tokenize(text) {
+    return this.tokenizer.encode(text);
+  }
+
+  /** Texts -> Float32Array of P(positive), in input order, scored batchSize texts at a time. */
+  async predict(texts, onProgress) {
+    const out = new Float32Array(texts.length);
+    for (let start = 0; start < texts.length; start += this.batchSize) {
+      const batch = texts.slice(start, start + this.batchSize);
+      out.set(await this.predictIds(this.tokenizer.encodeBatch(batch), batch.length), start);
+      if (onProgress) onProgress(start + batch.length, texts.length);
+    }
+    return out;
+  }
+
+  /** ids: Int32Array(n * maxlen) -> Float32Array(n). */
+  async predictIds(ids, n) {
+    const input = new this.ort.Tensor("int32", ids, [n, this.maxlen]);
+    const result = await this.session.run({ [this.inputName]: input });
+    const probs = result[this.outputName];
+    const data = Float32Array.from(probs.data); // [n, 1] -> [n], a copy: ORT may reuse its buffer
+    probs.dispose?.();
+    return data;
+  }
+
+  /** The label of one probability at the manifest's threshold. */
+  labelOf(probability) {
+    return probability >= this.threshold ? this.labels[1] : this.labels[0];
+  }
+
+  /** Texts -> [{label, probability}]. */
+  async classify(texts) {
+    const probs = await this.predict(texts);
+    return Array.from(probs, (p) => ({ label: this.labelOf(p), probability: p }));
+  }
+
+  async dispose() {
+    await this.session.release?.();
+  }
+}
+
+async function readManifest(base, fetchFn) {
+  const bytes = await fetchBytes(new URL("manifest.json", base), fetchFn);
+  try {
+    return JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes));
+  } catch (e) {
+    throw new BundleError(`manifest.json is not valid JSON: ${e.message}`);
+  }
+}
+
+function configureOrt(ort, base, threads) {
+  ort.env.wasm.wasmPaths = base.href; // the .mjs/.wasm beside the bundle: no CDN
+  // More than one thread needs SharedArrayBuffer, i.e. a cross-origin-isolated page.
+  ort.env.wasm.numThreads = globalThis.crossOriginIsolated ? threads : 1;
+  ort.env.wasm.proxy = false;
+  ort.env.logLevel = "error";
+  return ort;
+}
+
+/** Python's f"{p:.6f}" for a float32 probability (ties to even, where toFixed rounds up). */
+export function formatProbability(p) {
+  const scaled = p * 1e6; // exact in a double: a float32 has 24 significant bits, 1e6 < 2**20
+  const floor = Math.floor(scaled);
+  if (scaled - floor === 0.5) return ((floor % 2 === 0 ? floor : floor + 1) / 1e6).toFixed(6);
+  return p.toFixed(6);
+}
