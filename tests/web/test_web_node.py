@@ -16,7 +16,7 @@ import pytest
 
 from runtime.bundle import Bundle
 from tests.conftest import SHARED_ARCHIVE
-from tests.runtime.test_tokenizer_fast import FRAGMENTS
+from tests.runtime.test_wordtable import FRAGMENTS
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 WEB = os.path.join(ROOT, "web")
