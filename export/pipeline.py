@@ -62,6 +62,8 @@ def _invalidate_manifest(out: str, log) -> None:
 def load_keras(out: str):
     import keras
 
+    import trainer.ngrams  # noqa: F401  registers the custom layers of the bigram/linear architectures
+
     # safe_mode: refuse lambdas / arbitrary code in the archive.
     return keras.models.load_model(os.path.join(out, "model.keras"), safe_mode=True, compile=False)
 
@@ -138,6 +140,7 @@ def calibration_ids(cfg: ExportConfig, tok: Tokenizer) -> np.ndarray:
 
 
 def step_tflite(cfg: ExportConfig, log: Callable[[str], None] = _log) -> None:
+    from .archs import shipped_int8_mode
     from .metadata import add_metadata
     from .tflite_export import to_tflite
 
@@ -149,8 +152,8 @@ def step_tflite(cfg: ExportConfig, log: Callable[[str], None] = _log) -> None:
     labels_path = os.path.join(cfg.out, "labels.txt")
     atomic_write_text(labels_path, "".join(f"{label}\n" for label in LABELS_FILE_LINES))
     modes = [("float", "model.tflite")]
-    if cfg.int8:
-        modes += [("dynamic", "model.dynamic.tflite"), ("int8", "model.int8.tflite")]
+    if cfg.int8:  # model.int8.tflite holds the quantization chosen for the architecture (export.archs)
+        modes += [("dynamic", "model.dynamic.tflite"), (shipped_int8_mode(model), "model.int8.tflite")]
     calib = calibration_ids(cfg, tok) if cfg.int8 else None
     for mode, name in modes:
         flat = to_tflite(model, mode, calibration_ids=calib if mode == "int8" else None,
@@ -210,6 +213,7 @@ def _format_results(out: str, ids: np.ndarray, reference: np.ndarray, labels: np
 
 def step_verify(cfg: ExportConfig, log: Callable[[str], None] = _log) -> list[V.Result]:
     """Score the full IMDB test set with every format; write manifest.json and report.md."""
+    from .archs import arch_section
     from .report import write_report
 
     _need(cfg.out, "model.keras", "vocab.txt")
@@ -217,7 +221,8 @@ def step_verify(cfg: ExportConfig, log: Callable[[str], None] = _log) -> list[V.
     imdb = _load_imdb(cfg.train.data)
     ids = tok.encode_batch(imdb.test_texts)  # [25000, maxlen] int32
     log(f"scoring {len(ids)} test reviews with Keras (the reference)")
-    reference = load_keras(cfg.out).predict(ids, batch_size=V.SCORE_BATCH, verbose=0)[:, 0]
+    keras_model = load_keras(cfg.out)
+    reference = keras_model.predict(ids, batch_size=V.SCORE_BATCH, verbose=0)[:, 0]
     results = _format_results(cfg.out, ids, reference, imdb.test_labels, log)
     if not results:
         raise ExportError(f"{cfg.out}: no exported model to verify (run 'python -m export onnx' / 'tflite')")
@@ -230,6 +235,7 @@ def step_verify(cfg: ExportConfig, log: Callable[[str], None] = _log) -> list[V.
         "results": {r.name: {**r.figures, "passed": r.passed, "failures": r.failures} for r in results},
     }
     manifest = build_manifest(cfg.out, tok, _training_metrics(cfg.out), verification)
+    manifest["arch"] = arch_section(keras_model)  # what model.int8.tflite holds, per architecture
     write_manifest(cfg.out, manifest)
     write_report(cfg.out, manifest)
     return results
