@@ -1,0 +1,81 @@
+"""Every architecture exports and verifies like the tutorial model: ONNX float/int8, TFLite
+float/dynamic/int8 with metadata, parity with Keras, MediaPipe conformance, manifest, report.
+Tiny archive, tiny vocabulary; maxlen 512 and 1024 check that MediaPipe takes maxlen from the
+stored input shape."""
+import json
+import os
+
+import numpy as np
+import pytest
+
+from export.pipeline import ExportConfig, export_all
+from runtime.bundle import Bundle
+from trainer.train import TrainConfig
+
+CASES = {  # name -> (TrainConfig overrides, shipped int8 mode)
+    "tutorial-masked": (dict(arch="tutorial", mask_padding=True, maxlen=512), "int8"),
+    "bigram": (dict(arch="bigram", buckets=512, maxlen=512), "int8"),
+    "linear": (dict(arch="linear", buckets=1024, maxlen=1024), "dynamic"),
+}
+FORMATS = ["model.onnx", "model.int8.onnx", "model.tflite", "model.dynamic.tflite", "model.int8.tflite",
+           "mediapipe:model.tflite", "mediapipe:model.int8.tflite"]
+
+
+@pytest.fixture(scope="module", params=sorted(CASES))
+def exported(request, tiny_imdb_tar, tmp_path_factory):
+    overrides, mode = CASES[request.param]
+    out = tmp_path_factory.mktemp(request.param)
+    train = TrainConfig(data=tiny_imdb_tar, epochs=40, batch_size=32, num_words=40, validation_size=50, **overrides)
+    results = export_all(ExportConfig(out=str(out), train=train, mediapipe_samples=40), log=lambda m: None)
+    return request.param, str(out), results, mode
+
+
+def test_every_format_passes_parity_and_mediapipe(exported):
+    name, out, results, _ = exported
+    assert [r.name for r in results] == FORMATS
+    assert all(r.passed for r in results), [(r.name, r.failures) for r in results]
+    by_name = {r.name: r.figures for r in results}
+    assert by_name["model.onnx"]["n"] == 200 and by_name["mediapipe:model.int8.tflite"]["n"] == 40
+    assert by_name["model.onnx"]["accuracy"] >= 0.9  # the tiny corpus is learnable: the model is not constant
+
+
+def test_manifest_names_the_architecture_and_shipped_int8(exported):
+    name, out, _, mode = exported
+    manifest = json.load(open(os.path.join(out, "manifest.json")))
+    arch = manifest["arch"]
+    assert arch["name"] == CASES[name][0]["arch"] and arch["mask_padding"] is True
+    assert arch["shipped_int8"]["mode"] == mode and arch["shipped_int8"]["file"] == "model.int8.tflite"
+    assert manifest["tokenizer"]["maxlen"] == CASES[name][0]["maxlen"]
+    if arch["name"] == "tutorial":
+        assert arch["ngrams"] is None
+    else:
+        assert arch["ngrams"]["buckets"] == CASES[name][0]["buckets"] and arch["ngrams"]["prime"] == 41
+    assert all("/" not in f for f in manifest["files"])
+    Bundle.load(out)  # the runtime accepts it, manifest section and all
+
+
+def test_runtime_scores_like_keras(exported):
+    import keras
+
+    import trainer.ngrams  # noqa: F401  registers the custom layers
+    from runtime import Classifier
+
+    _, out, _, _ = exported
+    texts = ["the film was great wonderful", "awful boring mess", ""]
+    model = keras.models.load_model(os.path.join(out, "model.keras"), safe_mode=True, compile=False)
+    clf = Classifier.load(out, backend="onnx")
+    expected = model.predict(clf.tokenizer.encode_batch(texts), verbose=0)[:, 0]
+    np.testing.assert_allclose(clf.predict(texts), expected, atol=1e-5)
+
+
+def test_linear_fit_is_deterministic(tiny_imdb_tar, tmp_path):
+    from trainer.train import train
+
+    overrides, _ = CASES["linear"]
+    runs = [train(TrainConfig(data=tiny_imdb_tar, num_words=40, validation_size=50, out=str(tmp_path / str(i)),
+                              **overrides), log=lambda m: None) for i in range(2)]
+    assert runs[0]["test_accuracy"] == runs[1]["test_accuracy"] and runs[0]["linear"] == runs[1]["linear"]
+    from export.pipeline import load_keras
+
+    weights = [load_keras(str(tmp_path / str(i))).get_layer("weights").get_weights()[0] for i in range(2)]
+    np.testing.assert_array_equal(weights[0], weights[1])
