@@ -1,19 +1,31 @@
-"""What export needs to know about each architecture (trainer.model.ARCHS): which quantization
-ships as ``model.int8.tflite`` and the manifest's ``"arch"`` section.
+"""Per-architecture export choices: which quantization ships as ``model.int8.tflite``, and the
+manifest's ``"arch"`` section.
 
-``model.int8.tflite`` is the file the runtime and MediaPipe load by default, so it holds the
-quantization that passes verification best for the architecture. Full-integer int8 holds the
-pooled sums in 8 bits; measured on IMDB test (25k reviews) against Keras:
-- tutorial: full-integer passes (>= 99.5% label agreement); it is the fastest in LiteRT.
-- linear (maxlen 1024): full-integer sums up to ~2,000 weights in int8 and degrades (the issue
-  measured 98.40% agreement, below the 99% bar); dynamic-range keeps float sums (>= 99.4%).
-- bigram: see SHIPPED_INT8 (chosen by the same figures).
+``model.int8.tflite`` is the file the runtime and MediaPipe load by default. Full-integer int8
+holds the pooled sums in 8 bits, which can degrade for long inputs (sums over up to ~2,000
+positions), so the choice is made on figures, never on test data: after the tflite step wrote
+the full-integer and the dynamic-range model, both are scored against the float model on
+VALIDATION reviews; full-integer ships when it keeps >= ``INT8_MIN_AGREEMENT`` label agreement
+and loses <= ``INT8_MAX_ACCURACY_DROP`` accuracy, otherwise the dynamic-range model (int8
+weights, float activations) is copied over it. The choice and its figures go to
+``quantization.json`` and from there into the manifest's ``"arch"`` section.
 """
 from __future__ import annotations
 
-# TFLite mode (export.tflite_export.MODES) written to model.int8.tflite, per architecture.
-SHIPPED_INT8 = {"tutorial": "int8", "bigram": "int8", "linear": "dynamic"}
-MODE_NAMES = {"int8": "full-integer int8", "dynamic": "dynamic-range int8 weights, float activations"}
+import json
+import os
+import shutil
+from typing import Callable
+
+import numpy as np
+
+from runtime.files import atomic_write_text
+
+QUANTIZATION_FILE = "quantization.json"
+INT8_MIN_AGREEMENT = 0.995  # stricter than verify's 99% bar: the choice is made on 2,000 reviews only
+INT8_MAX_ACCURACY_DROP = 0.002
+VALIDATION_REVIEWS = 2000
+MODE_NAMES = {"int8": "full-integer int8", "dynamic": "dynamic-range (int8 weights, float activations)"}
 
 
 def model_arch(model) -> str:
@@ -22,24 +34,63 @@ def model_arch(model) -> str:
     return arch_of(model)
 
 
-def shipped_int8_mode(model) -> str:
-    return SHIPPED_INT8[model_arch(model)]
+def int8_figures(probs: np.ndarray, reference: np.ndarray, labels: np.ndarray) -> dict:
+    agree = float(np.mean((probs >= 0.5) == (reference >= 0.5)))
+    drop = float(np.mean((reference >= 0.5) == (labels == 1)) - np.mean((probs >= 0.5) == (labels == 1)))
+    return {"agreement": agree, "accuracy_drop": drop,
+            "max_abs_diff": float(np.max(np.abs(probs.astype(np.float64) - reference), initial=0.0))}
 
 
-def arch_section(model) -> dict:
+def int8_passes(figures: dict) -> bool:
+    return figures["agreement"] >= INT8_MIN_AGREEMENT and figures["accuracy_drop"] <= INT8_MAX_ACCURACY_DROP
+
+
+def choose_shipped_int8(out: str, ids: np.ndarray, labels: np.ndarray, log: Callable[[str], None]) -> dict:
+    """Keep the full-integer ``model.int8.tflite`` or replace it by ``model.dynamic.tflite``.
+
+    ``ids`` [n, maxlen] int32 and ``labels`` [n]: validation reviews. Writes and returns the record.
+    """
+    from .verify import score_file
+
+    reference = score_file(os.path.join(out, "model.tflite"), ids)
+    figures = {mode: int8_figures(score_file(os.path.join(out, name), ids), reference, labels)
+               for mode, name in (("int8", "model.int8.tflite"), ("dynamic", "model.dynamic.tflite"))}
+    mode = "int8" if int8_passes(figures["int8"]) else "dynamic"
+    if mode == "dynamic":
+        tmp = os.path.join(out, ".model.int8.tflite.tmp")
+        shutil.copyfile(os.path.join(out, "model.dynamic.tflite"), tmp)
+        os.replace(tmp, os.path.join(out, "model.int8.tflite"))
+    record = {"file": "model.int8.tflite", "mode": mode, "what": MODE_NAMES[mode],
+              "rule": f"full-integer if agreement >= {INT8_MIN_AGREEMENT:.1%} and accuracy drop <= "
+                      f"{INT8_MAX_ACCURACY_DROP * 100:.1f} pt against model.tflite on validation reviews",
+              "validation": {"n": int(len(ids)), **figures}}
+    atomic_write_text(os.path.join(out, QUANTIZATION_FILE), json.dumps(record, indent=2) + "\n")
+    f = figures["int8"]
+    log(f"model.int8.tflite: {MODE_NAMES[mode]} (full-integer on {len(ids)} validation reviews: "
+        f"agreement {f['agreement']:.2%}, accuracy drop {f['accuracy_drop'] * 100:.2f} pt)")
+    return record
+
+
+def shipped_int8(out: str) -> dict | None:
+    """The record ``choose_shipped_int8`` wrote, if the bundle has one."""
+    path = os.path.join(out, QUANTIZATION_FILE)
+    if not os.path.isfile(path):
+        return None
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def arch_section(model, out: str) -> dict:
     """The manifest's ``"arch"`` section: what the model is and what ``model.int8.tflite`` holds."""
     from trainer.ngrams import MaskedPooling, NgramIds
 
-    arch = model_arch(model)
-    layers = {layer.name: layer for layer in model.layers}
-    pooling = layers.get("pooling")
+    pooling = next((layer for layer in model.layers if layer.name == "pooling"), None)
     ngrams = next((layer for layer in model.layers if isinstance(layer, NgramIds)), None)
-    mode = SHIPPED_INT8[arch]
     return {
-        "name": arch,
+        "name": model_arch(model),
         "mask_padding": isinstance(pooling, MaskedPooling),
         "ngrams": {"n": 2, "buckets": ngrams.buckets, "prime": ngrams.prime,
                    "id": "num_words + ((a * prime + b) mod buckets)"} if ngrams else None,
         "parameters": int(model.count_params()),
-        "shipped_int8": {"file": "model.int8.tflite", "mode": mode, "what": MODE_NAMES[mode]},
+        "shipped_int8": shipped_int8(out),
     }

@@ -140,7 +140,6 @@ def calibration_ids(cfg: ExportConfig, tok: Tokenizer) -> np.ndarray:
 
 
 def step_tflite(cfg: ExportConfig, log: Callable[[str], None] = _log) -> None:
-    from .archs import shipped_int8_mode
     from .metadata import add_metadata
     from .tflite_export import to_tflite
 
@@ -152,8 +151,8 @@ def step_tflite(cfg: ExportConfig, log: Callable[[str], None] = _log) -> None:
     labels_path = os.path.join(cfg.out, "labels.txt")
     atomic_write_text(labels_path, "".join(f"{label}\n" for label in LABELS_FILE_LINES))
     modes = [("float", "model.tflite")]
-    if cfg.int8:  # model.int8.tflite holds the quantization chosen for the architecture (export.archs)
-        modes += [("dynamic", "model.dynamic.tflite"), (shipped_int8_mode(model), "model.int8.tflite")]
+    if cfg.int8:
+        modes += [("dynamic", "model.dynamic.tflite"), ("int8", "model.int8.tflite")]
     calib = calibration_ids(cfg, tok) if cfg.int8 else None
     for mode, name in modes:
         flat = to_tflite(model, mode, calibration_ids=calib if mode == "int8" else None,
@@ -165,6 +164,22 @@ def step_tflite(cfg: ExportConfig, log: Callable[[str], None] = _log) -> None:
                             version=MODEL_VERSION)
         atomic_write_bytes(os.path.join(cfg.out, name), flat)
         log(f"wrote {name} ({len(flat) / 1024:.0f} KiB)")
+    _ship_int8(cfg, tok, log)
+
+
+def _ship_int8(cfg: ExportConfig, tok: Tokenizer, log) -> None:
+    """model.int8.tflite: full-integer, or dynamic-range when full-integer loses on validation (export.archs)."""
+    from .archs import QUANTIZATION_FILE, VALIDATION_REVIEWS, choose_shipped_int8
+
+    record = os.path.join(cfg.out, QUANTIZATION_FILE)
+    if os.path.exists(record):
+        os.unlink(record)
+    if not cfg.int8 or cfg.int8_io:  # --int8-io asks for the full-integer model explicitly
+        return
+    imdb = _load_imdb(cfg.train.data)
+    _, (texts, labels) = split_train_validation(imdb.train_texts, imdb.train_labels,
+                                                cfg.train.validation_size, cfg.train.seed)
+    choose_shipped_int8(cfg.out, tok.encode_batch(texts[:VALIDATION_REVIEWS]), labels[:VALIDATION_REVIEWS], log)
 
 
 def _mediapipe_results(cfg: ExportConfig, texts: list[str], ids: np.ndarray, log) -> list[V.Result]:
@@ -235,7 +250,7 @@ def step_verify(cfg: ExportConfig, log: Callable[[str], None] = _log) -> list[V.
         "results": {r.name: {**r.figures, "passed": r.passed, "failures": r.failures} for r in results},
     }
     manifest = build_manifest(cfg.out, tok, _training_metrics(cfg.out), verification)
-    manifest["arch"] = arch_section(keras_model)  # what model.int8.tflite holds, per architecture
+    manifest["arch"] = arch_section(keras_model, cfg.out)  # the architecture and what model.int8.tflite holds
     write_manifest(cfg.out, manifest)
     write_report(cfg.out, manifest)
     return results
