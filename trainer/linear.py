@@ -44,24 +44,39 @@ def nb_ratios(x, y: np.ndarray, alpha: float = NB_ALPHA) -> np.ndarray:
     return np.log(p / p.sum()) - np.log(q / q.sum())
 
 
+def _logistic(c: float):
+    linear_model = require("sklearn.linear_model", "train")
+    return linear_model.LogisticRegression(C=c, solver="liblinear", max_iter=1000, random_state=0)
+
+
 def fit_nblr(x_train, y_train, x_val, y_val, log: Callable[[str], None], c_grid=C_GRID):
     """-> (weights [V + B] float32, bias float, chosen C, {C: validation accuracy})."""
-    linear_model = require("sklearn.linear_model", "train")
     r = nb_ratios(x_train, y_train)
     xr_train, xr_val = x_train.multiply(r).tocsr(), x_val.multiply(r).tocsr()
     best, scores = None, {}
     for c in c_grid:
         t0 = time.perf_counter()
-        clf = linear_model.LogisticRegression(C=c, solver="liblinear", max_iter=1000, random_state=0)
+        clf = _logistic(c)
         clf.fit(xr_train, y_train)
         scores[c] = float(np.mean(clf.predict(xr_val) == y_val))
         log(f"NB-LR C={c:g}: validation accuracy {scores[c]:.4f} ({time.perf_counter() - t0:.1f} s)")
         if best is None or scores[c] > scores[best[0]]:
             best = (c, clf)
     c, clf = best
+    return _deployed(clf, r), float(clf.intercept_[0]), c, scores
+
+
+def refit_nblr(x, y: np.ndarray, c: float) -> tuple[np.ndarray, float]:
+    """NB-LR with a fixed C on all of ``x``: -> (weights [V + B] float32, bias)."""
+    r = nb_ratios(x, y)
+    clf = _logistic(c).fit(x.multiply(r).tocsr(), y)
+    return _deployed(clf, r), float(clf.intercept_[0])
+
+
+def _deployed(clf, r: np.ndarray) -> np.ndarray:
     weights = (clf.coef_[0] * r).astype(np.float32)
     weights[PAD] = 0.0  # never read (masked), kept 0 so the table holds no stray value
-    return weights, float(clf.intercept_[0]), c, scores
+    return weights
 
 
 def set_linear_weights(model, weights: np.ndarray, bias: float) -> None:
