@@ -85,7 +85,7 @@ def test_int8_bar():
     labels = (reference >= 0.5).astype(float)
     assert int8_passes(int8_figures(reference, reference, labels))
     flipped = reference.copy()
-    flipped[:6] = 0.9  # 6 of 1000 labels flip: 99.4% agreement, below 99.5%
+    flipped[:8] = 0.9  # 8 of 1000 labels flip: 99.2% agreement, below 99.3%
     assert not int8_passes(int8_figures(flipped, reference, labels))
     assert not int8_passes({"agreement": 0.999, "accuracy_drop": 0.003})
 
