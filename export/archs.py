@@ -48,17 +48,21 @@ def int8_passes(figures: dict) -> bool:
     return figures["agreement"] >= INT8_MIN_AGREEMENT and figures["accuracy_drop"] <= INT8_MAX_ACCURACY_DROP
 
 
-def choose_shipped_int8(out: str, ids: np.ndarray, labels: np.ndarray, log: Callable[[str], None]) -> dict:
+def choose_shipped_int8(out: str, ids: np.ndarray, labels: np.ndarray, log: Callable[[str], None],
+                        held_out: bool = True) -> dict:
     """Keep the full-integer ``model.int8.tflite`` or replace it by ``model.dynamic.tflite``.
 
-    ``ids`` [n, maxlen] int32 and ``labels`` [n]: validation reviews. Writes and returns the record.
+    ``ids`` [n, maxlen] int32 and ``labels`` [n]: validation reviews. ``held_out=False`` (the
+    model was fitted on them too, as the linear model's final fit is) makes their figures
+    optimistic -- measured: 99.99% agreement there, 98.89% on test -- so dynamic-range ships.
+    Writes and returns the record.
     """
     from .verify import score_file
 
     reference = score_file(os.path.join(out, "model.tflite"), ids)
     figures = {mode: int8_figures(score_file(os.path.join(out, name), ids), reference, labels)
                for mode, name in (("int8", "model.int8.tflite"), ("dynamic", "model.dynamic.tflite"))}
-    mode = "int8" if int8_passes(figures["int8"]) else "dynamic"
+    mode = "int8" if held_out and int8_passes(figures["int8"]) else "dynamic"
     if mode == "dynamic":
         tmp = os.path.join(out, ".model.int8.tflite.tmp")
         shutil.copyfile(os.path.join(out, "model.dynamic.tflite"), tmp)
@@ -66,7 +70,9 @@ def choose_shipped_int8(out: str, ids: np.ndarray, labels: np.ndarray, log: Call
     record = {"file": "model.int8.tflite", "mode": mode, "what": MODE_NAMES[mode],
               "rule": f"full-integer if agreement >= {INT8_MIN_AGREEMENT:.1%} and accuracy drop <= "
                       f"{INT8_MAX_ACCURACY_DROP * 100:.1f} pt against model.tflite on validation reviews",
-              "validation": {"n": int(len(ids)), **figures}}
+              "validation": {"n": int(len(ids)), "held_out": held_out, **figures}}
+    if not held_out:
+        record["rule"] = "dynamic-range: the model was fitted on the validation reviews too, no held-out figures"
     atomic_write_text(os.path.join(out, QUANTIZATION_FILE), json.dumps(record, indent=2) + "\n")
     f = figures["int8"]
     log(f"model.int8.tflite: {MODE_NAMES[mode]} (full-integer on {len(ids)} validation reviews: "

@@ -179,7 +179,9 @@ def _ship_int8(cfg: ExportConfig, tok: Tokenizer, log) -> None:
     imdb = _load_imdb(cfg.train.data)
     _, (texts, labels) = split_train_validation(imdb.train_texts, imdb.train_labels,
                                                 cfg.train.validation_size, cfg.train.seed)
-    choose_shipped_int8(cfg.out, tok.encode_batch(texts[:VALIDATION_REVIEWS]), labels[:VALIDATION_REVIEWS], log)
+    held_out = not (_training_metrics(cfg.out) or {}).get("fit_on_validation", False)
+    choose_shipped_int8(cfg.out, tok.encode_batch(texts[:VALIDATION_REVIEWS]), labels[:VALIDATION_REVIEWS], log,
+                        held_out)
 
 
 def _mediapipe_results(cfg: ExportConfig, texts: list[str], ids: np.ndarray, log) -> list[V.Result]:

@@ -156,7 +156,7 @@ def fit_linear(config: TrainConfig, x_train, y_train, x_val, y_val, log):
     set_linear_weights(model, *refit_nblr(require("scipy.sparse", "train").vstack([x_tr, x_va]), np.concatenate([y_train, y_val]), c))
     seconds += time.perf_counter() - t0
     log(f"NB-LR C={c:g} refitted on all {len(y_train) + len(y_val)} training reviews")
-    return model, history, seconds, {"linear": {
+    return model, history, seconds, {"fit_on_validation": True, "linear": {
         "C": c, "validation_accuracy_by_C": {str(k): v for k, v in scores.items()}, "buckets": buckets,
         "nb_alpha": 1.0, "final_fit": "train + validation, with the C chosen on validation"}}
 

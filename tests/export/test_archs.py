@@ -53,6 +53,10 @@ def test_manifest_names_the_architecture_and_shipped_int8(exported):
     assert shipped["file"] == "model.int8.tflite" and shipped["validation"]["n"] == 50
     same = _read(out, "model.int8.tflite") == _read(out, "model.dynamic.tflite")
     assert shipped["mode"] == ("dynamic" if same else "int8")
+    # the linear model's final fit includes the validation reviews: never judged on them
+    assert shipped["validation"]["held_out"] is (name != "linear")
+    if name == "linear":
+        assert shipped["mode"] == "dynamic"
     assert all("/" not in f for f in manifest["files"])
     Bundle.load(out)  # the runtime accepts it, manifest section and all
 

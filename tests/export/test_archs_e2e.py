@@ -44,7 +44,10 @@ def test_targets_of_the_best_model(linear_export):
     assert os.path.getsize(os.path.join(out, "model.int8.tflite")) <= 2_000_000
     arch = manifest["arch"]
     assert arch["name"] == "linear" and arch["ngrams"]["buckets"] == 2**20
-    assert arch["shipped_int8"]["mode"] in ("int8", "dynamic") and arch["shipped_int8"]["validation"]["n"] == 10_000
+    shipped = arch["shipped_int8"]
+    # the final fit used the validation reviews too: no held-out figures, so dynamic-range ships
+    assert shipped["mode"] == "dynamic" and shipped["validation"]["held_out"] is False
+    assert shipped["validation"]["n"] == 10_000
     assert manifest["training"]["linear"]["C"] in (0.03, 0.1, 0.3, 1.0)
 
 
