@@ -81,7 +81,8 @@ def _deployed(clf, r: np.ndarray) -> np.ndarray:
 
 def set_linear_weights(model, weights: np.ndarray, bias: float) -> None:
     """Write NB-LR weights into a ``build_linear`` model (kernel 1: the Dense adds only the bias)."""
-    model.get_layer("weights").set_weights([weights.reshape(-1, 1)])
+    root = np.sign(weights) * np.sqrt(np.abs(weights))  # the graph squares it back (SignedSquare)
+    model.get_layer("weights").set_weights([root.astype(np.float32).reshape(-1, 1)])
     model.get_layer("probability").set_weights([np.ones((1, 1), np.float32), np.array([bias], np.float32)])
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from .ngrams import MaskedPooling, NgramIds
+from .ngrams import MaskedPooling, NgramIds, SignedSquare
 
 ARCHS = ("tutorial", "bigram", "linear")
 DEFAULT_BUCKETS = {"bigram": 2**18, "linear": 2**20}  # hashed-bigram table rows
@@ -71,10 +71,14 @@ def build_bigram(num_words: int, maxlen: int, buckets: int) -> keras.Model:
 
 
 def build_linear(num_words: int, maxlen: int, buckets: int) -> keras.Model:
-    """sigmoid(sum of one weight per uni/bigram occurrence + bias); weights set by trainer.linear."""
+    """sigmoid(sum of one weight per uni/bigram occurrence + bias); weights set by trainer.linear.
+
+    The table holds sign(w) sqrt(|w|) (see ngrams.SignedSquare): quantized to 8 bits it keeps
+    the many small weights apart."""
     ids = keras.Input(shape=(maxlen,), dtype="int32", name="input_ids")  # [batch, maxlen] int32
     grams = NgramIds(num_words, buckets, name="ngram_ids")(ids)  # [batch, 2 maxlen - 1] int32
-    w = layers.Embedding(num_words + buckets, 1, name="weights")(grams)  # [batch, T, 1]
+    root = layers.Embedding(num_words + buckets, 1, name="weights")(grams)  # [batch, T, 1], sign(w) sqrt|w|
+    w = SignedSquare(name="weight")(root)  # [batch, T, 1]: finer 8-bit steps for the many small weights
     logit = MaskedPooling("sum", name="pooling")([w, grams])  # [batch, 1]
     # Kernel fixed at 1 by trainer.linear: this layer only adds the bias and the sigmoid.
     prob = layers.Dense(1, activation="sigmoid", name="probability")(logit)  # [batch, 1]

@@ -87,3 +87,19 @@ def test_models_round_trip_through_safe_mode(tmp_path):
         loaded = keras.models.load_model(path, safe_mode=True, compile=False)
         np.testing.assert_array_equal(loaded.predict(ids, verbose=0), model.predict(ids, verbose=0))
         assert loaded.name == model.name
+
+
+def test_linear_model_computes_the_nblr_logit():
+    from trainer.linear import set_linear_weights
+    from trainer.model import build_model
+
+    num_words, buckets, maxlen = 50, 64, 16
+    rng = np.random.default_rng(3)
+    weights = (rng.standard_t(2, size=num_words + buckets) * 0.05).astype(np.float32)  # heavy tails, like NB-LR
+    weights[0] = 0.0
+    model = build_model(num_words, maxlen, arch="linear", buckets=buckets)
+    set_linear_weights(model, weights, bias=0.25)
+    ids = _random_ids(rng, 8, maxlen, num_words)
+    grams = ngram_ids_numpy(ids, num_words, buckets)
+    logit = weights[grams].sum(axis=1) + 0.25  # weights[0] = 0 stands for the masked <PAD>
+    np.testing.assert_allclose(model.predict(ids, verbose=0)[:, 0], 1 / (1 + np.exp(-logit)), rtol=1e-5, atol=1e-6)
