@@ -39,8 +39,8 @@ def build_model(num_words: int = 10_000, maxlen: int = 256, embedding_dim: int =
     return build_linear(num_words, maxlen, buckets)
 
 
-def _compile(model: keras.Model) -> keras.Model:
-    model.compile(optimizer="adam", loss="binary_crossentropy", metrics=["accuracy"])
+def _compile(model: keras.Model, optimizer: str = "adam") -> keras.Model:
+    model.compile(optimizer=optimizer, loss="binary_crossentropy", metrics=["accuracy"])
     return model
 
 
@@ -82,4 +82,6 @@ def build_linear(num_words: int, maxlen: int, buckets: int) -> keras.Model:
     logit = MaskedPooling("sum", name="pooling")([w, grams])  # [batch, 1]
     # Kernel fixed at 1 by trainer.linear: this layer only adds the bias and the sigmoid.
     prob = layers.Dense(1, activation="sigmoid", name="probability")(logit)  # [batch, 1]
-    return _compile(keras.Model(ids, prob, name=MODEL_NAMES["linear"]))
+    # Never trained by an optimizer; plain SGD has no slot variables, so loading the saved model
+    # with compile=True does not warn about optimizer variables that were never built.
+    return _compile(keras.Model(ids, prob, name=MODEL_NAMES["linear"]), optimizer="sgd")
