@@ -103,3 +103,13 @@ def test_linear_model_computes_the_nblr_logit():
     grams = ngram_ids_numpy(ids, num_words, buckets)
     logit = weights[grams].sum(axis=1) + 0.25  # weights[0] = 0 stands for the masked <PAD>
     np.testing.assert_allclose(model.predict(ids, verbose=0)[:, 0], 1 / (1 + np.exp(-logit)), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("kw", [dict(arch="trigram"), dict(arch="linear", buckets=-1),
+                                dict(arch="bigram", num_words=50_000)])
+def test_train_config_refuses_bad_architecture_options(kw):
+    from trainer.train import TrainConfig, TrainError
+
+    with pytest.raises(TrainError):
+        TrainConfig(**kw).validate()
+    TrainConfig(arch="tutorial", num_words=50_000).validate()  # no bigram ids: any vocabulary size
