@@ -21,8 +21,10 @@ def score(kind: str, bundle: str, model: str, text: str) -> float:
         from benchmarks.engines import bundle_maxlen
         from runtime.tokenizer import Tokenizer
 
-        tok = Tokenizer.load(os.path.join(bundle, "vocab.txt"), maxlen=bundle_maxlen(bundle))
+        import trainer.ngrams  # noqa: F401  registers the custom layers of the bigram/linear architectures
+
         net = keras.saving.load_model(os.path.join(bundle, model), safe_mode=True)
+        tok = Tokenizer.load(os.path.join(bundle, "vocab.txt"), maxlen=net.input_shape[1])
         return float(net.predict(tok.encode_batch_reference([text]), verbose=0).reshape(-1)[0])
     if kind == "runtime":
         from runtime import Classifier

@@ -63,9 +63,11 @@ def keras_engine(bundle: str) -> Engine:
 
     from runtime.tokenizer import Tokenizer
 
+    import trainer.ngrams  # noqa: F401  registers the custom layers of the bigram/linear architectures
+
     name, model = KERAS
-    tok = Tokenizer.load(os.path.join(bundle, "vocab.txt"), maxlen=bundle_maxlen(bundle))
     net = keras.saving.load_model(os.path.join(bundle, model), safe_mode=True)
+    tok = Tokenizer.load(os.path.join(bundle, "vocab.txt"), maxlen=net.input_shape[1])  # a --maxlen model too
 
     def predict_ids(ids: np.ndarray) -> np.ndarray:
         return net.predict(ids, batch_size=BATCH, verbose=0).reshape(-1).astype(np.float32)

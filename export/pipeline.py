@@ -84,6 +84,8 @@ def _invalidate_manifest(out: str, log) -> None:
 def load_keras(out: str):
     import keras
 
+    import trainer.ngrams  # noqa: F401  registers the custom layers of the bigram/linear architectures
+
     # safe_mode: refuse lambdas / arbitrary code in the archive.
     return keras.models.load_model(os.path.join(out, "model.keras"), safe_mode=True, compile=False)
 
@@ -160,15 +162,18 @@ def _load_imdb(cfg: ExportConfig, log):
     return _IMDB[source]
 
 
-def calibration_ids(cfg: ExportConfig, tok: Tokenizer, log=_log) -> np.ndarray:
-    """The first reviews of the shuffled training split (never test reviews): [n, maxlen] int32.
-
-    The split is the trainer's (its validation size and seed from metrics.json when recorded).
-    """
+def trainer_split(cfg: ExportConfig, log=_log):
+    """The trainer's ((train texts, labels), (validation texts, labels)) split of the IMDB training
+    reviews: its validation size and seed from metrics.json when recorded."""
     imdb = _load_imdb(cfg, log)
     trained = training_metadata(cfg.out).get("config") or {}
     size, seed = trained.get("validation_size", cfg.train.validation_size), trained.get("seed", cfg.train.seed)
-    (texts, _), _ = split_train_validation(imdb.train_texts, imdb.train_labels, size, seed)
+    return split_train_validation(imdb.train_texts, imdb.train_labels, size, seed)
+
+
+def calibration_ids(cfg: ExportConfig, tok: Tokenizer, log=_log) -> np.ndarray:
+    """The first reviews of the shuffled training split (never test reviews): [n, maxlen] int32."""
+    (texts, _), _ = trainer_split(cfg, log)
     return tok.encode_batch(texts[: cfg.calibration_size])
 
 
@@ -199,6 +204,22 @@ def step_tflite(cfg: ExportConfig, log: Callable[[str], None] = _log) -> None:
                             version=MODEL_VERSION)
         atomic_write_bytes(os.path.join(cfg.out, name), flat)
         log(f"wrote {name} ({len(flat) / 1024:.0f} KiB)")
+    _ship_int8(cfg, tok, log)
+
+
+def _ship_int8(cfg: ExportConfig, tok: Tokenizer, log) -> None:
+    """model.int8.tflite: full-integer, or dynamic-range when full-integer loses on validation (export.archs)."""
+    from .archs import QUANTIZATION_FILE, VALIDATION_REVIEWS, choose_shipped_int8
+
+    record = os.path.join(cfg.out, QUANTIZATION_FILE)
+    if os.path.exists(record):
+        os.unlink(record)
+    if not cfg.int8 or cfg.int8_io:  # --int8-io asks for the full-integer model explicitly
+        return
+    _, (texts, labels) = trainer_split(cfg, log)
+    held_out = not training_metadata(cfg.out).get("fit_on_validation", False)
+    choose_shipped_int8(cfg.out, tok.encode_batch(texts[:VALIDATION_REVIEWS]), labels[:VALIDATION_REVIEWS], log,
+                        held_out)
 
 
 def _mediapipe_results(cfg: ExportConfig, texts: list[str], ids: np.ndarray, log) -> tuple[list[V.Result], dict]:
@@ -259,6 +280,7 @@ def _format_results(out: str, ids: np.ndarray, reference: np.ndarray, labels: np
 
 def step_verify(cfg: ExportConfig, log: Callable[[str], None] = _log) -> list[V.Result]:
     """Score the full IMDB test set with every format; write manifest.json and report.md."""
+    from .archs import arch_section
     from .report import write_report
 
     _need(cfg.out, "model.keras", "vocab.txt")
@@ -266,7 +288,8 @@ def step_verify(cfg: ExportConfig, log: Callable[[str], None] = _log) -> list[V.
     imdb = _load_imdb(cfg, log)
     ids = tok.encode_batch(imdb.test_texts)  # [25000, maxlen] int32
     log(f"scoring {len(ids)} test reviews with Keras (the reference)")
-    reference = load_keras(cfg.out).predict(ids, batch_size=V.SCORE_BATCH, verbose=0)[:, 0]
+    keras_model = load_keras(cfg.out)
+    reference = keras_model.predict(ids, batch_size=V.SCORE_BATCH, verbose=0)[:, 0]
     results = _format_results(cfg.out, ids, reference, imdb.test_labels, log)
     if not results:
         raise ExportError(f"{cfg.out}: no exported model to verify (run 'python -m export onnx' / 'tflite')")
@@ -280,6 +303,7 @@ def step_verify(cfg: ExportConfig, log: Callable[[str], None] = _log) -> list[V.
         "mediapipe": mp_status,
     }
     manifest = build_manifest(cfg.out, tok, training_metadata(cfg.out) or None, verification)
+    manifest["arch"] = arch_section(keras_model, cfg.out)  # the architecture and what model.int8.tflite holds
     write_manifest(cfg.out, manifest)
     write_report(cfg.out, manifest)
     return results
@@ -296,6 +320,22 @@ def step_micro(cfg: ExportConfig, log: Callable[[str], None] = _log) -> list[V.R
                         imdb.test_labels, log)
 
 
+def _micro_applies(cfg: ExportConfig, log) -> bool:
+    """export all makes micro/ for the full-integer tutorial model, where TFLite Micro is installed."""
+    from .micro import tflm_available
+
+    trained = training_metadata(cfg.out).get("config") or {}
+    if not cfg.int8 or cfg.int8_io:
+        return False
+    if trained.get("arch", "tutorial") != "tutorial" or trained.get("mask_padding"):
+        log("skipping the micro step: it covers the tutorial architecture without --mask-padding")
+        return False
+    if not tflm_available():
+        log("skipping the micro step: no tflite-micro here (its wheels are for Linux x86_64)")
+        return False
+    return True
+
+
 def export_all(cfg: ExportConfig, log: Callable[[str], None] = _log) -> list[V.Result]:
     """train, onnx, tflite, verify. Into an existing bundle too: it ends with a fresh manifest
     (until then the old one is gone, so the directory never claims files it no longer has)."""
@@ -305,11 +345,7 @@ def export_all(cfg: ExportConfig, log: Callable[[str], None] = _log) -> list[V.R
     step_onnx(cfg, log)
     step_tflite(cfg, log)
     results = step_verify(cfg, log)
-    from .micro import tflm_available
-
-    if cfg.int8 and not tflm_available():
-        log("skipping the micro step: no tflite-micro here (its wheels are for Linux x86_64)")
-    if cfg.int8 and tflm_available():
+    if _micro_applies(cfg, log):
         results += step_micro(cfg, log)
     if all(r.passed for r in results):  # no web site for a bundle that failed a check
         step_web(cfg, log, required=False)

@@ -34,6 +34,15 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
                         help="stop after PATIENCE epochs without a better validation loss and restore "
                              "the best weights (default 0: off, run every epoch as the tutorial does)")
     parser.add_argument("--seed", type=int, default=d.seed, help=f"random seed (default {d.seed})")
+    parser.add_argument("--arch", choices=("tutorial", "bigram", "linear"), default=d.arch,
+                        help="tutorial: the TensorFlow tutorial model (default); bigram: + in-graph hashed "
+                             "bigrams, masked mean, dense head; linear: NB-weighted logistic regression over "
+                             "the same uni+bigram ids (one deterministic fit, no epochs or seed)")
+    parser.add_argument("--mask-padding", action="store_true",
+                        help="tutorial arch: average over the real tokens only, not the <PAD> tail "
+                             "(recipe: --mask-padding --maxlen 512 --early-stopping 3)")
+    parser.add_argument("--buckets", type=int, default=d.buckets,
+                        help="hashed-bigram table rows for bigram/linear (default 0: 2^18 bigram, 2^20 linear)")
     parser.add_argument("--force", action="store_true",
                         help="train even into a directory that holds a verified bundle (manifest.json); "
                              "its manifest is removed, as it would no longer match")

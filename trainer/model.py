@@ -1,21 +1,87 @@
-"""The tutorial model, exactly: no I/O here."""
+"""The model architectures (no I/O here). Every one takes int32 word ids [batch, maxlen] and
+gives a probability [batch, 1], so the tokenizer, the runtime and every exporter are shared.
+
+- ``tutorial`` (default): the TensorFlow tutorial model exactly; ``mask_padding`` swaps its
+  plain average for an average over the real tokens only (same weights, same size).
+- ``bigram``: unigram + in-graph hashed-bigram ids -> one embedding table -> masked mean ->
+  small dense head.
+- ``linear``: the same uni+bigram ids -> Embedding(V + B, 1) -> masked sum -> sigmoid; its
+  weights are fitted by ``trainer.linear`` (NB-weighted logistic regression), not by SGD.
+"""
 from __future__ import annotations
 
 import keras
 from keras import layers
 
+from .ngrams import MaskedPooling, NgramIds, SignedSquare
 
-def build_model(num_words: int = 10_000, maxlen: int = 256, embedding_dim: int = 16) -> keras.Model:
+ARCHS = ("tutorial", "bigram", "linear")
+DEFAULT_BUCKETS = {"bigram": 2**18, "linear": 2**20}  # hashed-bigram table rows
+BIGRAM_EMBEDDING_DIM = 16
+# Keras model names: export reads the architecture back from the saved model's name.
+MODEL_NAMES = {"tutorial": "imdb_basic_text_classification", "bigram": "imdb_bigram", "linear": "imdb_linear"}
+
+
+def arch_of(model: keras.Model) -> str:
+    """The architecture of a model built here (an unknown name is treated as the tutorial)."""
+    return {v: k for k, v in MODEL_NAMES.items()}.get(model.name, "tutorial")
+
+
+def build_model(num_words: int = 10_000, maxlen: int = 256, embedding_dim: int = 16,
+                arch: str = "tutorial", mask_padding: bool = False, buckets: int | None = None) -> keras.Model:
+    if arch not in ARCHS:
+        raise ValueError(f"unknown architecture {arch!r}; valid: {', '.join(ARCHS)}")
+    if arch == "tutorial":
+        return build_tutorial(num_words, maxlen, embedding_dim, mask_padding)
+    buckets = buckets or DEFAULT_BUCKETS[arch]
+    if arch == "bigram":
+        return build_bigram(num_words, maxlen, buckets)
+    return build_linear(num_words, maxlen, buckets)
+
+
+def _compile(model: keras.Model, optimizer: str = "adam") -> keras.Model:
+    model.compile(optimizer=optimizer, loss="binary_crossentropy", metrics=["accuracy"])
+    return model
+
+
+def build_tutorial(num_words: int, maxlen: int, embedding_dim: int = 16, mask_padding: bool = False) -> keras.Model:
     """Embedding -> mean over positions -> Dense(16, relu) -> Dense(1, sigmoid).
 
-    The mean includes the ``<PAD>`` positions, as in the tutorial (no masking), so every
-    runtime only needs the fixed-length id row.
+    Without ``mask_padding`` the mean includes the ``<PAD>`` positions, as in the tutorial.
     """
     ids = keras.Input(shape=(maxlen,), dtype="int32", name="input_ids")  # [batch, maxlen] int32
     x = layers.Embedding(num_words, embedding_dim, name="embedding")(ids)  # [batch, maxlen, 16]
-    x = layers.GlobalAveragePooling1D(name="pooling")(x)  # [batch, 16]
+    if mask_padding:
+        x = MaskedPooling("mean", name="pooling")([x, ids])  # [batch, 16], real tokens only
+    else:
+        x = layers.GlobalAveragePooling1D(name="pooling")(x)  # [batch, 16]
     x = layers.Dense(16, activation="relu", name="hidden")(x)  # [batch, 16]
     prob = layers.Dense(1, activation="sigmoid", name="probability")(x)  # [batch, 1]
-    model = keras.Model(ids, prob, name="imdb_basic_text_classification")
-    model.compile(optimizer="adam", loss="binary_crossentropy", metrics=["accuracy"])
-    return model
+    return _compile(keras.Model(ids, prob, name=MODEL_NAMES["tutorial"]))
+
+
+def build_bigram(num_words: int, maxlen: int, buckets: int) -> keras.Model:
+    ids = keras.Input(shape=(maxlen,), dtype="int32", name="input_ids")  # [batch, maxlen] int32
+    grams = NgramIds(num_words, buckets, name="ngram_ids")(ids)  # [batch, 2 maxlen - 1] int32
+    x = layers.Embedding(num_words + buckets, BIGRAM_EMBEDDING_DIM, name="embedding")(grams)
+    x = MaskedPooling("mean", name="pooling")([x, grams])  # [batch, 16]
+    x = layers.Dense(16, activation="relu", name="hidden")(x)
+    prob = layers.Dense(1, activation="sigmoid", name="probability")(x)  # [batch, 1]
+    return _compile(keras.Model(ids, prob, name=MODEL_NAMES["bigram"]))
+
+
+def build_linear(num_words: int, maxlen: int, buckets: int) -> keras.Model:
+    """sigmoid(sum of one weight per uni/bigram occurrence + bias); weights set by trainer.linear.
+
+    The table holds sign(w) sqrt(|w|) (see ngrams.SignedSquare): quantized to 8 bits it keeps
+    the many small weights apart."""
+    ids = keras.Input(shape=(maxlen,), dtype="int32", name="input_ids")  # [batch, maxlen] int32
+    grams = NgramIds(num_words, buckets, name="ngram_ids")(ids)  # [batch, 2 maxlen - 1] int32
+    root = layers.Embedding(num_words + buckets, 1, name="weights")(grams)  # [batch, T, 1], sign(w) sqrt|w|
+    w = SignedSquare(name="weight")(root)  # [batch, T, 1]: finer 8-bit steps for the many small weights
+    logit = MaskedPooling("sum", name="pooling")([w, grams])  # [batch, 1]
+    # Kernel fixed at 1 by trainer.linear: this layer only adds the bias and the sigmoid.
+    prob = layers.Dense(1, activation="sigmoid", name="probability")(logit)  # [batch, 1]
+    # Never trained by an optimizer; plain SGD has no slot variables, so loading the saved model
+    # with compile=True does not warn about optimizer variables that were never built.
+    return _compile(keras.Model(ids, prob, name=MODEL_NAMES["linear"]), optimizer="sgd")

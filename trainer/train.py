@@ -43,6 +43,9 @@ class TrainConfig:
     early_stopping: int = 0  # patience in epochs; 0 = off (the tutorial runs all 40 epochs)
     seed: int = 42
     force: bool = False  # train into a directory holding a verified bundle (its manifest goes)
+    arch: str = "tutorial"  # trainer.model.ARCHS
+    mask_padding: bool = False  # tutorial arch: average over real tokens only (bigram/linear always mask)
+    buckets: int = 0  # hashed-bigram table rows; 0 = the architecture's default
 
     def validate(self) -> None:
         for name in ("epochs", "batch_size", "maxlen", "validation_size"):
@@ -52,6 +55,21 @@ class TrainConfig:
             raise TrainError(f"--num-words must be greater than 4, got {self.num_words}")
         if self.early_stopping < 0:
             raise TrainError(f"--early-stopping must be 0 (off) or a patience >= 1, got {self.early_stopping}")
+        self._validate_arch()
+
+    def _validate_arch(self) -> None:
+        from .model import ARCHS
+        from .ngrams import check_bigram_range
+
+        if self.arch not in ARCHS:
+            raise TrainError(f"--arch must be one of {', '.join(ARCHS)}, got {self.arch!r}")
+        if self.buckets < 0:
+            raise TrainError(f"--buckets must be 0 (the default) or positive, got {self.buckets}")
+        if self.arch != "tutorial":
+            try:
+                check_bigram_range(self.num_words, self.buckets or 1)
+            except ValueError as e:
+                raise TrainError(f"--num-words/--buckets: {e}") from None
 
 
 def refuse_verified_bundle(out: str, force: bool, log: Callable[[str], None]) -> None:
@@ -102,9 +120,12 @@ def train(config: TrainConfig, log: Callable[[str], None] = _log) -> dict:
     log(f"built a {tokenizer.num_words}-word vocabulary and tokenized {len(imdb.train_texts) + len(imdb.test_texts)} "
         f"reviews in {time.perf_counter() - t0:.1f} s")
 
-    model, history, seconds = fit(config, x_train, y_train, x_val, y_val, log)
+    if config.arch == "linear":
+        model, history, seconds, extra = fit_linear(config, x_train, y_train, x_val, y_val, log)
+    else:
+        (model, history, seconds), extra = fit(config, x_train, y_train, x_val, y_val, log), {}
     test_loss, test_accuracy = model.evaluate(x_test, imdb.test_labels, batch_size=config.batch_size, verbose=0)
-    metrics = summarize(config, history, seconds, test_loss, test_accuracy)
+    metrics = {**summarize(config, history, seconds, test_loss, test_accuracy), **extra}
     metrics["data"] = recorded_source(source)  # export's calibration and verify default to it
     write_outputs(config.out, model, tokenizer, history, metrics)
     log(f"test accuracy {test_accuracy:.4f} (loss {test_loss:.4f}); outputs in {config.out}")
@@ -119,7 +140,8 @@ def fit(config: TrainConfig, x_train, y_train, x_val, y_val, log):
 
     keras.utils.set_random_seed(config.seed)
     tf.config.experimental.enable_op_determinism()  # same weights on every run on one machine
-    model = build_model(config.num_words, config.maxlen)
+    model = build_model(config.num_words, config.maxlen, arch=config.arch, mask_padding=config.mask_padding,
+                        buckets=config.buckets or None)
     callbacks = [epoch_logger(keras, config.epochs, log)]
     if config.early_stopping:
         callbacks.append(keras.callbacks.EarlyStopping(
@@ -128,6 +150,34 @@ def fit(config: TrainConfig, x_train, y_train, x_val, y_val, log):
     history = model.fit(x_train, y_train, epochs=config.epochs, batch_size=config.batch_size,
                         validation_data=(x_val, y_val), callbacks=callbacks, verbose=0)
     return model, {k: [float(v) for v in vs] for k, vs in history.history.items()}, time.perf_counter() - t0
+
+
+def fit_linear(config: TrainConfig, x_train, y_train, x_val, y_val, log):
+    """The linear architecture: one deterministic NB-LR fit (no epochs, no seed)."""
+    from runtime.errors import require
+
+    from .linear import count_features, fit_nblr, log_loss_and_accuracy, refit_nblr, set_linear_weights
+    from .model import DEFAULT_BUCKETS, build_model
+
+    buckets = config.buckets or DEFAULT_BUCKETS["linear"]
+    t0 = time.perf_counter()
+    x_tr, x_va = (count_features(x, config.num_words, buckets) for x in (x_train, x_val))
+    weights, bias, c, scores = fit_nblr(x_tr, y_train, x_va, y_val, log)
+    model = build_model(config.num_words, config.maxlen, arch="linear", buckets=buckets)
+    set_linear_weights(model, weights, bias)
+    seconds = time.perf_counter() - t0
+    # One "epoch" of history, so metrics.json, report.md and the plots keep their shape.
+    history = {}  # of the model fitted on the training part only: honest validation figures
+    for prefix, x, y in (("", x_train, y_train), ("val_", x_val, y_val)):
+        loss, acc = log_loss_and_accuracy(model.predict(x, batch_size=config.batch_size, verbose=0)[:, 0], y)
+        history[prefix + "loss"], history[prefix + "accuracy"] = [loss], [acc]
+    t0 = time.perf_counter()
+    set_linear_weights(model, *refit_nblr(require("scipy.sparse", "train").vstack([x_tr, x_va]), np.concatenate([y_train, y_val]), c))
+    seconds += time.perf_counter() - t0
+    log(f"NB-LR C={c:g} refitted on all {len(y_train) + len(y_val)} training reviews")
+    return model, history, seconds, {"fit_on_validation": True, "linear": {
+        "C": c, "validation_accuracy_by_C": {str(k): v for k, v in scores.items()}, "buckets": buckets,
+        "nb_alpha": 1.0, "final_fit": "train + validation, with the C chosen on validation"}}
 
 
 def epoch_logger(keras, epochs: int, log):
