@@ -173,7 +173,7 @@ def test_a_worker_whose_parent_is_gone_exits(tmp_path):
             "from runtime import pool\n"
             "r, w = mp.Pipe(duplex=False)\n"
             "w.close()\n"
-            "pool._load(None, 'auto', None, 1, 8, os.getppid(), r)\n"
+            "pool._load(None, 'auto', None, 1, 8, False, os.getppid(), r)\n"
             "time.sleep(30)\n"
             "sys.exit(0)\n")
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO, env={**os.environ, "PYTHONPATH": REPO},
