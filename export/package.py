@@ -39,6 +39,11 @@ def package_runtime_bundle(src: str, dest: str = DEFAULT_DEST, files=RUNTIME_FIL
     results = manifest.get("verification", {}).get("results", {})
     manifest["verification"]["results"] = {n: r for n, r in results.items()
                                            if n in files or n.split(":", 1)[-1] in files}
+    for target in ("web", "micro"):  # directories that do not ship with the runtime
+        manifest.pop(target, None)
+    training = manifest.get("training") or {}
+    if isinstance(training.get("data"), str) and os.path.isabs(training["data"]):
+        training["data"] = os.path.basename(training["data"])  # not the builder's file system
     write_manifest(dest, manifest)
     Bundle.load(dest)  # the copy must verify too
     return dest
