@@ -50,3 +50,11 @@ def test_classifies_the_samples_as_labelled(backend):
     assert len(reviews) == len(labels) == 12
     clf = Classifier.load(backend=backend)
     assert [label for label, _ in clf.classify(reviews)] == labels
+
+
+def test_bundled_manifest_describes_only_what_ships():
+    manifest = Bundle.load().manifest
+    assert "web" not in manifest and "micro" not in manifest  # directories the package does not ship
+    assert manifest["tools"]["tensorflow"]  # made by the current export (the key, whatever the wheel)
+    data = manifest["training"]["data"]
+    assert not os.path.isabs(data) and data.endswith(".tar.gz")  # never the builder's file system
