@@ -50,7 +50,7 @@ class Job:
 
 def positive_int(value, what: str) -> None:
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise InputError(f"{what} must be a positive integer, got {value!r}")
+        raise InputError(f"{what} must be at least 1, got {value!r}")
 
 
 def check(job: Job) -> None:

@@ -286,7 +286,7 @@ class Progress:
         self.terminal = hasattr(self.stream, "isatty") and self.stream.isatty()
         self.interval = interval if self.terminal else plain_interval
         self.start = time.perf_counter()
-        self._last, self._shown = self.start, False
+        self._last, self._shown = float("-inf"), False
 
     def update(self, count: int, text: str | None = None) -> None:
         now = time.perf_counter()

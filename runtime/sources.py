@@ -295,7 +295,7 @@ class _Unclosed:
 
 
 class LineSource(Source):
-    """Text and JSONL. A regular file is cut into byte spans at line ends (the workers read
+    """Text and JSONL (its first object must have the text and id fields, as a header would). A regular file is cut into byte spans at line ends (the workers read
     them); anything else (stdin, a pipe) is sent ``batch_size`` lines at a time."""
 
     def check(self) -> None:
@@ -304,9 +304,9 @@ class LineSource(Source):
                 for number, line in enumerate(iter(lambda: f.readline(self.spec.max_record_bytes + 1), b""), 1):
                     text = decode(line, self.path, number)
                     if text.strip():
-                        obj = parse_object(text, self.path, number)
+                        obj = parse_object(text, self.path, number)  # the key fields; kept ones may be sparse
                         check_columns(f"{self.path}:{number}", list(obj), self.spec.text_column, self.id_column,
-                                      self.keep, "field")
+                                      (), "field")
                         return
 
     def pieces(self) -> Iterator[LinePiece]:

@@ -320,6 +320,7 @@ def score_file(input: str, output: str, *, text_column: str = "text", id_column:
     ``spark``: a session to use (else the active one, else a ``local_session(master)`` started
     and stopped here, its JVM log in a temp file kept on failure or with ``debug``).
     """
+    pyspark()
     input, output = os.fspath(input), os.fspath(output)
     fmt = canonical(input_format or _format_of(input))
     out_fmt = canonical(output_format or output_format_of(output), (CSV, TSV, JSONL, PARQUET))
@@ -330,7 +331,6 @@ def score_file(input: str, output: str, *, text_column: str = "text", id_column:
     _check_output(input, output)
     spec = Spec(text_column, tuple(dict.fromkeys(([id_column] if id_column else []) + list(keep))), max_record_bytes)
     source = engine.open_source(local, fmt, spec, id_column, keep, batch_size) if local else None
-    pyspark()
     clf = _load(model, backend)
     start = time.perf_counter()
     from pyspark.sql import SparkSession
