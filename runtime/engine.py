@@ -70,8 +70,10 @@ def check(job: Job) -> None:
     for path in job.inputs:
         if path != STDIN:
             check_input(path)
+            if os.path.isdir(path) and canonical(job.format_of(path)) != PARQUET:
+                raise InputError(f"{path}: is a directory (only Parquet input may be one)")
     names = ([job.id_column] if job.id_column is not None else []) + list(job.keep)
-    if names and any(job.format_of(p) == TEXT for p in job.inputs):
+    if names and (job.input_format in (TEXT, "lines") or any(job.format_of(p) == TEXT for p in job.inputs)):
         raise InputError("plain text has no columns: --id-column and --keep-columns need "
                          "Parquet, CSV, TSV or JSONL input")
     for name in names:
