@@ -379,13 +379,13 @@ def _check_output(input: str, output: str) -> None:
     parent = os.path.dirname(os.path.abspath(local_out))
     if not os.path.isdir(parent):
         raise InputError(f"{output}: output directory {parent} does not exist")
-    if os.path.exists(local_out) and not os.path.isdir(local_out):
-        raise InputError(f"{output}: exists and is not a directory (Spark writes a directory of part files)")
     if local_in is not None:
         real_in, real_out = os.path.realpath(local_in), os.path.realpath(local_out)
         if real_in == real_out or real_out.startswith(real_in.rstrip(os.sep) + os.sep) or \
                 real_in.startswith(real_out.rstrip(os.sep) + os.sep):
             raise InputError(f"{output}: output and input {input} overlap; it would be overwritten")
+    if os.path.exists(local_out) and not os.path.isdir(local_out):
+        raise InputError(f"{output}: exists and is not a directory (Spark writes a directory of part files)")
 
 
 def _start(master: str, log: str):

@@ -19,3 +19,10 @@ class CrashAt:
 
     def wrap(self, fn):
         return self
+
+
+def crash_batches(batches, work):
+    """A ``runtime.spark.score_batches`` whose Python worker dies at its first batch."""
+    for _ in batches:
+        os._exit(70)
+    yield from ()
