@@ -29,11 +29,8 @@ N = 2000
 
 
 @pytest.fixture(scope="module")
-def session(tmp_path_factory):
-    log = str(tmp_path_factory.mktemp("spark") / "jvm.log")
-    spark = rs.local_session("local[2]", app_name="reviewkit-tests", log=log)
-    yield spark
-    spark.stop()
+def session(spark_session):
+    return spark_session
 
 
 @pytest.fixture(scope="module")
