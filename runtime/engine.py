@@ -15,11 +15,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import IO, Iterator, Sequence
 
+from .parquet import ParquetSource
 from .pool import WorkerPool, default_workers
 from .sinks import CSV, OUTPUT_FORMATS, PARQUET, RESERVED, Chunk, Layout, Progress, Summary, check_output, \
     open_sink
-from .sources import (DEFAULT_MAX_RECORD_BYTES, INPUT_FORMATS, STDIN, TEXT, InputError, Spec, canonical,
-                      check_input, format_of, open_source, text_pieces)
+from .sources import (DEFAULT_MAX_RECORD_BYTES, INPUT_FORMATS, STDIN, TEXT, TSV, CsvSource,
+                      InputError, LineSource, Source, Spec, canonical, check_input, format_of, text_pieces)
 
 DEFAULT_CLASSIFIER_BATCH = 256  # texts per model call
 
@@ -46,6 +47,13 @@ class Job:
 
     def format_of(self, path: str) -> str:
         return self.input_format or format_of(path)
+
+
+def open_source(path: str, fmt: str, spec: Spec, id_column: str | None, keep: Sequence[str], batch_size: int,
+                stdin: IO[bytes] | None = None) -> Source:
+    """The source for one input; its columns are checked here, before any work."""
+    cls = ParquetSource if fmt == PARQUET else CsvSource if fmt in (CSV, TSV) else LineSource
+    return cls(path, fmt, spec, id_column, keep, batch_size, stdin)
 
 
 def positive_int(value, what: str) -> None:

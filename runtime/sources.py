@@ -408,15 +408,6 @@ class _NumberedLines:
         return decode(raw, self.name, self.number) + end
 
 
-def open_source(path: str, fmt: str, spec: Spec, id_column: str | None, keep: Sequence[str],
-                batch_size: int, stdin: IO[bytes] | None = None) -> Source:
-    if fmt == PARQUET:
-        from .parquet import ParquetSource
-        return ParquetSource(path, fmt, spec, id_column, keep, batch_size, stdin)
-    cls = CsvSource if fmt in (CSV, TSV) else LineSource
-    return cls(path, fmt, spec, id_column, keep, batch_size, stdin)
-
-
 def text_pieces(texts: Sequence[str], batch_size: int) -> Iterator[TextPiece]:
     it, first = iter(texts), 1
     while batch := tuple(islice(it, batch_size)):
