@@ -133,6 +133,8 @@ def _cell(value: object) -> str:
     """A csv/tsv cell: strings as they are, null empty, other values as JSON."""
     if value is None:
         return ""
+    if type(value) is int:  # row numbers: the common case, without json.dumps
+        return str(value)
     return value if isinstance(value, str) else _json(value)
 
 
