@@ -47,6 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--engine", choices=("local", "spark"), default="local",
                    help="local: a process pool (default); spark: PySpark (the [spark] extra)")
     p.add_argument("--master", metavar="URL", help="spark engine: Spark master (default: local[2])")
+    p.add_argument("--spark-conf", action="append", default=[], metavar="KEY=VALUE",
+                   help="spark engine: a Spark setting for the session started here (repeatable)")
     p.add_argument("--debug", action="store_true", help="spark engine: keep the Spark log and tracebacks")
     add_options(p, batch_size=DEFAULT_BATCH_SIZE)
     return p
@@ -73,6 +75,10 @@ def _main(argv) -> int:
     args = build_parser().parse_args(argv)
     if args.master is not None and args.engine != "spark":
         raise InputError("--master needs --engine spark")
+    if args.spark_conf and args.engine != "spark":
+        raise InputError("--spark-conf needs --engine spark")
+    if any("=" not in c for c in args.spark_conf):
+        raise InputError("--spark-conf takes KEY=VALUE")
     if args.workers is not None and args.engine != "local":
         raise InputError("--workers is for --engine local; give Spark cores with --master 'local[N]'")
     options = dict(text_column=args.text_column, id_column=args.id_column, keep_columns=keep_list(args.keep_columns),
@@ -83,7 +89,8 @@ def _main(argv) -> int:
     if args.engine == "spark":
         from . import spark
         summary = spark.score_file(args.input, args.output, master=args.master or spark.DEFAULT_MASTER,
-                                   debug=args.debug, **options)
+                                   debug=args.debug, conf=dict(c.split("=", 1) for c in args.spark_conf),
+                                   **options)
     else:
         summary = score_file(args.input, args.output, workers=args.workers, **options)
     print(summary, file=sys.stderr)

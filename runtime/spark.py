@@ -314,7 +314,7 @@ def score_file(input: str, output: str, *, text_column: str = "text", id_column:
                batch_size: int = 4096, input_format: str | None = None, output_format: str | None = None,
                threshold: float | None = None, max_record_bytes: int = engine.DEFAULT_MAX_RECORD_BYTES,
                master: str = DEFAULT_MASTER, spark=None, progress: bool = False, stream: IO[str] | None = None,
-               debug: bool = False) -> Summary:
+               debug: bool = False, conf: dict | None = None) -> Summary:
     """``python -m runtime.batch --engine spark``: INPUT scored into the directory OUTPUT.
 
     ``spark``: a session to use (else the active one, else a ``local_session(master)`` started
@@ -340,7 +340,7 @@ def score_file(input: str, output: str, *, text_column: str = "text", id_column:
     if owned:
         fd, log = tempfile.mkstemp(prefix="reviewkit-spark-", suffix=".log")
         os.close(fd)
-        session = _start(master, log)
+        session = _start(master, log, conf)
     startup = time.perf_counter() - start
     meter = Progress(stream, enabled=progress)
     key = "spark.sql.execution.arrow.maxRecordsPerBatch"
@@ -388,10 +388,10 @@ def _check_output(input: str, output: str) -> None:
         raise InputError(f"{output}: exists and is not a directory (Spark writes a directory of part files)")
 
 
-def _start(master: str, log: str):
+def _start(master: str, log: str, conf: dict | None = None):
     """``local_session`` for the CLI: a failure to start (no Java, bad master) as one line."""
     try:
-        return local_session(master, log=log)
+        return local_session(master, conf=conf, log=log)
     except Exception as e:  # py4j or pyspark: Spark did not start
         raise Failure(f"cannot start Spark on {master}: {_first_line(str(e))} "
                       f"(Spark needs Java 17+; its log: {log})") from None
