@@ -390,3 +390,26 @@ def test_subprocess_unreadable_file(tmp_path):
         assert (done.returncode, done.stdout, done.stderr) == (2, "", f"Error: {path}: cannot read: Permission denied\n")
     finally:
         os.chmod(path, 0o600)
+
+
+@pytest.mark.parametrize("fmt", ["text", "jsonl", "csv"])
+def test_workers_write_the_same_bytes_as_one_process(bundle, tmp_path, capsys, monkeypatch, fmt):
+    texts, _ = tiny_corpus(3000, seed=4)
+    texts[7], texts[100] = "", "bad \ufffd"
+    if fmt == "text":
+        data = "\n".join(texts) + "\n"
+    elif fmt == "jsonl":
+        data = "".join(json.dumps({"text": t, "id": i}) + "\n" for i, t in enumerate(texts))
+    else:
+        buf = io.StringIO()
+        csv.writer(buf, lineterminator="\n").writerows([["id", "text"]] + [[i, t] for i, t in enumerate(texts)])
+        data = buf.getvalue()
+    p = write(tmp_path / f"in.{fmt}", data)
+    monkeypatch.setattr("runtime.sources.CHUNK_BYTES", 20_000)  # several pieces per worker
+    outs = []
+    for workers in ("1", "2"):
+        code, out, _ = run(capsys, p, "--input-format", fmt, "--workers", workers, "--batch-size", "300",
+                           "--model", bundle, "--format", "jsonl")
+        outs.append(out)
+        assert code == 0
+    assert outs[0] == outs[1] and len(outs[0].splitlines()) == 3000
