@@ -73,7 +73,7 @@ class Work:
     backend: str
     layout: Layout
     spec: Spec
-    mode: str  # column | text | jsonl
+    mode: str  # column (a typed column) | csv (a CSV/TSV column) | text | jsonl (raw lines)
     name: str  # the input, for messages
     text: str  # the input column holding the text (raw bytes for text/jsonl)
     rows: str | None = None  # None, "parquet" (file + row index) or "partitions" (__mid)
@@ -118,11 +118,12 @@ def score_batches(batches, work: Work):
 def _rows(batch, work: Work) -> Rows:
     numbers = _row_numbers(batch, work)
     values = batch.column(work.text).to_pylist()
-    if work.mode == "column":
+    if work.mode in ("column", CSV):
         kept = {c: batch.column(c) for c in work.spec.columns}
-        for value, number in zip(values, numbers):
-            if isinstance(value, str) and "\0" in value:  # the NUL rule of the line formats
-                raise InputError(f"{work.name}: row {number}: NUL byte: binary input is not supported")
+        for value, number in zip(values, numbers if work.mode == CSV else ()):
+            if isinstance(value, str) and "\0" in value:  # the NUL rule of the text formats
+                where = f"row {number}" if number else "a row"
+                raise InputError(f"{work.name}: {where}: NUL byte: binary input is not supported")
         judged = [judge(v, work.spec.text_column) for v in values]
         return Rows(work.name, numbers, [t for t, _ in judged], [e for _, e in judged], kept)
     cap = work.spec.max_record_bytes
@@ -341,7 +342,7 @@ def score_file(input: str, output: str, *, text_column: str = "text", id_column:
         fd, log = tempfile.mkstemp(prefix="reviewkit-spark-", suffix=".log")
         os.close(fd)
         session = _start(master, log, conf)
-    startup = time.perf_counter() - start
+    startup = time.perf_counter() - start if owned else 0.0
     meter = Progress(stream, enabled=progress)
     key = "spark.sql.execution.arrow.maxRecordsPerBatch"
     previous = session.conf.get(key, None)
@@ -397,31 +398,45 @@ def _start(master: str, log: str, conf: dict | None = None):
                       f"(Spark needs Java 17+; its log: {log})") from None
 
 
-def _read(spark, input: str, fmt: str, source):
-    """(DataFrame, text column, mode, row-number fields of ``Work``)."""
+def _read(spark, input: str, fmt: str, source, spec: Spec, id_column: str | None, keep: Sequence[str]):
+    """(DataFrame of only the columns the workers need, text column, mode, row-number fields of
+    ``Work``). Columns are checked against Spark's schema before any scoring job."""
     from pyspark.sql import functions as F
 
     uri = os.path.abspath(input) if not is_uri(input) else input
-    if fmt == "parquet":
-        df = spark.read.parquet(uri).select("*", F.col("_metadata.file_path").alias("__file"),
-                                            F.col("_metadata.row_index").alias("__index"))
-        return df, None, "column", dict(rows="parquet", offsets=_parquet_offsets(df, source))
-    if fmt in (CSV, TSV):
-        df = spark.read.options(header=True, multiLine=True, escape='"', mode="FAILFAST", inferSchema=False,
-                                encoding="UTF-8", sep="\t" if fmt == TSV else ",").csv(uri)
-        # CSV has no nulls: an empty field is empty text, as the local engine reads it
-        df = df.select(*[F.coalesce(F.col(f"`{c}`"), F.lit("")).alias(c) for c in df.columns])
-        mode = "column"
+    columns = list(dict.fromkeys((spec.text_column,) + spec.columns))
+    if fmt in (PARQUET, CSV, TSV):
+        if fmt == PARQUET:
+            df = spark.read.parquet(uri)
+        else:  # CSV has no nulls: an empty field is empty text, as the local engine reads it
+            df = spark.read.options(header=True, multiLine=True, escape='"', mode="FAILFAST", inferSchema=False,
+                                    encoding="UTF-8", sep="\t" if fmt == TSV else ",").csv(uri)
+        _check_names(df.columns, spec.text_column, id_column, keep)
+        text_type = df.schema[spec.text_column].dataType.simpleString()
+        if text_type not in ("string", "void"):
+            raise InputError(f"{input}: column {spec.text_column!r} is {text_type}, not text (--text-column)")
+        if fmt != PARQUET:
+            df = df.select(*[F.coalesce(F.col(f"`{c}`"), F.lit("")).alias(c) for c in columns])
+        elif id_column is not None:  # the id is the key: no row numbers needed
+            return df.select(*columns), None, "column", {}
+        else:
+            df = df.select(*columns, F.col("_metadata.file_path").alias("__file"),
+                           F.col("_metadata.row_index").alias("__index"))
+            return df, None, "column", dict(rows="parquet", offsets=_parquet_offsets(df, source))
+        if id_column is not None:
+            return df, None, CSV, {}
+        mode = CSV
     else:  # the raw bytes of each line: the workers decode them as the local engine does
         df = spark.read.text(uri, lineSep="\n").select(F.col("value").cast("binary").alias("__raw"))
         mode = fmt
+    # Spark does not number lines: one counting pass gives each partition its first row number
     df = df.withColumn("__mid", F.monotonically_increasing_id())
-    counts = dict(df.groupBy(F.spark_partition_id().alias("p")).count().collect())  # line numbers need them
+    counts = dict(df.groupBy(F.spark_partition_id().alias("p")).count().collect())
     offsets, total = [], 0
     for p in range(max(counts, default=-1) + 1):
         offsets.append(total)
         total += counts.get(p, 0)
-    return df, "__raw" if mode != "column" else None, mode, dict(rows="partitions", offsets=tuple(offsets))
+    return df, "__raw" if mode != CSV else None, mode, dict(rows="partitions", offsets=tuple(offsets))
 
 
 def _parquet_offsets(df, source) -> tuple:
@@ -440,13 +455,8 @@ def _parquet_offsets(df, source) -> tuple:
 def _run(spark, input: str, output: str, fmt: str, out_fmt: str, spec: Spec, id_column, keep, threshold, clf,
          source, log) -> Summary:
     try:
-        df, raw, mode, rows = _read(spark, input, fmt, source)
-        if mode == "column":
-            _check_names([c for c in df.columns if not c.startswith("__")], spec.text_column, id_column, keep)
-            text_type = df.schema[spec.text_column].dataType.simpleString()
-            if text_type not in ("string", "void"):
-                raise InputError(f"{input}: column {spec.text_column!r} is {text_type}, not text (--text-column)")
-        types = _arrow_types(df.schema, spec.columns) if mode == "column" else None
+        df, raw, mode, rows = _read(spark, input, fmt, source, spec, id_column, keep)
+        types = _arrow_types(df.schema, spec.columns) if mode in ("column", CSV) else None
         layout = Layout(out_fmt, tuple(clf.labels), clf.threshold if threshold is None else threshold, id_column,
                         keep, types=types)
         sc = spark.sparkContext
