@@ -79,7 +79,7 @@ def judge(value: object, text_column: str = "text") -> tuple[str, str | None]:
     if isinstance(value, str):
         if "\ufffd" in value:
             return value, INVALID_UTF8
-        return value, (EMPTY if not value.strip() else None)
+        return value, (EMPTY if not value or value.isspace() else None)  # isspace: no copy of the text
     if value is None:
         return "", NULL
     if value is MISSING:
