@@ -180,26 +180,36 @@ class LinePiece:
     lines: tuple = ()
     span: tuple[int, int] = (0, 0)  # (offset, length) when ``lines`` is empty
 
-    def raw_lines(self, cap: int) -> list[bytes]:
+    def data(self) -> bytes:
         if self.lines:
-            return list(self.lines)
+            return b"".join(self.lines)
         with open(self.source, "rb") as f:
             f.seek(self.span[0])
-            data = f.read(self.span[1])
-        lines = data.split(b"\n")
-        if data.endswith(b"\n"):
+            return f.read(self.span[1])
+
+    def texts(self, cap: int) -> list[str]:
+        """The piece's lines as text, decoded as ``decode`` does line by line, in one pass."""
+        data, name = self.data(), display(self.source)
+        if len(data) > cap:
+            for i, line in enumerate(data.split(b"\n")):
+                if len(line) > cap:
+                    raise too_long(name, self.first + i + 1, cap)
+        if b"\0" in data:
+            raise InputError(nul_message(name, self.first + data[:data.index(b"\0")].count(b"\n") + 1))
+        text = data.decode("utf-8", "replace")  # a bad sequence never spans a line break
+        lines = text.split("\n")
+        if text.endswith("\n"):
             lines.pop()
-        for i, line in enumerate(lines):
-            if len(line) > cap:
-                raise too_long(self.source, self.first + i + 1, cap)
-        return lines
+        if self.first == 0 and lines and lines[0].startswith("\ufeff"):
+            lines[0] = lines[0][1:]
+        return [line[:-1] if line.endswith("\r") else line for line in lines]
 
     def read(self, spec: Spec) -> Iterator[Rows]:
         yield self._rows(spec)
 
     def _rows(self, spec: Spec) -> Rows:
         name = display(self.source)
-        lines = [decode(raw, name, self.first + i) for i, raw in enumerate(self.raw_lines(spec.max_record_bytes), 1)]
+        lines = self.texts(spec.max_record_bytes)
         first = self.first + 1
         if self.format == TEXT:
             return rows_of_values(self.source, list(range(first, first + len(lines))), lines, {}, spec)
