@@ -254,8 +254,9 @@ def test_python_dash_m_runtime_batch_engine_spark(bundle, clf, tmp_path):
     jsonl = write_jsonl(tmp_path / "in.jsonl", {"text": texts})
     code = ("import sys, runtime.batch\n"
             f"rc = runtime.batch.main([{jsonl!r}, {str(out)!r}, '--id-column', 'nope', '--engine', 'spark'])\n"
-            "print(rc, 'pyspark' in sys.modules)")
+            "from pyspark import SparkContext\n"
+            "print(rc, SparkContext._active_spark_context is None)")
     proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert proc.stderr == f"Error: {jsonl}:1: no field 'nope' (--id-column); fields: text\n"
-    assert proc.stdout == "2 True\n"  # pyspark imported (the extra is checked), no session started
+    assert proc.stdout == "2 True\n"  # refused with no Spark context ever started
     assert {f: (out / f).read_bytes() for f in os.listdir(out)} == before  # the earlier output is untouched
