@@ -4,7 +4,8 @@ __all__ = ["Bundle", "BundleError", "Classifier", "Tokenizer"]
 
 
 def __getattr__(name):
-    # Lazy, so that ``runtime.tokenizer`` (imported by the trainer) does not load onnxruntime.
+    # Lazy: importing ``runtime`` or any of its modules loads no inference runtime (onnxruntime,
+    # LiteRT) until a Classifier is made: ``runtime.tokenizer`` (the trainer), ``--help``.
     if name == "Classifier":
         from .classifier import Classifier
         return Classifier

@@ -1,4 +1,4 @@
-"""Score reviews on Spark: the local engine's scorer inside ``mapInPandas``.
+"""Score reviews on Spark: the local engine's rows, rule and formatting inside ``mapInArrow``.
 
 In your own Spark job (``pip install 'reviewkit[spark]'`` on the driver and every executor):
 
@@ -7,175 +7,191 @@ In your own Spark job (``pip install 'reviewkit[spark]'`` on the driver and ever
                              keep_columns=["movie_id"])
     # review_id, label, probability (float), error, movie_id
 
-The bundle is zipped on the driver, shipped with ``SparkContext.addArchive`` and loaded once
-per Python worker (a module-level cache; workers are reused across tasks), on one
-onnxruntime thread since Spark gives each task one core.
+The bundle is zipped into a fresh private temp directory, shipped with ``addArchive`` and
+loaded once per Python worker, on one onnxruntime thread (Spark gives each task one core).
 
-``score_file`` is the ``--engine spark`` of ``python -m runtime.batch``: same inputs, outputs,
-columns, row numbers and error rules as the local engine. Spark writes a directory, so the
-output is made one file by shuffling the (small) scored rows to a single partition, sorting
-them by row number there -- input order, as the local engine -- and letting Spark's own writer
-write that partition into a temp directory beside OUTPUT; its one part file is then renamed
-onto OUTPUT. Scoring stays parallel, the driver never holds the data, and a failed job leaves
-OUTPUT untouched. ``local_session`` starts a local session bound to 127.0.0.1 with the UI off.
+``score_file`` is ``python -m runtime.batch --engine spark``: INPUT and OUTPUT are any path or
+URI Spark can use (``file://``, ``hdfs://``, ``s3a://``, a local path). OUTPUT is Spark's native
+output, a directory of part files and ``_SUCCESS``: one row per input row, no global order;
+csv/tsv/jsonl part files hold exactly the bytes the local engine writes for those rows (the
+workers format them; csv/tsv parts each start with the header). The driver never reads data
+back: the summary counts come from accumulators. A local OUTPUT is written beside it and moved
+into place on success; a URI OUTPUT is replaced by Spark (``overwrite``).
 """
 from __future__ import annotations
 
-import dataclasses
+import atexit
 import hashlib
 import os
 import re
+import shutil
 import sys
 import tempfile
-import threading
 import time
 import zipfile
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import IO, Iterator, Sequence
 
-import numpy as np
-
-from . import batch, records
-from .backends import BackendError
-from .batch import ERROR, LABEL, PROBABILITY, RESERVED, ROW, BatchError, WorkerError
-from .bundle import MANIFEST, BundleError
+from . import engine
+from .errors import Failure, require
 from .files import temp_output
+from .pool import WorkerError
+from .sinks import CSV, PARQUET, RESERVED, ROW, TSV, Layout, Progress, Summary, output_format_of
+from .sources import (JSONL, MISSING, TEXT, InputError, Rows, Spec, canonical, decode, format_of, judge,
+                      parse_object, too_long)
 
 DEFAULT_MASTER = "local[2]"
-SPARK_EXTRA = "pip install 'reviewkit[spark]'"
-_ROW = "__row"  # the internal row number column (CLI only)
 _OFFSET_BITS = 33  # monotonically_increasing_id(): partition index << 33 | position in partition
 
 
 def pyspark():
-    """The pyspark module, or a ``BatchError`` naming the extra to install."""
-    try:
-        import pandas  # noqa: F401  (mapInPandas needs it)
-        import pyspark
-        import pyspark.sql  # noqa: F401
-    except ImportError:
-        raise BatchError(f"the spark engine needs PySpark and pandas: {SPARK_EXTRA}") from None
-    return pyspark
+    """pyspark (with pyarrow), or ``MissingExtra`` naming [spark]."""
+    require("pyarrow", "spark")
+    require("pyspark.sql", "spark")
+    return require("pyspark", "spark")
+
+
+def is_uri(path: str) -> bool:
+    return re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", path) is not None
+
+
+def local_path(path: str) -> str | None:
+    """The local file behind ``path`` (a plain path or ``file://``), else None."""
+    if path.startswith("file://"):
+        from urllib.parse import unquote, urlparse
+        return unquote(urlparse(path).path)
+    return None if is_uri(path) else path
 
 
 # -- what the Python workers run --------------------------------------------------------------
 @dataclass(frozen=True)
-class ScoreConfig:
-    """Everything a Python worker needs, shipped inside the ``mapInPandas`` closure."""
+class Work:
+    """Everything a Python worker needs (shipped in the ``mapInArrow`` closure)."""
     archive: str  # SparkFiles name of the zipped bundle
     model: str
     backend: str
-    labels: tuple[str, str]
-    threshold: float
-    text_column: str
-    mode: str = "column"  # column: a text column; lines: text lines; jsonl: JSON lines
-    passthrough: tuple[str, ...] = ()  # column mode: copied as they are
-    parsed: tuple[str, ...] = ()  # jsonl mode: fields taken from each object, as JSON text
+    layout: Layout
+    spec: Spec
+    mode: str  # column (a typed column) | csv (a CSV/TSV column) | text | jsonl (raw lines)
+    name: str  # the input, for messages
+    text: str  # the input column holding the text (raw bytes for text/jsonl)
     rows: str | None = None  # None, "parquet" (file + row index) or "partitions" (__mid)
-    offsets: tuple = ()  # parquet: ((path, first row), ...); partitions: first row per partition
-    name: str = ""  # the input, for messages
-    crash_at: int | None = None  # test hook (batch.CRASH_ENV): os._exit on this frame of a partition
-    out_columns: tuple[str, ...] = ()
+    offsets: tuple = ()  # parquet: ((file, first row), ...); partitions: first row per partition
+    counters: tuple = ()  # accumulators: rows, positive, bad
 
 
 _CLASSIFIERS: dict = {}  # one Classifier per Python worker process and model
 
 
-def _classifier(cfg: ScoreConfig):
+def _classifier(work: Work):
     from pyspark import SparkFiles
 
     from .classifier import Classifier
 
-    key = (SparkFiles.get(cfg.archive), cfg.model, cfg.backend)
-    if key not in _CLASSIFIERS:  # threads=1: Spark gives each Python worker one core
-        _CLASSIFIERS[key] = Classifier.load(key[0], backend=cfg.backend, model=cfg.model, threads=1)
+    key = (SparkFiles.get(work.archive), work.model, work.backend)
+    if key not in _CLASSIFIERS:
+        _CLASSIFIERS[key] = Classifier.load(key[0], backend=work.backend, model=work.model, threads=1)
     return _CLASSIFIERS[key]
 
 
-def _score_frames(frames, cfg: ScoreConfig):
-    """``mapInPandas`` body: pandas frames in, scored frames out (same rows, same order)."""
-    clf = None
-    for index, frame in enumerate(frames):
-        if cfg.crash_at == index:
-            os._exit(70)
-        clf = clf or _classifier(cfg)
-        yield _score_frame(clf, frame, cfg)
+def score_batches(batches, work: Work):
+    """``mapInArrow`` body: Arrow batches of one partition in, encoded output out."""
+    import pyarrow as pa
+
+    clf, header = None, work.layout.header()
+    for batch in batches:
+        rows = _rows(batch, work)
+        if not len(rows):
+            continue
+        clf = clf or _classifier(work)
+        chunk = work.layout.encode(rows, clf.predict(rows.texts))
+        for counter, n in zip(work.counters, (chunk.rows, chunk.positive, chunk.bad)):
+            counter.add(n)
+        if work.layout.format == PARQUET:
+            yield from chunk.data.to_batches()
+        else:  # one value per chunk: Spark's text writer adds the last line break
+            yield pa.record_batch([pa.array([header + chunk.data[:-1]])], names=["value"])
+            header = ""
 
 
-def _score_frame(clf, frame, cfg: ScoreConfig):
-    import pandas as pd
+def _rows(batch, work: Work) -> Rows:
+    numbers = _row_numbers(batch, work)
+    values = batch.column(work.text).to_pylist()
+    if work.mode in ("column", CSV):
+        kept = {c: batch.column(c) for c in work.spec.columns}
+        for value, number in zip(values, numbers if work.mode == CSV else ()):
+            if isinstance(value, str) and "\0" in value:  # the NUL rule of the text formats
+                where = f"row {number}" if number else "a row"
+                raise InputError(f"{work.name}: {where}: NUL byte: binary input is not supported")
+        judged = [judge(v, work.spec.text_column) for v in values]
+        return Rows(work.name, numbers, [t for t, _ in judged], [e for _, e in judged], kept)
+    cap = work.spec.max_record_bytes
+    for raw, number in zip(values, numbers):
+        if len(raw) > cap:
+            raise too_long(work.name, number, cap)
+    lines = [decode(raw, work.name, n) for raw, n in zip(values, numbers)]
+    if work.mode == TEXT:
+        judged = [judge(v) for v in lines]
+        return Rows(work.name, numbers, [t for t, _ in judged], [e for _, e in judged])
+    kept, keys, texts, errors = {c: [] for c in work.spec.columns}, [], [], []
+    for line, number in zip(lines, numbers):
+        if line.strip():
+            obj = parse_object(line, work.name, number)
+            text, error = judge(obj.get(work.spec.text_column, MISSING), work.spec.text_column)
+            keys.append(number)
+            texts.append(text)
+            errors.append(error)
+            for c in work.spec.columns:
+                kept[c].append(obj.get(c))
+    return Rows(work.name, keys, texts, errors, kept)
 
-    out: dict = {}
-    if cfg.mode == "jsonl":
-        numbers = _row_numbers(frame, cfg)
-        lines = [_line(v, n) for v, n in zip(frame["value"], numbers)]
-        rows, values, parsed = batch.parse_jsonl(lines, numbers.tolist(), cfg.name, cfg.text_column, cfg.parsed)
-        out[_ROW] = np.asarray(rows, dtype=np.int64)
-        out.update(parsed)
-    else:
-        if cfg.rows is not None:
-            out[_ROW] = _row_numbers(frame, cfg)
-        column = frame[cfg.text_column]
-        if cfg.mode == "lines":
-            values = [_line(v, n) for v, n in zip(column, out[_ROW])]
-        else:  # a string column: anything else is a null
-            values = [v if isinstance(v, str) else None for v in column]
-        out.update({c: frame[c] for c in cfg.passthrough})
-    probs, errors = batch.score_values(clf, values, cfg.text_column)
-    out[LABEL] = batch.labels_of(probs, cfg.labels, cfg.threshold)
-    out[PROBABILITY] = probs
-    out[ERROR] = errors
-    return pd.DataFrame(out, columns=list(cfg.out_columns))
 
-
-def _line(line: str, number: int) -> str:
-    """A text line as the local engine reads it: Spark split on \\n only (lineSep), so drop a
-    CR left by CRLF, and the BOM of the first line."""
-    line = line[:-1] if line.endswith("\r") else line
-    return line[1:] if number == 1 and line.startswith("\ufeff") else line
-
-
-def _row_numbers(frame, cfg: ScoreConfig) -> np.ndarray:
+def _row_numbers(batch, work: Work) -> list[int]:
     """1-based row numbers, as the local engine counts them."""
-    if cfg.rows == "parquet":
-        from urllib.parse import unquote, urlparse
-        first = dict(cfg.offsets)
-        starts = frame["__file"].map(lambda uri: first[unquote(urlparse(uri).path)])
-        return (starts.to_numpy(np.int64) + frame["__index"].to_numpy(np.int64) + 1).astype(np.int64)
-    mid = frame["__mid"].to_numpy(np.int64)
-    starts = np.asarray(cfg.offsets, dtype=np.int64)[mid >> _OFFSET_BITS]
-    return starts + (mid & ((1 << _OFFSET_BITS) - 1)) + 1
+    import numpy as np
+
+    if work.rows == "parquet":
+        first = dict(work.offsets)
+        files = batch.column("__file").to_pylist()
+        index = batch.column("__index").to_numpy()
+        return (np.array([first[_file_key(f)] for f in files], dtype=np.int64) + index + 1).tolist()
+    if work.rows == "partitions":
+        mid = batch.column("__mid").to_numpy()
+        starts = np.asarray(work.offsets, dtype=np.int64)[mid >> _OFFSET_BITS]
+        return (starts + (mid & ((1 << _OFFSET_BITS) - 1)) + 1).tolist()
+    return [0] * batch.num_rows  # score_dataframe without an id column: no key is output
+
+
+def _file_key(uri: str) -> str:
+    """A file as both Spark's ``_metadata.file_path`` and a local path name it."""
+    from urllib.parse import unquote, urlparse
+    return unquote(urlparse(uri).path) if is_uri(uri) or uri.startswith("file:") else os.path.abspath(uri)
 
 
 # -- shipping the model -----------------------------------------------------------------------
-_SHIPPED: set = set()  # (application id, archive name) already added
+_SHIPPED: dict = {}  # (application id, manifest digest) -> archive name
 
 
 def _ship_bundle(spark, bundle) -> str:
-    """Zip the bundle (manifest + the files it lists), add it to the SparkContext; its name."""
+    """Zip the bundle (manifest + the files it lists) in a fresh private temp dir, add it to the
+    SparkContext (once per application); its SparkFiles name."""
+    from .bundle import MANIFEST
+
     with open(bundle.path(MANIFEST), "rb") as f:
         digest = hashlib.sha256(f.read()).hexdigest()[:16]  # the manifest pins every file's sha256
-    name = f"reviewkit-bundle-{digest}.zip"
-    folder = os.path.join(tempfile.gettempdir(), f"reviewkit-spark-{os.getuid()}")
-    os.makedirs(folder, exist_ok=True)
-    path = os.path.join(folder, name)
-    if not os.path.exists(path):
-        fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f, zipfile.ZipFile(f, "w", zipfile.ZIP_DEFLATED) as z:
-                for member in [MANIFEST, *bundle.manifest["files"]]:
-                    z.write(bundle.path(member), member)
-            os.replace(tmp, path)
-        except BaseException:
-            os.unlink(tmp)
-            raise
     sc = spark.sparkContext
-    key = (sc.applicationId, name)
+    key = (sc.applicationId, digest)
     if key not in _SHIPPED:
-        sc.addArchive(path)
-        _SHIPPED.add(key)
-    return name
+        folder = tempfile.mkdtemp(prefix="reviewkit-spark-")  # 0700, never a shared name
+        atexit.register(shutil.rmtree, folder, True)
+        name = f"reviewkit-bundle-{digest}-{os.path.basename(folder)}.zip"
+        with zipfile.ZipFile(os.path.join(folder, name), "w", zipfile.ZIP_DEFLATED) as z:
+            for member in [MANIFEST, *bundle.manifest["files"]]:
+                z.write(bundle.path(member), member)
+        sc.addArchive(os.path.join(folder, name))
+        _SHIPPED[key] = name
+    return _SHIPPED[key]
 
 
 def _load(model: str | None, backend: str):
@@ -184,55 +200,65 @@ def _load(model: str | None, backend: str):
     return Classifier.load(model, backend=backend, threads=1)
 
 
+def _arrow_types(schema, names: Sequence[str]):
+    import pyarrow as pa
+    from pyspark.sql.pandas.types import to_arrow_type
+
+    return pa.schema([pa.field(n, to_arrow_type(schema[n].dataType)) for n in names])
+
+
+def _apply(df, work: Work):
+    """``mapInArrow`` with the layout's output schema (Parquet) or one ``value`` text column."""
+    from functools import partial
+
+    from pyspark.sql import types as T
+    from pyspark.sql.pandas.types import from_arrow_schema
+
+    if work.layout.format == PARQUET:
+        schema = from_arrow_schema(work.layout.schema())
+    else:
+        schema = T.StructType([T.StructField("value", T.StringType())])
+    return df.mapInArrow(partial(score_batches, work=work), schema)
+
+
 # -- the public API ---------------------------------------------------------------------------
 def score_dataframe(df, text_col: str = "text", id_col: str | None = None, model: str | None = None,
                     backend: str = "auto", keep_columns: Sequence[str] = ()):
     """``df`` scored: ``[id_col,] label, probability, error, *keep_columns``, one row per row of df.
 
-    ``text_col`` must be a string column; a null scores as empty text with ``error`` =
-    ``"text is null"`` (``error`` is null otherwise). ``model``: a bundle directory (or a model
-    file in one) on the driver, ``None`` for the bundled model; it is shipped to the executors.
-    Lazy, like any DataFrame: nothing runs until an action. Raises ``BatchError``/``BundleError``.
+    ``text_col`` must be a string column; a bad text scores under the bad-row rule (``error``
+    says why, null otherwise). ``model``: a bundle directory (or a model file in one) on the
+    driver, ``None`` for the bundled model. Lazy, like any DataFrame. Raises ``InputError`` or
+    ``BundleError``.
     """
     pyspark()
     from pyspark.sql import types as T
 
     keep = tuple(keep_columns)
-    passthrough = ([id_col] if id_col is not None else []) + list(keep)
-    fields = {f.name: f for f in df.schema.fields}
-    for col, what in [(text_col, "text_col")] + [(c, "id_col / keep_columns") for c in passthrough]:
-        if col not in fields:
-            raise BatchError(f"no column {col!r} ({what}); columns: {', '.join(df.columns)}")
-    if not isinstance(fields[text_col].dataType, (T.StringType, T.NullType)):
-        raise BatchError(f"column {text_col!r} is {fields[text_col].dataType.simpleString()}, not text")
-    for col in passthrough:
-        if col in RESERVED:
-            raise BatchError(f"column {col!r} clashes with the output column of that name")
-    if len(set(passthrough)) != len(passthrough):
-        raise BatchError("a column is asked for twice (id_col / keep_columns)")
+    _check_names(df.columns, text_col, id_col, keep, "text_col", "id_col / keep_columns")
+    text_type = df.schema[text_col].dataType
+    if not isinstance(text_type, (T.StringType, T.NullType)):
+        raise InputError(f"column {text_col!r} is {text_type.simpleString()}, not text")
     clf = _load(model, backend)
-    cfg = _config(df.sparkSession, clf, text_col, passthrough=tuple(passthrough))
-    leading = [fields[id_col]] if id_col is not None else []
-    return _apply(df.select(*dict.fromkeys([text_col, *passthrough])), cfg, leading, [fields[c] for c in keep])
+    spec = Spec(text_col, tuple(dict.fromkeys(([id_col] if id_col else []) + list(keep))))
+    layout = Layout(PARQUET, tuple(clf.labels), clf.threshold, id_col, keep, types=_arrow_types(df.schema, spec.columns))
+    work = Work(_ship_bundle(df.sparkSession, clf.bundle), clf.model, clf.backend_name, layout, spec, "column",
+                "dataframe", text_col)
+    scored = _apply(df.select(*dict.fromkeys([text_col, *spec.columns])), work)
+    return scored if id_col is not None else scored.drop(ROW)
 
 
-def _config(spark, clf, text_column: str, **kw) -> ScoreConfig:
-    archive = _ship_bundle(spark, clf.bundle)
-    return ScoreConfig(archive, clf.model, clf.backend_name, tuple(clf.labels), clf.threshold,
-                       text_column, crash_at=batch._crash_at(), **kw)
-
-
-def _apply(df, cfg: ScoreConfig, leading: list, trailing: list = ()):
-    """mapInPandas with the output schema ``leading + label, probability, error + trailing``."""
-    from functools import partial
-
-    from pyspark.sql import types as T
-
-    fields = list(leading) + [T.StructField(LABEL, T.StringType()), T.StructField(PROBABILITY, T.FloatType()),
-                              T.StructField(ERROR, T.StringType())] + list(trailing)
-    schema = T.StructType(fields)
-    cfg = dataclasses.replace(cfg, out_columns=tuple(f.name for f in fields))
-    return df.mapInPandas(partial(_score_frames, cfg=cfg), schema)
+def _check_names(columns: Sequence[str], text: str, id_col: str | None, keep: Sequence[str],
+                 text_what: str = "--text-column", other: str = "--id-column / --keep-columns") -> None:
+    named = ([id_col] if id_col else []) + list(keep)
+    for col, what in [(text, text_what)] + [(c, other) for c in named]:
+        if col not in columns:
+            raise InputError(f"no column {col!r} ({what}); columns: {', '.join(columns)}")
+    for col in named:
+        if col in RESERVED:
+            raise InputError(f"column {col!r} clashes with the output column of that name")
+    if len(set(named)) != len(named):
+        raise InputError(f"a column is asked for twice ({other})")
 
 
 # -- sessions ---------------------------------------------------------------------------------
@@ -271,7 +297,7 @@ def _jvm_output(path: str | None) -> Iterator[None]:
     sys.stdout.flush()
     sys.stderr.flush()
     saved = os.dup(1), os.dup(2)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     try:
         os.dup2(fd, 1)
         os.dup2(fd, 2)
@@ -286,44 +312,46 @@ def _jvm_output(path: str | None) -> Iterator[None]:
 # -- the CLI engine ---------------------------------------------------------------------------
 def score_file(input: str, output: str, *, text_column: str = "text", id_column: str | None = None,
                keep_columns: Sequence[str] = (), model: str | None = None, backend: str = "auto",
-               batch_size: int = batch.DEFAULT_BATCH_SIZE, master: str = DEFAULT_MASTER, spark=None,
-               progress: bool = False, stream: IO[str] | None = None) -> batch.Summary:
-    """``python -m runtime.batch --engine spark``: as ``batch.score_file``, on Spark.
+               batch_size: int = 4096, input_format: str | None = None, output_format: str | None = None,
+               threshold: float | None = None, max_record_bytes: int = engine.DEFAULT_MAX_RECORD_BYTES,
+               master: str = DEFAULT_MASTER, spark=None, progress: bool = False, stream: IO[str] | None = None,
+               debug: bool = False, conf: dict | None = None) -> Summary:
+    """``python -m runtime.batch --engine spark``: INPUT scored into the directory OUTPUT.
 
     ``spark``: a session to use (else the active one, else a ``local_session(master)`` started
-    and stopped here, its JVM log in a temp file). ``batch_size`` sets Arrow's records per batch.
+    and stopped here, its JVM log in a temp file kept on failure or with ``debug``).
     """
-    job = batch.plan(input, output, text_column, id_column, keep_columns, model, backend, batch_size)
     pyspark()
-    batch.pyarrow()
+    input, output = os.fspath(input), os.fspath(output)
+    fmt = canonical(input_format or _format_of(input))
+    out_fmt = canonical(output_format or output_format_of(output), (CSV, TSV, JSONL, PARQUET))
+    keep, local = tuple(keep_columns), local_path(input)
+    job = engine.Job((local,) if local else (), None, fmt, out_fmt, (), text_column, id_column, keep,
+                     threshold, batch_size, max_record_bytes)
+    engine.check(job)  # options, names and a local INPUT's columns: before Spark or the model starts
+    _check_output(input, output)
+    spec = Spec(text_column, tuple(dict.fromkeys(([id_column] if id_column else []) + list(keep))), max_record_bytes)
+    source = engine.open_source(local, fmt, spec, id_column, keep, batch_size) if local else None
+    clf = _load(model, backend)
     start = time.perf_counter()
-    reader = _Reader(job)  # checks the input's columns before Spark or the model starts
-    clf = _load(job.model, job.backend)
     from pyspark.sql import SparkSession
 
     session, log = spark or SparkSession.getActiveSession(), None
     owned = session is None
-    startup = time.perf_counter()
     if owned:
-        log = os.path.join(tempfile.gettempdir(), f"reviewkit-spark-{os.getpid()}.log")
-        session = _start(master, log)
-    startup = time.perf_counter() - startup if owned else 0.0
-    meter = batch.row_progress(stream, progress)
-    watcher = _SparkProgress(session, meter) if progress else None
+        fd, log = tempfile.mkstemp(prefix="reviewkit-spark-", suffix=".log")
+        os.close(fd)
+        session = _start(master, log, conf)
+    startup = time.perf_counter() - start if owned else 0.0
+    meter = Progress(stream, enabled=progress)
     key = "spark.sql.execution.arrow.maxRecordsPerBatch"
     previous = session.conf.get(key, None)
-    keep_log = False
+    failed = True
     try:
-        session.conf.set(key, str(job.batch_size))
-        if watcher:
-            watcher.start()
-        rows, bad = _run(session, job, reader, clf, log)
-    except Exception as e:
-        keep_log = log is not None and log in str(e)  # the message points at it
-        raise
+        session.conf.set(key, str(batch_size))
+        summary = _run(session, input, output, fmt, out_fmt, spec, id_column, keep, threshold, clf, source, log)
+        failed = False
     finally:
-        if watcher:
-            watcher.stop()
         meter.clear()
         if previous is not None:
             session.conf.set(key, previous)
@@ -331,155 +359,169 @@ def score_file(input: str, output: str, *, text_column: str = "text", id_column:
             session.conf.unset(key)
         if owned:
             session.stop()
-        if log is not None and not keep_log and os.path.exists(log):
+        if log is not None and not (failed or debug) and os.path.exists(log):
             os.unlink(log)
-    summary = batch.Summary(rows, bad, time.perf_counter() - start, job.output)
-    summary.notes.append(f"Spark {session.version} {master if owned else 'session'} "
-                         f"(start {startup:.1f} s)")
+    summary.seconds = time.perf_counter() - start
+    summary.notes.append(f"Spark {session.version} {master if owned else 'session'} (start {startup:.1f} s)")
     return summary
 
 
-def _start(master: str, log: str):
+def _format_of(path: str) -> str:
+    local = local_path(path)
+    if local is not None:
+        return format_of(local)
+    return format_of(path.rstrip("/")) if os.path.splitext(path.rstrip("/"))[1] else "parquet"
+
+
+def _check_output(input: str, output: str) -> None:
+    local_out, local_in = local_path(output), local_path(input)
+    if local_out is None:
+        return
+    parent = os.path.dirname(os.path.abspath(local_out))
+    if not os.path.isdir(parent):
+        raise InputError(f"{output}: output directory {parent} does not exist")
+    if local_in is not None:
+        real_in, real_out = os.path.realpath(local_in), os.path.realpath(local_out)
+        if real_in == real_out or real_out.startswith(real_in.rstrip(os.sep) + os.sep) or \
+                real_in.startswith(real_out.rstrip(os.sep) + os.sep):
+            raise InputError(f"{output}: output and input {input} overlap; it would be overwritten")
+    if os.path.exists(local_out) and not os.path.isdir(local_out):
+        raise InputError(f"{output}: exists and is not a directory (Spark writes a directory of part files)")
+
+
+def _start(master: str, log: str, conf: dict | None = None):
     """``local_session`` for the CLI: a failure to start (no Java, bad master) as one line."""
     try:
-        return local_session(master, log=log)
-    except Exception as e:
-        raise WorkerError(f"cannot start Spark on {master}: {_first_line(str(e))} "
-                          f"(Spark needs Java 17+; its log: {log})") from None
+        return local_session(master, conf=conf, log=log)
+    except Exception as e:  # py4j or pyspark: Spark did not start
+        raise Failure(f"cannot start Spark on {master}: {_first_line(str(e))} "
+                      f"(Spark needs Java 17+; its log: {log})") from None
 
 
-class _Reader:
-    """The input as a DataFrame plus how its row numbers are found; columns checked up front."""
+def _read(spark, input: str, fmt: str, source, spec: Spec, id_column: str | None, keep: Sequence[str]):
+    """(DataFrame of only the columns the workers need, text column, mode, row-number fields of
+    ``Work``). Columns are checked against Spark's schema before any scoring job."""
+    from pyspark.sql import functions as F
 
-    def __init__(self, job: batch.Job):
-        self.job = job
-        if job.input_format == "parquet":
-            source = batch.ParquetSource(job)  # first file's columns and text type
-            self.files, self.offsets, total = [], [], 0
-            for path in source.files:
-                f = batch._parquet_file(source.pa, path)
-                batch._check_columns(path, f.schema_arrow.names, job)
-                self.files.append(os.path.abspath(path))
-                self.offsets.append((os.path.abspath(path), total))
-                total += f.metadata.num_rows
-        elif job.input_format == "csv":
-            batch.CsvSource(job)  # the header has the columns
-
-    def dataframe(self, spark):
-        """(DataFrame with the needed columns and row sources, config fields for ScoreConfig)."""
-        from pyspark.sql import functions as F
-
-        job, cols = self.job, list(dict.fromkeys([self.job.text_column, *self.job.passthrough]))
-        if job.input_format == "parquet":
-            df = spark.read.parquet(*self.files).select(
-                *cols, F.col("_metadata.file_path").alias("__file"), F.col("_metadata.row_index").alias("__index"))
-            return df, dict(rows="parquet", offsets=tuple(self.offsets))
-        if job.input_format == "csv":
-            df = spark.read.options(header=True, multiLine=True, escape='"', mode="FAILFAST",
-                                    inferSchema=False, encoding="UTF-8").csv(os.path.abspath(job.input))
-            # CSV has no nulls: an empty field is empty text, as pyarrow reads it
-            df = df.select(*[F.coalesce(F.col(f"`{c}`"), F.lit("")).alias(c) for c in cols])
+    uri = os.path.abspath(input) if not is_uri(input) else input
+    columns = list(dict.fromkeys((spec.text_column,) + spec.columns))
+    if fmt in (PARQUET, CSV, TSV):
+        if fmt == PARQUET:
+            df = spark.read.parquet(uri)
+        else:  # CSV has no nulls: an empty field is empty text, as the local engine reads it
+            df = spark.read.options(header=True, multiLine=True, escape='"', mode="FAILFAST", inferSchema=False,
+                                    encoding="UTF-8", sep="\t" if fmt == TSV else ",").csv(uri)
+        _check_names(df.columns, spec.text_column, id_column, keep)
+        text_type = df.schema[spec.text_column].dataType.simpleString()
+        if text_type not in ("string", "void"):
+            raise InputError(f"{input}: column {spec.text_column!r} is {text_type}, not text (--text-column)")
+        if fmt != PARQUET:
+            df = df.select(*[F.coalesce(F.col(f"`{c}`"), F.lit("")).alias(c) for c in columns])
+        elif id_column is not None:  # the id is the key: no row numbers needed
+            return df.select(*columns), None, "column", {}
         else:
-            df = spark.read.text(os.path.abspath(job.input), lineSep="\n")
-        df = df.withColumn("__mid", F.monotonically_increasing_id())
-        counts = dict(df.groupBy(F.spark_partition_id().alias("p")).count().collect())
-        offsets, total = [], 0
-        for p in range(max(counts, default=-1) + 1):
-            offsets.append(total)
-            total += counts.get(p, 0)
-        parallelism = spark.sparkContext.defaultParallelism
-        if df.rdd.getNumPartitions() < parallelism:  # e.g. one small file: score it on every core
-            df = df.repartition(parallelism)
-        return df, dict(rows="partitions", offsets=tuple(offsets))
+            df = df.select(*columns, F.col("_metadata.file_path").alias("__file"),
+                           F.col("_metadata.row_index").alias("__index"))
+            return df, None, "column", dict(rows="parquet", offsets=_parquet_offsets(df, source))
+        if id_column is not None:
+            return df, None, CSV, {}
+        mode = CSV
+    else:  # the raw bytes of each line: the workers decode them as the local engine does
+        df = spark.read.text(uri, lineSep="\n").select(F.col("value").cast("binary").alias("__raw"))
+        mode = fmt
+    # Spark does not number lines: one counting pass gives each partition its first row number
+    df = df.withColumn("__mid", F.monotonically_increasing_id())
+    counts = dict(df.groupBy(F.spark_partition_id().alias("p")).count().collect())
+    offsets, total = [], 0
+    for p in range(max(counts, default=-1) + 1):
+        offsets.append(total)
+        total += counts.get(p, 0)
+    return df, "__raw" if mode != CSV else None, mode, dict(rows="partitions", offsets=tuple(offsets))
 
 
-def _run(spark, job: batch.Job, reader: _Reader, clf, log: str | None) -> tuple[int, int]:
-    """Score into OUTPUT; (rows, rows with an error)."""
-    from pyspark.sql import types as T
-
-    try:
-        df, rows = reader.dataframe(spark)
-        fields = {f.name: f for f in df.schema.fields}
-        if job.input_format == "jsonl":
-            mode, text = "jsonl", job.text_column
-            field = {c: T.StructField(c, T.StringType()) for c in job.passthrough}  # JSON text
-            cfg = _config(spark, clf, text, mode=mode, parsed=tuple(job.passthrough), name=job.input, **rows)
-        else:
-            text = job.text_column if job.input_format != "text" else "value"
-            field = fields
-            cfg = _config(spark, clf, text, mode="lines" if job.input_format == "text" else "column",
-                          passthrough=tuple(job.passthrough), name=job.input, **rows)
-        leading = [T.StructField(_ROW, T.LongType())] + ([field[job.id_column]] if job.id_column else [])
-        scored = _apply(df, cfg, leading, [field[c] for c in job.keep_columns])
-        key = [job.id_column] if job.id_column is not None else [scored[_ROW].alias(ROW)]
-        ordered = scored.repartition(1, _ROW).sortWithinPartitions(_ROW) \
-            .select(*key, LABEL, PROBABILITY, ERROR, *job.keep_columns)
-        with temp_output(job.output, directory=True) as tmp:
-            target = os.path.join(tmp, "out")
-            _write(ordered, job.output_format, target)
-            part = _single_part(target)
-            counts = _count_rows(part, job.output_format)
-            os.replace(part, job.output)
-        return counts
-    except (BatchError, BundleError, BackendError):
-        raise
-    except Exception as e:  # py4j / pyspark errors: one line, no JVM stack trace
-        raise _spark_error(e, job, log) from None
-
-
-def _write(df, fmt: str, target: str) -> None:
-    writer = df.write.mode("overwrite")
-    if fmt == "parquet":
-        writer.parquet(target)
-    elif fmt == "csv":  # RFC 4180: "" escapes a quote (Spark's default escape is a backslash)
-        writer.options(header=True, escape='"', quote='"').csv(target)
+def _parquet_offsets(df, source) -> tuple:
+    """(file URI, rows before it) in name order: from the footers (a local INPUT) or Spark's metadata."""
+    if source is not None:
+        counts = [(path, source.pa.parquet.ParquetFile(path).metadata.num_rows) for path in source.files]
     else:
-        writer.option("ignoreNullFields", False).json(target)
+        counts = sorted(df.groupBy("__file").count().collect())  # answered from the footers
+    pairs, total = [], 0
+    for path, n in counts:
+        pairs.append((_file_key(path), total))
+        total += n
+    return tuple(pairs)
 
 
-def _single_part(target: str) -> str:
-    parts = sorted(f for f in os.listdir(target) if f.startswith("part-") and not f.endswith(".crc"))
-    if len(parts) != 1:
-        raise WorkerError(f"Spark wrote {len(parts)} part files to {target}, expected 1")
-    return os.path.join(target, parts[0])
+def _run(spark, input: str, output: str, fmt: str, out_fmt: str, spec: Spec, id_column, keep, threshold, clf,
+         source, log) -> Summary:
+    try:
+        df, raw, mode, rows = _read(spark, input, fmt, source, spec, id_column, keep)
+        types = _arrow_types(df.schema, spec.columns) if mode in ("column", CSV) else None
+        layout = Layout(out_fmt, tuple(clf.labels), clf.threshold if threshold is None else threshold, id_column,
+                        keep, types=types)
+        sc = spark.sparkContext
+        counters = tuple(sc.accumulator(0) for _ in range(3))
+        work = Work(_ship_bundle(spark, clf.bundle), clf.model, clf.backend_name, layout, spec, mode, input,
+                    raw or spec.text_column, counters=counters, **rows)
+        if df.rdd.getNumPartitions() < sc.defaultParallelism:  # e.g. one small file: use every core
+            df = df.repartition(sc.defaultParallelism)
+        scored = _apply(df, work)
+        _write(scored, out_fmt, output)
+    except Exception as e:
+        raise _spark_error(e, input, output, log) from None
+    return Summary(counters[0].value, counters[1].value, counters[2].value, output=output)
 
 
-def _count_rows(path: str, fmt: str) -> tuple[int, int]:
-    """(rows, rows with an error) of a written part file, for the summary."""
-    pa = batch.pyarrow()
-    if fmt == "parquet":
-        errors = pa.parquet.read_table(path, columns=[ERROR]).column(ERROR)
-        return len(errors), len(errors) - errors.null_count
-    import csv
-    import json
-    with open(path, encoding="utf-8", newline="") as f:
-        if fmt == "jsonl":
-            flags = [json.loads(line)[ERROR] is not None for line in f]
-        else:
-            rows = csv.reader(f)
-            at = next(rows).index(ERROR)
-            flags = [row[at] != "" for row in rows]
-    return len(flags), sum(flags)
+def _write(df, fmt: str, output: str) -> None:
+    """Spark's native output; a local OUTPUT is written beside it and moved into place."""
+    local = local_path(output)
+    if local is None:
+        _save(df, fmt, output)
+        return
+    with temp_output(local, directory=True) as tmp:
+        target = os.path.join(tmp, "out")
+        _save(df, fmt, "file://" + os.path.abspath(target))
+        if os.path.isdir(local):
+            shutil.rmtree(local)
+        os.replace(target, local)
 
 
-_OUR_ERRORS = {"BatchError": BatchError, "BundleError": BatchError, "BackendError": BackendError,
-               "WorkerError": WorkerError}
+def _save(df, fmt: str, uri: str) -> None:
+    writer = df.write.mode("overwrite")
+    if fmt == PARQUET:
+        writer.parquet(uri)
+    else:
+        writer.text(uri)
 
 
-def _spark_error(e: Exception, job: batch.Job, log: str | None) -> Exception:
-    """A failed Spark job as one of our one-line errors."""
+_OURS = re.compile(r"(?m)^\s*(?:[\w.]+\.)?(InputError|BundleError|BackendError|MissingExtra): (.+)$")
+
+
+def _spark_error(e: Exception, input: str, output: str, log: str | None) -> Exception:
+    """A failed Spark job as one line: the one place that reads Spark's error text. Our own
+    errors raised in the driver pass through untouched (a bug keeps its traceback)."""
+    from .errors import ReviewkitError
+
+    if isinstance(e, ReviewkitError) or not _is_spark(e):
+        return e
     text = str(e)
-    found = re.search(r"(?m)^\s*(?:[\w.]+\.)?(BatchError|BundleError|BackendError|WorkerError): (.+)$", text)
+    found = _OURS.search(text)
     if found:
-        return _OUR_ERRORS[found.group(1)](found.group(2).strip())
+        kind = found.group(1)
+        return (InputError if kind in ("InputError", "BundleError", "MissingExtra") else Failure)(found.group(2).strip())
     if "Python worker exited unexpectedly" in text or "crashed" in text:
-        return WorkerError(f"a Spark Python worker died while scoring {job.input} (killed, or out of "
-                           f"memory?); {job.output} was not written")
+        return WorkerError(f"a Spark Python worker died while scoring {input} (killed, or out of "
+                           f"memory?); {output} was not written")
     detail = _first_line(text)
-    if "FAILED_READ_FILE" in text or "MALFORMED" in text.upper():
-        return BatchError(f"{job.input}: Spark cannot read it: {detail}")
+    if any(k in text for k in ("FAILED_READ_FILE", "MALFORMED", "PATH_NOT_FOUND", "UNABLE_TO_INFER_SCHEMA")):
+        return InputError(f"{input}: Spark cannot read it: {detail}")
     where = f" (Spark log: {log})" if log else ""
-    return WorkerError(f"Spark job failed: {detail}{where}")
+    return Failure(f"Spark job failed: {detail}{where}")
+
+
+def _is_spark(e: Exception) -> bool:
+    names = {c.__module__.split(".")[0] for c in type(e).__mro__}
+    return bool(names & {"py4j", "pyspark"})
 
 
 def _first_line(text: str) -> str:
@@ -492,35 +534,8 @@ def _first_line(text: str) -> str:
     for line in lines:
         if "Exception:" in line or "Error:" in line:
             return _short(line.split(": ", 1)[-1] if line.startswith(":") else line)
-    return _short(lines[0] if lines else type(Exception).__name__)
+    return _short(lines[0] if lines else "unknown error")
 
 
 def _short(line: str) -> str:
     return line if len(line) <= 300 else line[:297] + "..."
-
-
-class _SparkProgress:
-    """Tasks done / total of the running stages, polled twice a second (Spark's own bar is off)."""
-
-    def __init__(self, spark, meter: records.Progress):
-        self.tracker, self.meter = spark.sparkContext.statusTracker(), meter
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def _loop(self) -> None:
-        while not self._stop.wait(0.5):
-            try:
-                infos = [self.tracker.getStageInfo(s) for s in self.tracker.getActiveStageIds()]
-            except Exception:  # the context is stopping
-                return
-            infos = [i for i in infos if i is not None]
-            if infos:
-                done, total = sum(i.numCompletedTasks for i in infos), sum(i.numTasks for i in infos)
-                self.meter.update(0, f"spark: {done}/{total} tasks in {len(infos)} stage(s)")

@@ -14,7 +14,7 @@ import pytest
 
 import benchmarks.__main__ as benchmarks_cli
 import export.__main__ as export_cli
-import runtime.batch_cli as batch_cli
+import runtime.batch as batch_cli
 import runtime.predict as predict_cli
 import trainer.__main__ as trainer_cli
 from runtime.errors import DISTRIBUTION

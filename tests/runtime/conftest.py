@@ -104,3 +104,14 @@ def clf(bundle):
     from runtime import Classifier
 
     return Classifier.load(bundle, threads=1)
+
+
+@pytest.fixture(scope="session")
+def spark_session(tmp_path_factory):
+    """One local[2] Spark session for every Spark test (bound to 127.0.0.1, JVM log in a temp file)."""
+    from runtime import spark as rs
+
+    log = str(tmp_path_factory.mktemp("spark") / "jvm.log")
+    spark = rs.local_session("local[2]", app_name="reviewkit-tests", log=log)
+    yield spark
+    spark.stop()

@@ -20,15 +20,20 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from runtime import batch
-from runtime.batch import BatchError, WorkerError, score_file
-from runtime.batch_cli import main
+from runtime import batch, engine
+from runtime.batch import score_file
+from runtime.pool import WorkerError
+from runtime.sources import InputError as BatchError
+from runtime.sinks import output_format_of
+from runtime.batch import main
 from runtime.classifier import Classifier
 from tests.conftest import NEGATIVE, NEUTRAL, POSITIVE
+from tests.runtime.faults import CrashAt
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 N = 3000
-SUMMARY = r"scored {n} rows{bad} in \d+\.\d\d s, \d+ rows/s -> {out}\n"
+SUMMARY = r"scored {n} rows \(\d+ positive{bad}\) in \d+\.\d\d s, \d+ rows/s -> {out}\n"
+WORKER_DIED = "a worker process died (killed, out of memory, or the model failed to load in it)"
 
 
 # -- data ---------------------------------------------------------------------------------------
@@ -82,7 +87,7 @@ def write_jsonl(path, columns: dict, blank_after: int | None = None) -> str:
 
 def read_output(path: str) -> dict[str, list]:
     """Columns of an output file; CSV cells as text, probability as float32 everywhere."""
-    fmt = batch.output_format(path)
+    fmt = output_format_of(path)
     if fmt == "parquet":
         cols = pq.read_table(path).to_pydict()
     elif fmt == "csv":
@@ -103,7 +108,12 @@ def check_scores(out: dict, texts: list[str], clf: Classifier) -> None:
     expected = clf.predict(texts)
     assert len(out["probability"]) == len(texts)
     assert np.max(np.abs(out["probability"] - expected), initial=0.0) <= 1e-6
-    assert out["label"] == [clf.label_of(p) for p in out["probability"]]
+    assert out["label"] == [clf.label_of(p) for p in expected]
+
+
+def errors_of(texts: list[str], empty=None) -> list:
+    """The ``error`` column the bad-row rule gives good texts: only blank ones are marked."""
+    return ["empty text" if not t.strip() else empty for t in texts]
 
 
 @pytest.fixture(scope="module")
@@ -128,8 +138,8 @@ def test_parquet_every_row_once_in_order_with_the_classifiers_scores(bundle, clf
     cols = read_output(out)
     assert cols["id"] == ids  # every id once, in input order, across 24 batches on 2 workers
     check_scores(cols, texts, clf)
-    assert cols["error"] == [None] * N
-    assert (summary.rows, summary.bad_rows, summary.output) == (N, 0, out)
+    assert cols["error"] == errors_of(texts)
+    assert (summary.rows, summary.bad, summary.output) == (N, texts.count(""), out)
     assert sorted(os.listdir(tmp_path)) == ["in.parquet", "out.parquet"]  # no temp file left
 
 
@@ -178,7 +188,7 @@ def test_text_lines_blank_lines_crlf_and_bom(bundle, clf, tmp_path):
     score_file(str(inp), out, model=bundle, workers=1, batch_size=500)
     cols = read_output(out)
     assert cols["row"] == list(range(1, N + 1))
-    assert cols["error"] == [None] * N
+    assert cols["error"] == errors_of(texts)
     check_scores(cols, texts, clf)
 
 
@@ -194,7 +204,7 @@ def test_each_output_format_keeps_ids_and_columns(bundle, clf, texts, ids, tmp_p
     assert cols["id"] == as_text(ids)
     assert cols["stars"] == as_text(stars)
     assert cols["movie"] == texts  # a kept text column comes back byte for byte
-    assert cols["error"] == ([""] if ext == "csv" else [None]) * N
+    assert cols["error"] == errors_of(texts, "" if ext == "csv" else None)
     check_scores(cols, texts, clf)
 
 
@@ -220,15 +230,15 @@ def test_null_and_non_string_rows_score_as_empty_text_with_an_error(bundle, clf,
     out = str(tmp_path / "out.jsonl")
     summary = score_file(str(inp), out, id_column="id", keep_columns=["meta"], model=bundle, workers=1)
     cols = read_output(out)
-    assert cols["id"] == ["1", "2", "x", "4", "5", "6", "7", "8.5"]  # JSONL ids: JSON text
+    assert cols["id"] == [1, 2, "x", 4, 5, 6, 7, 8.5]  # JSONL ids keep their JSON type in JSONL
     assert cols["error"] == [None, "text is null", "text is a number, not a string",
                              "text is a boolean, not a string", "text is an array, not a string",
                              "text is an object, not a string", "no 'text' field", None]
-    assert cols["meta"] == [None] * 7 + ['{"k": [1, 2]}']
+    assert cols["meta"] == [None] * 7 + [{"k": [1, 2]}]
     empty = clf.predict([""])[0]
     check_scores(cols, ["a great film"] + [""] * 6 + ["dull"], clf)
-    assert np.all(cols["probability"][1:7] == empty)
-    assert summary.bad_rows == 6
+    assert np.all(np.abs(cols["probability"][1:7] - empty) <= 1e-6)
+    assert summary.bad == 6
 
 
 def test_null_text_in_parquet_and_empty_csv_fields(bundle, clf, tmp_path):
@@ -238,20 +248,20 @@ def test_null_text_in_parquet_and_empty_csv_fields(bundle, clf, tmp_path):
     score_file(inp, out, model=bundle, workers=1)
     cols = read_output(out)
     assert cols["row"] == ["1", "2", "3", "4", "5"]
-    assert cols["error"] == ["", "text is null", "", "", "text is null"]
+    assert cols["error"] == ["", "text is null", "empty text", "", "text is null"]
     check_scores(cols, [t or "" for t in texts], clf)
-    # CSV has no nulls: an empty field is empty text, not an error
+    # CSV has no nulls: an empty field is empty text
     csv_in = tmp_path / "in.csv"
     csv_in.write_text('id,text\n1,\n2,""\n3,good\n')
     score_file(str(csv_in), str(tmp_path / "out.parquet"), id_column="id", model=bundle, workers=1)
     cols = read_output(str(tmp_path / "out.parquet"))
-    assert (cols["id"], cols["error"]) == (["1", "2", "3"], [None, None, None])
+    assert (cols["id"], cols["error"]) == (["1", "2", "3"], ["empty text", "empty text", None])
 
 
 def test_an_all_null_parquet_column_is_all_bad_rows(bundle, tmp_path):
     inp = write_parquet(tmp_path / "in.parquet", {"text": pa.nulls(3)})
     out = str(tmp_path / "out.parquet")
-    assert score_file(inp, out, model=bundle, workers=1).bad_rows == 3
+    assert score_file(inp, out, model=bundle, workers=1).bad == 3
     assert read_output(out)["error"] == ["text is null"] * 3
 
 
@@ -270,16 +280,15 @@ def leftovers(folder) -> list[str]:
 def test_a_killed_worker_fails_the_job_and_leaves_no_output(bundle, texts, ids, tmp_path, monkeypatch):
     inp = write_parquet(tmp_path / "in.parquet", {"id": ids, "text": texts}, row_group_size=200)
     out = tmp_path / "out.parquet"
-    monkeypatch.setenv(batch.CRASH_ENV, "5")  # the worker scoring row group 5 calls os._exit
+    crash = CrashAt(5).wrap  # the worker scoring row group 5 calls os._exit
     with pytest.raises(WorkerError) as e:
-        score_file(inp, str(out), model=bundle, workers=2, batch_size=200)
-    assert str(e.value) == (f"a worker process died while scoring {inp} (killed, or out of memory?); "
-                            f"{out} was not written")
+        score_file(inp, str(out), model=bundle, workers=2, batch_size=200, wrap=crash)
+    assert str(e.value) == WORKER_DIED
     assert leftovers(tmp_path) == ["in.parquet"]
     # an earlier result is left as it was, not half replaced
     out.write_bytes(b"earlier result")
     with pytest.raises(WorkerError):
-        score_file(inp, str(out), model=bundle, workers=2, batch_size=200)
+        score_file(inp, str(out), model=bundle, workers=2, batch_size=200, wrap=crash)
     assert out.read_bytes() == b"earlier result"
     assert leftovers(tmp_path) == ["in.parquet", "out.parquet"]
 
@@ -322,7 +331,7 @@ def test_binary_text_input_is_refused(bundle, tmp_path):
     inp.write_bytes(b"fine\nalso fine\nbin\0ary\n")
     with pytest.raises(BatchError) as e:
         score_file(str(inp), str(tmp_path / "out.csv"), model=bundle, workers=1)
-    assert str(e.value) == f"{inp}:3: NUL byte: binary input is not supported"
+    assert str(e.value) == f"{inp}:3: NUL byte: binary input (or not UTF-8 text) is not supported"
 
 
 def test_rerunning_overwrites_never_appends(bundle, clf, texts, ids, tmp_path):
@@ -341,7 +350,7 @@ def test_rerunning_overwrites_never_appends(bundle, clf, texts, ids, tmp_path):
 def test_empty_inputs_give_empty_outputs_with_a_header(bundle, tmp_path):
     (tmp_path / "in.txt").write_bytes(b"")
     score_file(str(tmp_path / "in.txt"), str(tmp_path / "out.csv"), model=bundle, workers=1)
-    assert (tmp_path / "out.csv").read_text() == '"row","label","probability","error"\n'
+    assert (tmp_path / "out.csv").read_text() == "row,label,probability,error\n"
     score_file(str(tmp_path / "in.txt"), str(tmp_path / "out.parquet"), model=bundle, workers=1)
     assert pq.read_table(str(tmp_path / "out.parquet")).num_rows == 0
 
@@ -352,9 +361,9 @@ def test_output_equal_to_input_is_refused(bundle, texts, tmp_path):
     before = open(inp, "rb").read()
     with pytest.raises(BatchError) as e:
         score_file(inp, inp, model=bundle)
-    assert str(e.value) == f"{inp}: output is the input; it would be overwritten"
+    assert str(e.value) == f"{inp}: output is also an input ({inp}); it would be overwritten"
     os.symlink(inp, tmp_path / "link.parquet")
-    with pytest.raises(BatchError, match="output is the input"):
+    with pytest.raises(BatchError, match="output is also an input"):
         score_file(str(tmp_path / "link.parquet"), inp, model=bundle)
     assert open(inp, "rb").read() == before
     folder = tmp_path / "dir"
@@ -378,13 +387,13 @@ def test_error_messages(bundle, tmp_path):
         (dict(keep_columns=["x"]), f"{inp}: no column 'x' (--keep-columns); columns: text, id, label"),
         (dict(keep_columns=["label"]), "column 'label' clashes with the output column of that name"),
         (dict(id_column="id", keep_columns=["id"]), "column 'id' is asked for twice (--id-column / --keep-columns)"),
-        (dict(input=str(txt), id_column="id"), f"{txt}: plain text has no columns: --id-column and "
-                                               f"--keep-columns need Parquet, CSV or JSONL input"),
+        (dict(input=str(txt), id_column="id"), "plain text has no columns: --id-column and "
+                                               "--keep-columns need Parquet, CSV, TSV or JSONL input"),
         (dict(output=str(tmp_path)), f"{tmp_path}: output is a directory; give a file name"),
         (dict(output=str(tmp_path / "no" / "out.csv")),
          f"{tmp_path / 'no' / 'out.csv'}: output directory {tmp_path / 'no'} does not exist"),
-        (dict(batch_size=0), "batch size must be a positive integer, got 0"),
-        (dict(workers=0), "workers must be a positive integer, got 0"),
+        (dict(batch_size=0), "--batch-size must be at least 1, got 0"),
+        (dict(workers=0), "--workers must be at least 1, got 0"),
     ]
     (tmp_path / "in.xml").write_text("<a/>")
     for kwargs, message in cases:
@@ -392,7 +401,7 @@ def test_error_messages(bundle, tmp_path):
         with pytest.raises(BatchError) as e:
             score_file(args.pop("input"), args.pop("output"), **args)
         if message is None:
-            message = f"{tmp_path / 'in.xml'}: unknown input format '.xml': use .parquet (or a directory of them), .csv, .jsonl or .txt"
+            message = f"{tmp_path / 'in.xml'}: unknown input format '.xml': use .parquet (or a directory of them), .csv, .tsv, .jsonl or .txt, or give --input-format"
         assert str(e.value) == message
     assert leftovers(tmp_path) == ["in.parquet", "in.txt", "in.xml"]
 
@@ -407,12 +416,17 @@ def test_a_csv_without_a_header_or_with_ragged_rows(bundle, tmp_path):
     ragged.write_text("id,text\n1,good\n2,bad,extra\n")
     with pytest.raises(BatchError) as e:
         score_file(str(ragged), str(tmp_path / "out.csv"), model=bundle, workers=1)
-    assert str(e.value).startswith(f"{ragged}: bad CSV: CSV parse error: Expected 2 columns, got 3")
+    assert str(e.value) == f"{ragged}:3: 3 fields, the header has 2"
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
 
 
 def test_progress_line_goes_to_the_given_stream(bundle, texts, tmp_path):
     inp = write_parquet(tmp_path / "in.parquet", {"text": texts}, row_group_size=500)  # progress per row group
-    stream = io.StringIO()
+    stream = Terminal()
     score_file(inp, str(tmp_path / "out.parquet"), model=bundle, workers=1, batch_size=500,
                progress=True, stream=stream)
     shown = stream.getvalue()
@@ -434,7 +448,7 @@ def test_cli_scores_and_keeps_stdout_empty(bundle, clf, texts, ids, tmp_path, ca
                                    "--keep-columns", "stars", "--model", bundle, "--workers", "2",
                                    "--batch-size", "1000", "--no-progress")
     assert (code, stdout) == (0, "")
-    assert stderr.startswith(f"scored {N} rows in ") and stderr.endswith(f" rows/s -> {out}\n")
+    assert stderr.startswith(f"scored {N} rows (") and stderr.endswith(f" rows/s -> {out}\n")
     cols = read_output(str(out))
     assert (cols["key"], cols["stars"]) == ([str(i) for i in ids], ["5"] * N)
     check_scores(cols, texts, clf)
@@ -459,11 +473,10 @@ def test_cli_bad_model_and_dead_worker(bundle, texts, tmp_path, capsys, monkeypa
     inp = write_parquet(tmp_path / "in.parquet", {"text": texts})
     code, _, stderr = run_cli(capsys, inp, tmp_path / "o.csv", "--model", tmp_path / "nobundle")
     assert (code, stderr) == (2, f"Error: {tmp_path / 'nobundle'}: no such bundle directory\n")
-    monkeypatch.setenv(batch.CRASH_ENV, "0")
-    code, stdout, stderr = run_cli(capsys, inp, tmp_path / "o.csv", "--model", bundle, "--workers", "1")
+    monkeypatch.setattr(engine, "score_piece", CrashAt(0))
+    code, stdout, stderr = run_cli(capsys, inp, tmp_path / "o.csv", "--model", bundle, "--workers", "2")
     assert (code, stdout) == (1, "")
-    assert stderr == (f"Error: a worker process died while scoring {inp} (killed, or out of memory?); "
-                      f"{tmp_path / 'o.csv'} was not written\n")
+    assert stderr == f"Error: {WORKER_DIED}\n"
 
 
 def test_python_dash_m_runtime_batch(bundle, clf, tmp_path):
@@ -475,12 +488,12 @@ def test_python_dash_m_runtime_batch(bundle, clf, tmp_path):
                            "--workers", "2", "--batch-size", "64"],
                           cwd=REPO, capture_output=True, text=True, timeout=120)
     assert (proc.returncode, proc.stdout) == (0, "")
-    assert proc.stderr.startswith("scored 500 rows in ") and proc.stderr.count("\n") == 1
+    assert proc.stderr.startswith("scored 500 rows (") and proc.stderr.count("\n") == 1
     check_scores(read_output(str(out)), texts, clf)
     proc = subprocess.run([sys.executable, "-m", "runtime.batch", str(inp), str(inp), "--model", bundle],
                           cwd=REPO, capture_output=True, text=True, timeout=120)
     assert (proc.returncode, proc.stdout, proc.stderr) == (
-        2, "", f"Error: {inp}: output is the input; it would be overwritten\n")
+        2, "", f"Error: {inp}: output is also an input ({inp}); it would be overwritten\n")
 
 
 BLOCK_IMPORTS = """
@@ -488,7 +501,7 @@ import sys
 class Block:
     def find_spec(self, name, path=None, target=None):
         if name.split(".")[0] in ("pyarrow", "pyspark", "pandas"):
-            raise ImportError("blocked: " + name)
+            raise ModuleNotFoundError("blocked: " + name, name=name)
 sys.meta_path.insert(0, Block())
 """
 
@@ -496,16 +509,33 @@ sys.meta_path.insert(0, Block())
 def test_the_runtime_imports_without_pyarrow_and_names_the_extra(bundle, tmp_path):
     (tmp_path / "in.txt").write_text("a great film\n")
     code = BLOCK_IMPORTS + f"""
-import runtime, runtime.batch, runtime.batch_cli, runtime.spark
+import runtime, runtime.batch, runtime.engine, runtime.spark
 from runtime import Classifier
 print(Classifier.load({bundle!r}).predict(["a great film"]).shape)
-from runtime.batch_cli import main
-sys.exit(main([{str(tmp_path / 'in.txt')!r}, {str(tmp_path / 'out.csv')!r}, "--model", {bundle!r}])
-         + 10 * main([{str(tmp_path / 'in.txt')!r}, {str(tmp_path / 'out.csv')!r}, "--engine", "spark"]))
+from runtime.batch import main
+sys.exit(main([{str(tmp_path / 'in.txt')!r}, {str(tmp_path / 'out.parquet')!r}, "--model", {bundle!r}])
+         + 10 * main([{str(tmp_path / 'in.txt')!r}, {str(tmp_path / 'out.csv')!r}, "--model", {bundle!r}])
+         + 100 * main([{str(tmp_path / 'in.txt')!r}, {str(tmp_path / 'out2.csv')!r}, "--engine", "spark"]))
 """
     proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
-    assert proc.returncode == 22
+    assert proc.returncode == 202  # text -> csv needs no pyarrow
     assert proc.stdout == "(1,)\n"
-    assert proc.stderr == ("Error: batch scoring needs pyarrow: pip install 'reviewkit[batch]'\n"
-                           "Error: the spark engine needs PySpark and pandas: pip install 'reviewkit[spark]'\n")
-    assert not (tmp_path / "out.csv").exists()
+    lines = proc.stderr.splitlines()
+    assert lines[0] == ("Error: this needs the [batch] extra (no module named 'pyarrow'): "
+                        "pip install 'reviewkit[batch]'")
+    assert lines[1].startswith("scored 1 row (")
+    assert lines[2] == ("Error: this needs the [spark] extra (no module named 'pyarrow'): "
+                        "pip install 'reviewkit[spark]'")
+    assert sorted(os.listdir(tmp_path)) == ["in.txt", "out.csv"]
+
+
+def test_progress_off_a_terminal_is_plain_lines(bundle, texts, tmp_path):
+    from runtime.sinks import Progress
+    stream = io.StringIO()
+    progress = Progress(stream, plain_interval=0.0)
+    for n in (10, 20):
+        progress.update(n)
+    progress.clear()
+    lines = stream.getvalue().splitlines()
+    assert [line.split(",")[0] for line in lines] == ["10 rows", "20 rows"]
+    assert "\r" not in stream.getvalue() and "\033" not in stream.getvalue()

@@ -16,7 +16,7 @@ import sys
 
 import pytest
 
-from runtime import batch_cli, files, predict
+from runtime import batch, files, predict
 from runtime.errors import run_cli
 from runtime.files import OutputError, temp_output
 
@@ -75,7 +75,7 @@ def test_predict_on_a_full_disk(fmt, workers, full_disk, reviews, tmp_path, caps
 @pytest.mark.parametrize("name", ["scores.parquet", "scores.csv", "scores.jsonl"])
 def test_batch_on_a_full_disk(name, full_disk, reviews, tmp_path, capsys):
     output = _old_output(tmp_path, name)
-    code = run_cli(batch_cli.main, [reviews, output, "--workers", "1"])
+    code = run_cli(batch.main, [reviews, output, "--workers", "1"])
     captured = capsys.readouterr()
     assert (code, captured.out, captured.err) == (2, "", f"Error: {output}: No space left on device\n")
     _untouched(output)

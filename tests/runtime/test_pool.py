@@ -6,7 +6,7 @@ import signal
 import numpy as np
 import pytest
 
-from runtime import Classifier, chunks
+from runtime import Classifier, sources
 from runtime.pool import AUTO_WORKERS_MIN_BYTES, WorkerError, WorkerPool, default_workers
 from runtime.predict import main
 
@@ -60,7 +60,7 @@ def test_cli_workers_keep_order_and_output(tiny_bundle, tmp_path, capsys):
         outputs.append(capsys.readouterr().out)
     assert outputs[0] == outputs[1]
     rows = list(csv.DictReader(io.StringIO(outputs[1])))
-    assert [int(r["line"]) for r in rows] == list(range(1, 1001))
+    assert [int(r["row"]) for r in rows] == list(range(1, 1001))
 
 
 def test_cli_rejects_zero_workers(capsys):
@@ -86,8 +86,7 @@ def _big_inputs(tmp_path):
     ["{b}", "--input-format", "jsonl", "--id-field", "id"],
 ])
 def test_workers_give_byte_identical_output(tiny_bundle, tmp_path, capsys, monkeypatch, args):
-    monkeypatch.setattr(chunks, "CHUNK_BYTES", 4096)  # many chunks per file
-    monkeypatch.setattr(chunks, "CHUNK_LINES", 300)
+    monkeypatch.setattr(sources, "CHUNK_BYTES", 4096)  # many pieces per file
     a, b = _big_inputs(tmp_path)
     argv = [x.format(a=a, b=b) for x in args] + ["--model", tiny_bundle]
     outputs = []
@@ -102,12 +101,11 @@ def test_workers_give_byte_identical_output(tiny_bundle, tmp_path, capsys, monke
 def test_workers_read_stdin_in_chunks(tiny_bundle, tmp_path, capsys, monkeypatch):
     import io
 
-    monkeypatch.setattr(chunks, "CHUNK_LINES", 300)
     a, _ = _big_inputs(tmp_path)
     assert main([a, "--model", tiny_bundle, "--workers", "1"]) == 0
     expected = capsys.readouterr().out
     monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(open(a, "rb").read())))
-    assert main(["-", "--model", tiny_bundle, "--workers", "2"]) == 0
+    assert main(["-", "--model", tiny_bundle, "--workers", "2", "--batch-size", "300"]) == 0  # pieces of 300 lines
     assert capsys.readouterr().out == expected
 
 

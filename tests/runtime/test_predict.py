@@ -20,10 +20,11 @@ import pytest
 
 from runtime.classifier import Classifier
 from runtime.predict import main
+from runtime.sources import judge
 from tests.conftest import tiny_corpus
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-SUMMARY = r"scored {n} records? \({pos} positive\) in \d+\.\d\d s, \d+ reviews/s"
+SUMMARY = r"scored {n} rows? \({pos} positive(, \d+ with errors)?\) in \d+\.\d\d s, \d+ rows/s"
 
 
 def run(capsys, *args) -> tuple[int, str, str]:
@@ -41,8 +42,9 @@ def write(path, data) -> str:
     return str(path)
 
 
-def expected(clf: Classifier, texts, threshold=None) -> list[tuple[str, str]]:
-    return [(label, f"{p:.6f}") for label, p in clf.classify(texts, threshold)]
+def expected(clf: Classifier, texts, threshold=None) -> list[tuple[str, str, str]]:
+    """(label, probability, error) as csv cells: the bad-row rule marks blank and U+FFFD texts."""
+    return [(label, f"{p:.6f}", judge(t)[1] or "") for t, (label, p) in zip(texts, clf.classify(texts, threshold))]
 
 
 # -- input formats --------------------------------------------------------------------------
@@ -52,9 +54,9 @@ def test_lines_to_csv(bundle, clf, tmp_path, capsys):
     code, out, err = run(capsys, p, "--model", bundle)
     assert code == 0
     got = rows(out)
-    assert got[0] == ["line", "label", "probability"]
+    assert got[0] == ["row", "label", "probability", "error"]
     assert [tuple(r) for r in got[1:]] == [(str(i), *e) for i, e in enumerate(expected(clf, texts), 1)]
-    positives = sum(label == "positive" for label, _ in expected(clf, texts))
+    positives = sum(e[0] == "positive" for e in expected(clf, texts))
     assert re.fullmatch(SUMMARY.format(n=4, pos=positives) + "\n", err)
 
 
@@ -67,9 +69,8 @@ def test_jsonl_input_with_id_passthrough(bundle, clf, tmp_path, capsys):
     assert code == 0
     exp = expected(clf, [r["text"] for r in recs])
     assert [json.loads(line) for line in out.splitlines()] == [
-        {"line": i, "id": r["id"], "label": lab, "probability": float(p)}
-        for i, (r, (lab, p)) in enumerate(zip(recs, exp), 1)]
-    assert all(line.endswith(f'"probability": {p}}}') for line, (_, p) in zip(out.splitlines(), exp))
+        {"id": r["id"], "label": lab, "probability": float(p), "error": None} for r, (lab, p, _) in zip(recs, exp)]
+    assert all(line.endswith(f'"probability": {p}, "error": null}}') for line, (_, p, _) in zip(out.splitlines(), exp))
 
 
 def test_csv_input_with_text_field_and_id(bundle, clf, tmp_path, capsys):
@@ -79,8 +80,7 @@ def test_csv_input_with_text_field_and_id(bundle, clf, tmp_path, capsys):
                        "--id-field", "review_id", "--format", "tsv")
     assert code == 0
     exp = expected(clf, ["Great, great film", "awful\r\nboring"])
-    assert rows(out, "\t") == [["line", "review_id", "label", "probability"],
-                               ["1", "r1", *exp[0]], ["2", "r2", *exp[1]]]
+    assert rows(out, "\t") == [["review_id", "label", "probability", "error"], ["r1", *exp[0]], ["r2", *exp[1]]]
 
 
 # -- output formats, several sources --------------------------------------------------------
@@ -95,20 +95,21 @@ def test_several_files_add_a_first_file_column(bundle, clf, tmp_path, capsys, fm
     want = [w + list(e) for w, e in zip(want, exp)]
     if fmt == "jsonl":
         objs = [json.loads(line) for line in out.splitlines()]
-        assert [list(o) for o in objs] == [["file", "line", "label", "probability"]] * 4
-        assert [[o["file"], str(o["line"]), o["label"], f"{o['probability']:.6f}"] for o in objs] == want
+        assert [list(o) for o in objs] == [["file", "row", "label", "probability", "error"]] * 4
+        assert [[o["file"], str(o["row"]), o["label"], f"{o['probability']:.6f}", o["error"] or ""]
+                for o in objs] == want
     else:
         got = rows(out, "\t" if fmt == "tsv" else ",")
-        assert got == [["file", "line", "label", "probability"]] + want
+        assert got == [["file", "row", "label", "probability", "error"]] + want
 
 
 def test_output_file_and_stdout_stays_empty(bundle, clf, tmp_path, capsys):
     p = write(tmp_path / "r.txt", "great\n")
     out_path = tmp_path / "scores.jsonl"
     code, out, err = run(capsys, p, "--model", bundle, "--format", "jsonl", "--output", out_path)
-    assert code == 0 and out == "" and err.startswith("scored 1 record ")
-    assert json.loads(out_path.read_text()) == {"line": 1, "label": expected(clf, ["great"])[0][0],
-                                                "probability": float(expected(clf, ["great"])[0][1])}
+    assert code == 0 and out == "" and err.startswith("scored 1 row ")
+    assert json.loads(out_path.read_text()) == {"row": 1, "label": expected(clf, ["great"])[0][0],
+                                                "probability": float(expected(clf, ["great"])[0][1]), "error": None}
 
 
 # -- --text, stdin --------------------------------------------------------------------------
@@ -139,7 +140,7 @@ def test_blank_lines_are_records_unless_skipped(bundle, clf, tmp_path, capsys):
     assert rows(out)[2][1:] == list(expected(clf, [""])[0])
     _, out, err = run(capsys, p, "--model", bundle, "--skip-blank")
     assert rows(out)[1:] == [["1", *expected(clf, ["great"])[0]], ["4", *expected(clf, ["awful"])[0]]]
-    assert err.startswith("scored 2 records ")
+    assert err.startswith("scored 2 rows ")
 
 
 def test_crlf_bom_and_invalid_utf8(bundle, clf, tmp_path, capsys):
@@ -148,7 +149,8 @@ def test_crlf_bom_and_invalid_utf8(bundle, clf, tmp_path, capsys):
     assert code == 0
     texts = ["great", "bad \ufffd", "worse \ufffd(", "fine \ufffd", "ok"]
     assert rows(out)[1:] == [[str(i), *e] for i, e in enumerate(expected(clf, texts), 1)]
-    assert err.splitlines()[0] == f"warning: {p}: 3 lines had invalid UTF-8 (replaced)"
+    assert [r[3] for r in rows(out)[1:]] == ["", *["invalid UTF-8 (replaced with U+FFFD)"] * 3, ""]
+    assert err.startswith("scored 5 rows (") and ", 3 with errors)" in err
 
 
 def test_thousand_records_in_small_batches_are_all_there_in_order(bundle, tmp_path, capsys):
@@ -164,7 +166,7 @@ def test_thousand_records_in_small_batches_are_all_there_in_order(bundle, tmp_pa
     # and the batch size does not change a probability beyond float noise
     default = Classifier.load(bundle).predict(texts)
     assert np.abs(np.array([float(r[2]) for r in got]) - default).max() <= 1e-6
-    assert err.startswith(f"scored 1000 records ({sum(r[1] == 'positive' for r in got)} positive)")
+    assert err.startswith(f"scored 1000 rows ({sum(r[1] == 'positive' for r in got)} positive, 1 with errors)")
 
 
 def test_threshold_moves_the_labels(bundle, clf, tmp_path, capsys):
@@ -178,7 +180,7 @@ def test_threshold_moves_the_labels(bundle, clf, tmp_path, capsys):
     _, out, _ = run(capsys, p, "--model", bundle, "--threshold", "0")
     assert {r[1] for r in rows(out)[1:]} == {"positive"}
     _, default_out, _ = run(capsys, p, "--model", bundle)
-    assert [r[1] for r in rows(default_out)[1:]] == [lab for lab, _ in expected(clf, texts)]
+    assert [r[1] for r in rows(default_out)[1:]] == [e[0] for e in expected(clf, texts)]
 
 
 def test_tflite_backend_with_the_tflite_file(bundle, tmp_path, capsys):
@@ -202,7 +204,8 @@ def test_missing_file_directory_and_binary_are_refused_before_scoring(bundle, tm
     binary = write(tmp_path / "model.bin", b"\x08\x01\x12\x00\x1a\x04")
     missing = str(tmp_path / "missing.txt")
     out_path = tmp_path / "out.csv"
-    for bad, message in ((missing, f"{missing}: no such file"), (str(tmp_path), f"{tmp_path}: is a directory"),
+    for bad, message in ((missing, f"{missing}: no such file or directory"),
+                         (str(tmp_path), f"{tmp_path}: is a directory (only Parquet input may be one)"),
                          (binary, f"{binary}:1: NUL byte: binary input (or not UTF-8 text) is not supported")):
         assert_error(*run(capsys, ok, bad, "--model", bundle), message)
         assert_error(*run(capsys, ok, bad, "--model", bundle, "-o", out_path), message)
@@ -221,10 +224,10 @@ def test_error_midway_leaves_no_output_file_and_keeps_the_old_one(bundle, tmp_pa
     assert sorted(os.listdir(tmp_path)) == ["out.csv", "r.jsonl"]
 
 
-@pytest.mark.parametrize("lines, message", [
-    (['{"text": "a", "id": 1}', '{"body": "b", "id": 2}'], "{p}:2: no 'text' field"),
-    (['{"text": 3}'], "{p}:1: field 'text' is a number, not a string"),
-    (['{"text": "a"}'], "{p}:1: no 'id' field (--id-field)"),
+@pytest.mark.parametrize("lines, message", [  # the first object names the fields, as a header does
+    (['', '{"body": "b", "id": 2}'], "{p}:2: no field 'text' (--text-column); fields: body, id"),
+    (['{"text": "a"}', '{"text": "a", "id": 1}'], "{p}:1: no field 'id' (--id-column); fields: text"),
+    (['{"text": "a", "id": 1}', '[1]'], "{p}:2: expected a JSON object, got an array"),
 ])
 def test_jsonl_record_errors(bundle, tmp_path, capsys, lines, message):
     p = write(tmp_path / "r.jsonl", "\n".join(lines) + "\n")
@@ -236,7 +239,7 @@ def test_jsonl_record_errors(bundle, tmp_path, capsys, lines, message):
 def test_csv_header_errors_print_no_data(bundle, tmp_path, capsys):
     p = write(tmp_path / "r.csv", "id,review\n1,great\n")
     assert_error(*run(capsys, p, "--model", bundle, "--input-format", "csv"),
-                 f"{p}: no column 'text' (--text-field); columns: id, review")
+                 f"{p}: no column 'text' (--text-column); columns: id, review")
     empty = write(tmp_path / "e.csv", "")
     assert_error(*run(capsys, empty, "--model", bundle, "--input-format", "csv"),
                  f"{empty}: empty file, expected a header row")
@@ -255,8 +258,9 @@ def test_output_that_is_an_input_is_refused(bundle, tmp_path, capsys):
     (["--threshold", "1.5"], "--threshold must be between 0 and 1, got 1.5"),
     (["--threshold", "-0.1"], "--threshold must be between 0 and 1, got -0.1"),
     (["--threshold", "nan"], "--threshold must be between 0 and 1, got nan"),
-    (["--id-field", "id"], "--id-field needs --input-format jsonl or csv"),
-    (["--input-format", "jsonl", "--id-field", "label"], "--id-field 'label' clashes with the output column of that name"),
+    (["--id-field", "id"], "plain text has no columns: --id-column and --keep-columns need Parquet, CSV, "
+                           "TSV or JSONL input"),
+    (["--input-format", "jsonl", "--id-field", "label"], "column 'label' clashes with the output column of that name"),
     (["-", "-"], "'-' (stdin) given more than once"),
 ])
 def test_bad_options(args, message, bundle, capsys):
@@ -287,14 +291,12 @@ def test_keyboard_interrupt_exits_130_without_partial_output(bundle, tmp_path, c
 
     def interrupted(self, texts):
         calls.append(len(texts))
-        if len(calls) == 3:
-            raise KeyboardInterrupt
-        return np.full(len(texts), 0.75, dtype=np.float32)
+        raise KeyboardInterrupt
 
     monkeypatch.setattr(Classifier, "predict", interrupted)
     code, out, err = run(capsys, p, "--model", bundle, "--batch-size", "10", "-o", tmp_path / "out.csv")
     assert (code, out, err) == (130, "", "interrupted\n")
-    assert calls == [10, 10, 10] and os.listdir(tmp_path) == ["r.txt"]
+    assert calls == [100] and os.listdir(tmp_path) == ["r.txt"]
 
 
 def test_help_has_examples(capsys):
@@ -314,11 +316,11 @@ def test_subprocess_stdin_pipe_and_exit_codes(bundle, clf, tmp_path):
     assert done.returncode == 0, done.stderr
     exp = expected(clf, ["great film", "awful film"])
     assert [json.loads(line) for line in done.stdout.decode().splitlines()] == [
-        {"line": i, "label": lab, "probability": float(p)} for i, (lab, p) in enumerate(exp, 1)]
-    assert done.stderr.decode().startswith("scored 2 records")
+        {"row": i, "label": lab, "probability": float(p), "error": None} for i, (lab, p, _) in enumerate(exp, 1)]
+    assert done.stderr.decode().startswith("scored 2 rows")
     missing = command(tmp_path / "missing.txt", "--model", bundle)
     assert (missing.returncode, missing.stdout, missing.stderr.decode()) == (
-        2, b"", f"Error: {tmp_path / 'missing.txt'}: no such file\n")
+        2, b"", f"Error: {tmp_path / 'missing.txt'}: no such file or directory\n")
 
 
 def test_subprocess_closed_pipe_stops_quietly(bundle, tmp_path):
@@ -326,7 +328,7 @@ def test_subprocess_closed_pipe_stops_quietly(bundle, tmp_path):
     p = write(tmp_path / "r.txt", "a great film\n" * 20000)
     proc = subprocess.Popen([sys.executable, "-m", "runtime.predict", p, "--model", bundle], cwd=REPO,
                             env={**os.environ, "PYTHONPATH": REPO}, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    assert proc.stdout.readline() == b"line,label,probability\n"
+    assert proc.stdout.readline() == b"row,label,probability,error\n"
     proc.stdout.close()
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=60) == 141 and err == ""
@@ -338,7 +340,7 @@ def test_subprocess_never_imports_tensorflow(bundle):
             "print(rc, sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras')), file=sys.stderr)")
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
                           env={**os.environ, "PYTHONPATH": REPO})
-    assert done.stdout.startswith("line,label,probability\n1,")
+    assert done.stdout.startswith("row,label,probability,error\n1,")
     assert done.stderr.splitlines()[-1] == "0 []"
 
 
@@ -398,3 +400,26 @@ def test_subprocess_unreadable_file(tmp_path):
         assert (done.returncode, done.stdout, done.stderr) == (2, "", f"Error: {path}: cannot read: Permission denied\n")
     finally:
         os.chmod(path, 0o600)
+
+
+@pytest.mark.parametrize("fmt", ["text", "jsonl", "csv"])
+def test_workers_write_the_same_bytes_as_one_process(bundle, tmp_path, capsys, monkeypatch, fmt):
+    texts, _ = tiny_corpus(3000, seed=4)
+    texts[7], texts[100] = "", "bad \ufffd"
+    if fmt == "text":
+        data = "\n".join(texts) + "\n"
+    elif fmt == "jsonl":
+        data = "".join(json.dumps({"text": t, "id": i}) + "\n" for i, t in enumerate(texts))
+    else:
+        buf = io.StringIO()
+        csv.writer(buf, lineterminator="\n").writerows([["id", "text"]] + [[i, t] for i, t in enumerate(texts)])
+        data = buf.getvalue()
+    p = write(tmp_path / f"in.{fmt}", data)
+    monkeypatch.setattr("runtime.sources.CHUNK_BYTES", 20_000)  # several pieces per worker
+    outs = []
+    for workers in ("1", "2"):
+        code, out, _ = run(capsys, p, "--input-format", fmt, "--workers", workers, "--batch-size", "300",
+                           "--model", bundle, "--format", "jsonl")
+        outs.append(out)
+        assert code == 0
+    assert outs[0] == outs[1] and len(outs[0].splitlines()) == 3000

@@ -1,0 +1,314 @@
+"""Outputs of every scoring front end: one layout of columns and one formatting of a row.
+
+Columns: ``[file,] key, label, probability, error, *kept`` -- ``key`` is the id column, else
+``row`` (the input's row number); ``file`` only when several inputs go to one output;
+``error`` is empty (null) for a good row. csv/tsv/jsonl print the probability with 6 decimals,
+Parquet keeps it as float32. ``Layout.encode`` turns scored rows into a ``Chunk`` (text or an
+Arrow table) wherever they were scored; the parent only writes chunks in order.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import sys
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import IO, Iterator, Sequence
+
+from .files import temp_output
+from .sources import CSV, JSONL, PARQUET, STDIN, TSV, InputError, Rows
+
+OUTPUT_FORMATS = (CSV, TSV, JSONL, PARQUET)
+OUTPUT_EXTENSIONS = {".csv": CSV, ".tsv": TSV, ".jsonl": JSONL, ".ndjson": JSONL, ".parquet": PARQUET,
+                     ".pq": PARQUET}
+FILE, ROW, LABEL, PROBABILITY, ERROR = "file", "row", "label", "probability", "error"
+RESERVED = (FILE, ROW, LABEL, PROBABILITY, ERROR)
+ROW_GROUP_ROWS = 65536  # rows per Parquet row group written
+
+
+def output_format_of(path: str | None, default: str = PARQUET) -> str:
+    ext = os.path.splitext(path.rstrip("/"))[1].lower() if path else ""
+    return OUTPUT_EXTENSIONS.get(ext, default)
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """Encoded output rows: text (csv/tsv/jsonl) or a pyarrow Table (parquet), and counts."""
+    data: object
+    rows: int
+    positive: int
+    bad: int
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Which columns each output row has and how it is written (picklable, for the workers)."""
+    format: str
+    labels: tuple[str, str]
+    threshold: float
+    id_column: str | None = None
+    keep: tuple[str, ...] = ()
+    with_file: bool = False
+    types: object = None  # pyarrow schema of the id and kept columns (Parquet input), else strings
+
+    @property
+    def key(self) -> str:
+        return self.id_column if self.id_column is not None else ROW
+
+    @property
+    def columns(self) -> list[str]:
+        return ([FILE] if self.with_file else []) + [self.key, LABEL, PROBABILITY, ERROR, *self.keep]
+
+    def header(self) -> str:
+        return _csv_text([self.columns], self.format) if self.format in (CSV, TSV) else ""
+
+    def labels_of(self, probs) -> list[str]:
+        negative, positive = self.labels
+        return [positive if p >= self.threshold else negative for p in probs]
+
+    def encode(self, rows: Rows, probs) -> Chunk:
+        """``rows`` and their ``[n]`` float32 probabilities as output rows."""
+        labels = self.labels_of(probs.tolist())
+        positive = sum(label == self.labels[1] for label in labels)
+        bad = sum(e is not None for e in rows.errors)
+        if self.format == PARQUET:
+            return Chunk(self._table(rows, labels, probs), len(rows), positive, bad)
+        values = [_values(rows.kept[c]) for c in self.keep]
+        keys = _values(rows.kept[self.id_column]) if self.id_column is not None else rows.numbers
+        probs = [f"{p:.6f}" for p in probs.tolist()]
+        if self.format == JSONL:
+            text = self._jsonl(rows, keys, labels, probs, values)
+        else:
+            cells = [[_cell(v) for v in column] for column in values]
+            lead = [[rows.source] * len(rows)] if self.with_file else []
+            text = _csv_text(zip(*lead, [_cell(k) for k in keys], labels, probs,
+                                 [e or "" for e in rows.errors], *cells), self.format)
+        return Chunk(text, len(rows), positive, bad)
+
+    def _jsonl(self, rows: Rows, keys, labels, probs, values) -> str:
+        # By hand, so that the probability keeps exactly 6 decimals (json.dumps would print 1e-06).
+        names = [json.dumps(c, ensure_ascii=False) + ": " for c in self.columns]
+        lead = [[json.dumps(rows.source, ensure_ascii=False)] * len(rows)] if self.with_file else []
+        dumped = [[_json(v) for v in column] for column in [keys, labels, *[rows.errors]]]
+        columns = [*lead, dumped[0], dumped[1], probs, dumped[2], *[[_json(v) for v in c] for c in values]]
+        return "".join("{" + ", ".join(n + v for n, v in zip(names, row)) + "}\n" for row in zip(*columns))
+
+    def schema(self):
+        from .parquet import pyarrow
+        pa = pyarrow()
+        typed = {f.name: f.type for f in self.types} if self.types is not None else {}
+        key_type = pa.int64() if self.id_column is None else typed.get(self.id_column, pa.string())
+        return pa.schema(([pa.field(FILE, pa.string())] if self.with_file else []) +
+                         [pa.field(self.key, key_type), pa.field(LABEL, pa.string()),
+                          pa.field(PROBABILITY, pa.float32()), pa.field(ERROR, pa.string())] +
+                         [pa.field(c, typed.get(c, pa.string())) for c in self.keep])
+
+    def _table(self, rows: Rows, labels, probs):
+        from .parquet import pyarrow
+        pa = pyarrow()
+        schema = self.schema()
+        key = rows.kept[self.id_column] if self.id_column is not None else rows.numbers
+        columns = ([[rows.source] * len(rows)] if self.with_file else []) + \
+            [key, labels, probs, rows.errors] + [rows.kept[c] for c in self.keep]
+        arrays = [_arrow(pa, c, f.type) for c, f in zip(columns, schema)]
+        return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def _arrow(pa, values, type_):
+    if isinstance(values, (pa.Array, pa.ChunkedArray)):
+        return values.cast(type_)
+    if pa.types.is_string(type_):  # JSON values of an id or kept field: text, as in csv
+        values = [v if v is None or isinstance(v, str) else _json(v) for v in values]
+    return pa.array(values, type_)
+
+
+def _values(column) -> list:
+    return column.to_pylist() if hasattr(column, "to_pylist") else column
+
+
+def _cell(value: object) -> str:
+    """A csv/tsv cell: strings as they are, null empty, other values as JSON."""
+    if value is None:
+        return ""
+    if type(value) is int:  # row numbers: the common case, without json.dumps
+        return str(value)
+    return value if isinstance(value, str) else _json(value)
+
+
+def _json(value: object) -> str:
+    return json.dumps(value, ensure_ascii=False, default=str)
+
+
+def _csv_text(rows, fmt: str) -> str:
+    out = io.StringIO()
+    csv.writer(out, delimiter="\t" if fmt == TSV else ",", lineterminator="\n").writerows(rows)
+    return out.getvalue()
+
+
+# -- writing chunks in order ------------------------------------------------------------------
+class TextWriter:
+    """csv/tsv/jsonl chunks onto a stream; the header (csv/tsv) comes with the first rows, so
+    an input refused at its first line leaves stdout empty, or at ``finish``."""
+
+    def __init__(self, stream: IO[str], layout: Layout):
+        self.stream, self.layout, self._started = stream, layout, False
+
+    def write(self, chunk: Chunk) -> None:
+        if not self._started:
+            self.stream.write(self.layout.header())
+            self._started = True
+        self.stream.write(chunk.data)
+
+    def finish(self) -> None:
+        if not self._started:
+            self.write(Chunk("", 0, 0, 0))
+
+
+class ParquetWriter:
+    """Buffers to ``ROW_GROUP_ROWS`` rows per row group (a chunk each would make tiny groups)."""
+
+    def __init__(self, path: str, layout: Layout):
+        from .parquet import pyarrow
+        self.pa = pyarrow()
+        self._writer = self.pa.parquet.ParquetWriter(path, layout.schema())
+        self._held, self._rows = [], 0
+
+    def write(self, chunk: Chunk) -> None:
+        self._held.append(chunk.data)
+        self._rows += chunk.rows
+        if self._rows >= ROW_GROUP_ROWS:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._held:
+            self._writer.write_table(self.pa.concat_tables(self._held), row_group_size=ROW_GROUP_ROWS)
+        self._held, self._rows = [], 0
+
+    def finish(self) -> None:
+        self._flush()
+
+    def close(self) -> None:
+        self._writer.close()
+
+
+@contextmanager
+def open_sink(path: str | None, layout: Layout) -> Iterator:
+    """A writer of chunks. ``None``/``-``: stdout. A file: written under a temp name beside it
+    and renamed into place on success, removed on any failure (no partial file is left). A
+    symlink (``/dev/stdout``), device or pipe is written in place."""
+    if layout.format == PARQUET:
+        if path in (None, STDIN):
+            raise InputError("Parquet output needs a file name (--output)")
+        with temp_output(path) as tmp:
+            writer = ParquetWriter(tmp, layout)
+            try:
+                yield writer
+                writer.finish()
+            finally:
+                writer.close()
+        return
+    if path in (None, STDIN):
+        if hasattr(sys.stdout, "reconfigure"):
+            sys.stdout.reconfigure(encoding="utf-8", errors="replace")  # data is UTF-8, whatever the locale
+        writer = TextWriter(sys.stdout, layout)
+        yield writer
+        writer.finish()
+        sys.stdout.flush()
+        return
+    if os.path.islink(path) or (os.path.exists(path) and not os.path.isfile(path)):
+        with open(path, "w", encoding="utf-8", errors="replace", newline="") as f:
+            writer = TextWriter(f, layout)
+            yield writer
+            writer.finish()
+        return
+    with temp_output(path) as tmp, open(tmp, "w", encoding="utf-8", errors="replace", newline="") as f:
+        writer = TextWriter(f, layout)
+        yield writer
+        writer.finish()
+
+
+def check_output(output: str | None, inputs: Sequence[str]) -> None:
+    """The one output check: a file name (not a directory) in an existing directory, never an input."""
+    if output in (None, STDIN):
+        return
+    if os.path.isdir(output):
+        raise InputError(f"{output}: output is a directory; give a file name")
+    parent = os.path.dirname(output) or "."
+    if not os.path.isdir(parent):
+        raise InputError(f"{output}: output directory {parent} does not exist")
+    real_out = os.path.realpath(output)
+    for path in inputs:
+        if path == STDIN:
+            continue
+        real_in = os.path.realpath(path)
+        if real_in == real_out or (os.path.exists(output) and os.path.exists(path) and os.path.samefile(path, output)):
+            raise InputError(f"{output}: output is also an input ({path}); it would be overwritten")
+        if os.path.isdir(path) and real_out.startswith(real_in.rstrip(os.sep) + os.sep):
+            raise InputError(f"{output}: output is inside the input directory {path}")
+
+
+# -- summary and progress ---------------------------------------------------------------------
+@dataclass
+class Summary:
+    rows: int = 0
+    positive: int = 0
+    bad: int = 0
+    seconds: float = 0.0
+    output: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def add(self, chunk: Chunk) -> None:
+        self.rows += chunk.rows
+        self.positive += chunk.positive
+        self.bad += chunk.bad
+
+    @property
+    def rate(self) -> float:
+        return self.rows / self.seconds if self.seconds > 0 else 0.0
+
+    def __str__(self) -> str:
+        bad = f", {self.bad} with errors" if self.bad else ""
+        notes = "".join(f", {n}" for n in self.notes)
+        out = f" -> {self.output}" if self.output not in (None, STDIN) else ""
+        return (f"scored {self.rows} row{'s' if self.rows != 1 else ''} ({self.positive} positive{bad}) in "
+                f"{self.seconds:.2f} s, {self.rate:.0f} rows/s{notes}{out}")
+
+
+class Progress:
+    """Rows so far and the rate on stderr: a ``\\r`` status line on a terminal, at most every
+    ``interval`` s; elsewhere (a log file) a plain line every ``plain_interval`` s."""
+
+    def __init__(self, stream: IO[str] | None = None, enabled: bool = True, interval: float = 0.2,
+                 plain_interval: float = 10.0):
+        self.stream = stream or sys.stderr
+        self.enabled = enabled
+        self.terminal = hasattr(self.stream, "isatty") and self.stream.isatty()
+        self.interval = interval if self.terminal else plain_interval
+        self.start = time.perf_counter()
+        self._last, self._shown = float("-inf"), False
+
+    def update(self, count: int, text: str | None = None) -> None:
+        now = time.perf_counter()
+        if not self.enabled or now - self._last < self.interval:
+            return
+        self._last = now
+        line = text or f"{count} rows, {count / max(now - self.start, 1e-9):.0f} rows/s"
+        if self.terminal:
+            self.stream.write(f"\r{line} \033[K")
+            self._shown = True
+        else:
+            self.stream.write(line + "\n")
+        self.stream.flush()
+
+    def clear(self) -> None:
+        if self._shown:
+            self.stream.write("\r\033[K")
+            self.stream.flush()
+            self._shown = False
+
+    def message(self, text: str) -> None:
+        self.clear()
+        print(text, file=self.stream)

@@ -1,0 +1,28 @@
+"""Faults injected from the tests (the shipped code has no test hooks)."""
+from __future__ import annotations
+
+import importlib
+import os
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class CrashAt:
+    """A worker function for ``engine.run(wrap=...)``: the worker process that gets Parquet row
+    group ``group`` dies (``os._exit``), as if killed; other pieces are scored as usual."""
+    group: int
+
+    def __call__(self, clf, task):
+        if getattr(task.piece, "group", None) == self.group:
+            os._exit(70)
+        return importlib.import_module("runtime.engine").score_piece(clf, task)
+
+    def wrap(self, fn):
+        return self
+
+
+def crash_batches(batches, work):
+    """A ``runtime.spark.score_batches`` whose Python worker dies at its first batch."""
+    for _ in batches:
+        os._exit(70)
+    yield from ()
