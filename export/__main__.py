@@ -107,10 +107,10 @@ def _main(argv: list[str] | None) -> int:
     if args.step == "package":
         print(package_runtime_bundle(args.out, args.dest), file=sys.stderr)
         return 0
+    check_extra(EXPORT_MODULES)  # before anything else: one line naming the [train] extra
     train = config_from_args(args)
     if args.step in ("all", "train") and getattr(args, "model", None) is None:
         train.validate()
-    check_extra(EXPORT_MODULES)  # before any data is read: one line naming the [train] extra
     cfg = ExportConfig(out=args.out, train=train, **{k: getattr(args, k) for k in CONFIG_FIELDS if hasattr(args, k)})
     with quiet_native(args.verbose):
         results = STEPS[args.step](cfg)

@@ -211,12 +211,10 @@ def open_sink(path: str | None, layout: Layout) -> Iterator:
                 writer.close()
         return
     if path in (None, STDIN):
-        if hasattr(sys.stdout, "reconfigure"):
-            sys.stdout.reconfigure(encoding="utf-8", errors="replace")  # data is UTF-8, whatever the locale
-        writer = TextWriter(sys.stdout, layout)
-        yield writer
-        writer.finish()
-        sys.stdout.flush()
+        with _stdout() as out:
+            writer = TextWriter(out, layout)
+            yield writer
+            writer.finish()
         return
     if os.path.islink(path) or (os.path.exists(path) and not os.path.isfile(path)):
         with open(path, "w", encoding="utf-8", errors="replace", newline="") as f:
@@ -228,6 +226,22 @@ def open_sink(path: str | None, layout: Layout) -> Iterator:
         writer = TextWriter(f, layout)
         yield writer
         writer.finish()
+
+
+@contextmanager
+def _stdout() -> Iterator[IO[str]]:
+    """stdout as UTF-8 text, whatever the locale. Under PYTHONUNBUFFERED it sits on a raw FileIO,
+    which drops the rest of a short write (a reader that went away) without an error: then
+    write through a buffered stream of our own on the same fd, which retries and raises EPIPE."""
+    sys.stdout.flush()
+    if isinstance(getattr(sys.stdout, "buffer", None), io.FileIO):
+        with open(sys.stdout.fileno(), "w", encoding="utf-8", errors="replace", newline="", closefd=False) as out:
+            yield out
+        return
+    if hasattr(sys.stdout, "reconfigure"):
+        sys.stdout.reconfigure(encoding="utf-8", errors="replace")
+    yield sys.stdout
+    sys.stdout.flush()
 
 
 def check_output(output: str | None, inputs: Sequence[str]) -> None:

@@ -1,6 +1,6 @@
 """Score reviews on Spark: the local engine's rows, rule and formatting inside ``mapInArrow``.
 
-In your own Spark job (``pip install 'reviewkit[spark]'`` on the driver and every executor):
+In your own Spark job (``pip install 'imdb-reviewkit[spark]'`` on the driver and every executor):
 
     from runtime.spark import score_dataframe
     scored = score_dataframe(reviews, text_col="body", id_col="review_id", model="/models/imdb",

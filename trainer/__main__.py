@@ -72,8 +72,8 @@ def _main(argv: list[str] | None) -> int:
 
     args = build_parser().parse_args(argv)
     config = config_from_args(args)
-    config.validate()
     check_extra(TRAIN_MODULES)  # before the data: a runtime-only install fails in a second
+    config.validate()
     with quiet_native(args.verbose):
         train(config)
     return 0

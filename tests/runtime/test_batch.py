@@ -522,10 +522,10 @@ sys.exit(main([{str(tmp_path / 'in.txt')!r}, {str(tmp_path / 'out.parquet')!r}, 
     assert proc.stdout == "(1,)\n"
     lines = proc.stderr.splitlines()
     assert lines[0] == ("Error: this needs the [batch] extra (no module named 'pyarrow'): "
-                        "pip install 'reviewkit[batch]'")
+                        "pip install 'imdb-reviewkit[batch]'")
     assert lines[1].startswith("scored 1 row (")
     assert lines[2] == ("Error: this needs the [spark] extra (no module named 'pyarrow'): "
-                        "pip install 'reviewkit[spark]'")
+                        "pip install 'imdb-reviewkit[spark]'")
     assert sorted(os.listdir(tmp_path)) == ["in.txt", "out.csv"]
 
 

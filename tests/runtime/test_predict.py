@@ -326,8 +326,10 @@ def test_subprocess_stdin_pipe_and_exit_codes(bundle, clf, tmp_path):
 def test_subprocess_closed_pipe_stops_quietly(bundle, tmp_path):
     # `... | head -1`: the reader goes away; exit 141 (128 + SIGPIPE) without a traceback.
     p = write(tmp_path / "r.txt", "a great film\n" * 20000)
+    # PYTHONUNBUFFERED (as CI sets it): sys.stdout over a raw FileIO once swallowed the short write
     proc = subprocess.Popen([sys.executable, "-m", "runtime.predict", p, "--model", bundle], cwd=REPO,
-                            env={**os.environ, "PYTHONPATH": REPO}, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                            env={**os.environ, "PYTHONPATH": REPO, "PYTHONUNBUFFERED": "1"},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     assert proc.stdout.readline() == b"row,label,probability,error\n"
     proc.stdout.close()
     err = proc.stderr.read().decode()

@@ -69,12 +69,12 @@ def _predict_stderr(*args: str) -> str:
     env = {k: v for k, v in os.environ.items() if k != quiet.VERBOSE_ENV}
     run = subprocess.run([sys.executable, "-m", "runtime.predict", "--text", "a fine film", "--no-progress",
                           "--backend", "tflite", *args], capture_output=True, text=True, cwd=ROOT, env=env)
-    assert run.returncode == 0 and run.stdout.startswith("line,label,probability\n")
+    assert run.returncode == 0 and run.stdout.startswith("row,label,probability,error\n")
     return run.stderr
 
 
 def test_cli_hides_litert_delegate_line_unless_verbose():
     # x86 CPUs all take LiteRT's XNNPACK path, which announces itself on stderr
     quiet_run = _predict_stderr().splitlines()
-    assert len(quiet_run) == 1 and quiet_run[0].startswith("scored 1 record")  # our summary only
+    assert len(quiet_run) == 1 and quiet_run[0].startswith("scored 1 row ")  # our summary only
     assert XNNPACK_LINE in _predict_stderr("--verbose")
