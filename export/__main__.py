@@ -109,10 +109,10 @@ def _main(argv: list[str] | None) -> int:
         return 0
     check_extra(EXPORT_MODULES)  # before anything else: one line naming the [train] extra
     train = config_from_args(args)
-    if args.step in ("all", "train") and getattr(args, "model", None) is None:
-        train.validate()
     cfg = ExportConfig(out=args.out, train=train, **{k: getattr(args, k) for k in CONFIG_FIELDS if hasattr(args, k)})
-    with quiet_native(args.verbose):
+    with quiet_native(args.verbose):  # validate() may import Keras, which logs at import
+        if args.step in ("all", "train") and getattr(args, "model", None) is None:
+            train.validate()
         results = STEPS[args.step](cfg)
     return 0 if results is None else report(cfg.out, results)
 

@@ -73,8 +73,8 @@ def _main(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
     config = config_from_args(args)
     check_extra(TRAIN_MODULES)  # before the data: a runtime-only install fails in a second
-    config.validate()
-    with quiet_native(args.verbose):
+    with quiet_native(args.verbose):  # validate() may import Keras, which logs at import
+        config.validate()
         train(config)
     return 0
 

@@ -142,7 +142,8 @@ def test_int8_io_model_is_dequantized_and_skips_mediapipe(exported, tiny_imdb_ta
 
 
 OUR_LINE = re.compile(r"^(loaded \d+ training|built a \d+-word|epoch +\d+/\d+ |test accuracy |wrote model\.|"
-                      r"wrote .*/(micro|web)/:? |micro/model\.tflite: |reading IMDB reviews from |scoring |all \d+ checks passed; wrote )")
+                      r"wrote .*/(micro|web)/:? |micro/model\.tflite: |model\.int8\.tflite: |"
+                      r"reading IMDB reviews from |scoring |all \d+ checks passed; wrote )")
 
 
 def _run(*args, **env):
