@@ -72,14 +72,18 @@ TABLE = [
     ("benchmarks", ["--bundle", "{tmp}", "--out", "{tmp}/bench"], None, 2, None),
     ("benchmarks", ["--repeats", "0"],
      "python -m benchmarks: error: --repeats, --latency-reviews and --limit must be at least 1", 2, None),
-    # runtime.predict / runtime.batch: converted to run_cli by their own branch; the lead
-    # reconciles these texts at merge, so only the shape is pinned here
-    ("predict", ["/nonexistent.txt"], "Error: /nonexistent.txt: no such file*", 2, None),
-    ("predict", ["--batch-size", "0", "samples/reviews.txt"], "Error: --batch-size must be at least 1, got 0", 2,
-     None),
-    ("batch", ["/nonexistent.txt", "{tmp}/out.csv"], "Error: /nonexistent.txt: no such file*", 2, None),
-    ("batch", ["samples/reviews.txt", "{tmp}/out.csv", "--batch-size", "0"],
-     "Error: --batch-size must be at least 1, got 0", 2, None),
+    # runtime.predict and runtime.batch: the same mistake, the same line
+    *[(cli, [*argv, *extra], line, 2, None) for cli, extra in (("predict", []), ("batch", ["{tmp}/out.csv"]))
+      for argv, line in (
+          (["/nonexistent.txt"], "Error: /nonexistent.txt: no such file or directory"),
+          (["/dev/zero"], "Error: /dev/zero: is a device, not a file (pipe it in with '<' or '-' if you mean it)"),
+          (["samples/reviews.txt", "--batch-size", "0"], "Error: --batch-size must be at least 1, got 0"),
+          (["samples/reviews.txt", "--threshold", "2"], "Error: --threshold must be between 0 and 1, got 2.0"),
+          (["samples/reviews.txt", "--model", "/nonexistent"], "Error: /nonexistent: no such bundle directory"))],
+    # a column an option names is checked before any engine starts (Spark too)
+    ("batch", ["samples/reviews.txt", "{tmp}/out.csv", "--id-column", "nope", "--engine", "spark"],
+     "Error: plain text has no columns: --id-column and --keep-columns need Parquet, CSV, TSV or JSONL input",
+     2, None),
 ]
 
 
