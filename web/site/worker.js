@@ -20,9 +20,9 @@ self.onmessage = async ({ data: msg }) => {
       const probs = await clf.predict(msg.texts);
       postMessage({ type: "prediction", id: msg.id, probs, labels: Array.from(probs, (p) => clf.labelOf(p)) });
     } else if (msg.type === "file") {
-      const { lines, texts } = parseRecords(msg.content, msg.format, msg.name);
+      const { lines, texts, errors } = parseRecords(msg.content, msg.format, msg.name);
       const probs = await clf.predict(texts, (done, total) => postMessage({ type: "progress", id: msg.id, done, total }));
-      postMessage({ type: "done", id: msg.id, lines, probs, csv: toCsv(lines, probs, (p) => clf.labelOf(p)) });
+      postMessage({ type: "done", id: msg.id, lines, probs, csv: toCsv(lines, probs, (p) => clf.labelOf(p), errors) });
     }
   } catch (e) {
     postMessage({ type: "error", id: msg.id, message: e.message });

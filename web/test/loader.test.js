@@ -79,12 +79,22 @@ function editManifest(dir, change) {
 }
 
 test("records and CSV as runtime.predict reads and writes them", () => {
-  assert.deepEqual(parseRecords("good film\n\nbad\r\n", "txt"), { lines: [1, 2, 3], texts: ["good film", "", "bad"] });
-  assert.deepEqual(parseRecords('{"text": "a"}\n\n{"text": "b", "id": 3}\n', "jsonl"), { lines: [1, 3], texts: ["a", "b"] });
-  assert.throws(() => parseRecords('{"text": 5}\n', "jsonl", "r.jsonl"), /r\.jsonl:1: field 'text' is not a string/);
+  assert.deepEqual(parseRecords("good film\n\nbad\r\n", "txt"),
+                   { lines: [1, 2, 3], texts: ["good film", "", "bad"], errors: ["", "empty text", ""] });
+  assert.deepEqual(parseRecords('{"text": "a"}\n\n{"text": "b", "id": 3}\n', "jsonl"),
+                   { lines: [1, 3], texts: ["a", "b"], errors: ["", ""] });
+  // the bad-row rule of runtime.predict: scored, never dropped, the error says why
+  const bad = parseRecords('{"text": 5}\n{"text": null}\n{"x": 1}\n{"text": "\\u2003 "}\n{"text": "ok \\ufffd"}\n' +
+                           '{"text": [1]}\n{"text": {}}\n{"text": true}\n{"text": "\\ufeff"}\n', "jsonl");
+  assert.deepEqual(bad.texts, ["", "", "", "\u2003 ", "ok \ufffd", "", "", "", "\ufeff"]);
+  assert.deepEqual(bad.errors, ["text is a number, not a string", "text is null", "no 'text' field", "empty text",
+                                "invalid UTF-8 (replaced with U+FFFD)", "text is an array, not a string",
+                                "text is an object, not a string", "text is a boolean, not a string", ""]);
+  assert.throws(() => parseRecords("a\0b\n", "txt", "r.txt"), /r\.txt:1: NUL byte/);
   assert.throws(() => parseRecords("{\n", "jsonl", "r.jsonl"), /r\.jsonl:1: invalid JSON/);
-  assert.equal(toCsv([1, 3], new Float32Array([0.25, 0.75]), (p) => (p >= 0.5 ? "positive" : "negative")),
-               "line,label,probability\n1,negative,0.250000\n3,positive,0.750000\n");
+  assert.equal(toCsv([1, 3], new Float32Array([0.25, 0.75]), (p) => (p >= 0.5 ? "positive" : "negative"),
+                     ["", "text is a number, not a string"]),
+               "row,label,probability,error\n1,negative,0.250000,\n3,positive,0.750000,\"text is a number, not a string\"\n");
   assert.equal(formatProbability(Math.fround(65 / 128)), "0.507812"); // a tie: Python rounds to even
   // Python's f"{p:.6f}" of float32 values, ties included (written by pytest)
   const wrong = meta.formatted.filter(([p, text]) => formatProbability(p) !== text);
