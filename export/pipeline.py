@@ -320,6 +320,17 @@ def step_micro(cfg: ExportConfig, log: Callable[[str], None] = _log) -> list[V.R
                         imdb.test_labels, log)
 
 
+def _shipped_int8_mode(out: str) -> str | None:
+    """What model.int8.tflite holds, as the tflite step recorded it (None: not recorded)."""
+    from .archs import QUANTIZATION_FILE
+
+    try:
+        with open(os.path.join(out, QUANTIZATION_FILE), encoding="utf-8") as f:
+            return json.load(f).get("mode")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
 def _micro_applies(cfg: ExportConfig, log) -> bool:
     """export all makes micro/ for the full-integer tutorial model, where TFLite Micro is installed."""
     from .micro import tflm_available
@@ -330,6 +341,9 @@ def _micro_applies(cfg: ExportConfig, log) -> bool:
     if trained.get("arch", "tutorial") != "tutorial" or trained.get("mask_padding"):
         log("skipping the micro step: it covers the tutorial architecture without --mask-padding")
         return False
+    if _shipped_int8_mode(cfg.out) not in (None, "int8"):  # micro/ is checked against a full-integer model
+        log("skipping the micro step: model.int8.tflite ships dynamic-range for this model")
+        return False
     if not tflm_available():
         log("skipping the micro step: no tflite-micro here (its wheels are for Linux x86_64)")
         return False
@@ -337,7 +351,7 @@ def _micro_applies(cfg: ExportConfig, log) -> bool:
 
 
 def export_all(cfg: ExportConfig, log: Callable[[str], None] = _log) -> list[V.Result]:
-    """train, onnx, tflite, verify. Into an existing bundle too: it ends with a fresh manifest
+    """train, onnx, tflite, verify, then the micro and web targets. Into an existing bundle too: it ends with a fresh manifest
     (until then the old one is gone, so the directory never claims files it no longer has)."""
     cfg.train.force = True
     step_train(cfg, log)
