@@ -332,6 +332,9 @@ def score_file(input: str, output: str, *, text_column: str = "text", id_column:
     _check_output(input, output)
     spec = Spec(text_column, tuple(dict.fromkeys(([id_column] if id_column else []) + list(keep))), max_record_bytes)
     source = engine.open_source(local, fmt, spec, id_column, keep, batch_size) if local else None
+    if local and fmt in (CSV, TSV):  # Spark's CSV reader names no line: our parser checks the file first
+        for _ in engine.open_source(local, fmt, spec, id_column, keep, batch_size).pieces():
+            pass
     clf = _load(model, backend)
     start = time.perf_counter()
     from pyspark.sql import SparkSession

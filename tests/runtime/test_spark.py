@@ -212,6 +212,19 @@ def test_bad_inputs_fail_with_the_local_engines_messages(session, bundle, texts,
     assert sorted(os.listdir(tmp_path)) == ["bad.parquet", "good.parquet", "in.jsonl"]
 
 
+def test_a_local_csv_is_checked_with_line_numbers_before_spark_reads_it(session, bundle, tmp_path):
+    ragged, unterminated = tmp_path / "ragged.csv", tmp_path / "quote.csv"
+    ragged.write_text("id,text\n1,good\n2,bad,extra\n")
+    unterminated.write_text('text,n\ngood,1\n"never closed,2\nmore\n')
+    for path, message in ((ragged, f"{ragged}:3: 3 fields, the header has 2"),
+                          (unterminated, f"{unterminated}:3: unterminated quote: the record starting on this "
+                                         f"line runs to the end of the file")):
+        with pytest.raises(InputError) as e:
+            rs.score_file(str(path), str(tmp_path / "out.csv"), model=bundle, spark=session)
+        assert str(e.value) == message
+    assert not os.path.exists(tmp_path / "out.csv")
+
+
 def test_rerunning_overwrites(session, bundle, clf, texts, ids, tmp_path):
     inp = write_parquet(tmp_path / "in.parquet", {"id": ids, "text": texts})
     small = write_parquet(tmp_path / "small.parquet", {"id": ids[:50], "text": texts[:50]})
