@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import threading
 from typing import Callable, Sequence
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -61,8 +62,23 @@ class Terminated(BaseException):
     """SIGTERM, raised in the main thread so that cleanup runs as for Ctrl-C."""
 
 
+TERM_GRACE_SECONDS = 10.0  # cleanup after SIGTERM that takes longer ends the process anyway
+
+
 def _on_sigterm(signum, frame):
+    # A watchdog first: an exception raised at an arbitrary point can leave a lock held and the
+    # cleanup waiting forever. Outputs are unnamed until complete, so a hard exit leaves no file.
+    watchdog = threading.Timer(TERM_GRACE_SECONDS, _hard_exit)
+    watchdog.daemon = True
+    watchdog.start()
     raise Terminated()
+
+
+def _hard_exit() -> None:
+    try:
+        os.write(2, b"terminated\n")
+    finally:
+        os._exit(EXIT_TERMINATED)
 
 
 def error_line(e: BaseException) -> str:

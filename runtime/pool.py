@@ -148,6 +148,14 @@ class WorkerPool:
         SIGTERM), without waiting for the batches they are scoring."""
         if abort:
             self._lifeline.close()
+            # A worker that dies while sending a result leaves half a message in the result pipe;
+            # the executor's thread then waits for the rest for as long as a write end is open,
+            # and this process holds one. Closing it turns that wait into end-of-file once the
+            # workers are gone (CPython's ProcessPoolExecutor keeps the queue in _result_queue).
+            queue = getattr(self._executor, "_result_queue", None)
+            writer = getattr(queue, "_writer", None)
+            if writer is not None:
+                writer.close()
         self._executor.shutdown(wait=True, cancel_futures=True)
         self._lifeline.close()
 

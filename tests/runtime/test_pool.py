@@ -117,3 +117,28 @@ def test_workers_report_a_late_nul_byte_and_leave_no_output(tiny_bundle, tmp_pat
     assert capsys.readouterr().err == (f"Error: {path}:5001: NUL byte: binary input (or not UTF-8 text) "
                                        "is not supported\n")
     assert not out.exists() and os.listdir(tmp_path) == ["reviews.txt"]
+
+
+def big_result(clf, n: int) -> bytes:
+    """A result far larger than a pipe holds: a worker is still sending it when the pool aborts."""
+    return b"x" * n
+
+
+def test_aborting_while_workers_send_large_results_does_not_hang(tiny_bundle):
+    # A worker ended mid-message once left the executor's thread waiting for the rest of it
+    # forever (this process held a write end of the result pipe): Ctrl-C/SIGTERM never returned.
+    import threading
+
+    done = threading.Event()
+
+    def abort_with_results_in_flight():
+        with pytest.raises(KeyboardInterrupt):
+            with WorkerPool(2, tiny_bundle) as pool:
+                results = pool.map(big_result, ((i, 64 << 20) for i in range(8)))
+                next(results)  # the others are being sent now, with nobody reading
+                raise KeyboardInterrupt
+        done.set()
+
+    thread = threading.Thread(target=abort_with_results_in_flight, daemon=True)
+    thread.start()
+    assert done.wait(timeout=60), "the pool did not shut down after an abort"
