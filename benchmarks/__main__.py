@@ -22,10 +22,9 @@ import numpy as np
 from runtime.errors import run_cli
 
 from . import engines as eng
-from .measure import ROOT, latency, measure
+from .measure import DEFAULT_DATA, data_path, latency, measure
 from .report import markdown_table, write_outputs
 
-DEFAULT_DATA = os.path.normpath(os.path.join(ROOT, "..", "shared", "data", "aclImdb_v1_labeled.tar.gz"))
 PACKAGES = ["numpy", "onnxruntime", "ai-edge-litert", "tensorflow-cpu", "tensorflow", "keras", "mediapipe"]
 
 
@@ -78,7 +77,7 @@ def run(args: argparse.Namespace, command: str) -> dict:
     from runtime.bundle import Bundle, BundleError
 
     started = time.perf_counter()
-    data = args.data or os.environ.get("IMDB_DATA") or DEFAULT_DATA
+    data = data_path(args.data)
     try:
         bundle = Bundle.load(args.bundle)
     except BundleError as e:

@@ -18,7 +18,6 @@ def score(kind: str, bundle: str, model: str, text: str) -> float:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         import keras
 
-        from benchmarks.engines import bundle_maxlen
         from runtime.tokenizer import Tokenizer
 
         import trainer.ngrams  # noqa: F401  registers the custom layers of the bigram/linear architectures

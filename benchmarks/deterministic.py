@@ -15,9 +15,9 @@ import numpy as np
 
 from runtime import Classifier
 
-from .__main__ import DEFAULT_DATA, load_reviews
+from .__main__ import load_reviews
 from .engines import batches
-from .measure import latency, throughput, timed
+from .measure import DEFAULT_DATA, data_path, latency, throughput, timed
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -45,7 +45,7 @@ def measure(clf: Classifier, texts: list[str], ids: list[np.ndarray], repeats: i
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    texts, labels = load_reviews(args.data or os.environ.get("IMDB_DATA") or DEFAULT_DATA, args.limit)
+    texts, labels = load_reviews(data_path(args.data), args.limit)
     settings = {"default (XNNPACK where LiteRT applies it)": False, "deterministic (built-in kernels)": True}
     rows = {}
     for name, deterministic in settings.items():

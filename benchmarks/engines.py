@@ -6,7 +6,6 @@ be timed alone; MediaPipe tokenizes inside its C++ graph and only has the end-to
 """
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from typing import Callable, Optional
@@ -48,12 +47,6 @@ class Engine:
 
 def batches(items: list, size: int = BATCH) -> list[list]:
     return [items[i:i + size] for i in range(0, len(items), size)]
-
-
-def bundle_maxlen(bundle: str) -> int:
-    """The model's ids per review, from the (already verified) manifest: not the default 256."""
-    with open(os.path.join(bundle, "manifest.json"), encoding="utf-8") as f:
-        return json.load(f)["tokenizer"]["maxlen"]
 
 
 def keras_engine(bundle: str) -> Engine:

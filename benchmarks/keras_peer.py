@@ -70,9 +70,10 @@ def keras_peer(bundle: str):
 def run(args) -> dict:
     from runtime import Classifier
 
-    from .__main__ import DEFAULT_DATA, load_reviews
+    from .__main__ import load_reviews
+    from .measure import data_path
 
-    texts, labels = load_reviews(args.data or os.environ.get("IMDB_DATA") or DEFAULT_DATA, args.limit)
+    texts, labels = load_reviews(data_path(args.data), args.limit)
     chunks = batches(texts, BATCH)
     rows, probs = [], {}
     for model in ("model.onnx", "model.int8.tflite"):  # the runtime first, before TensorFlow is loaded

@@ -23,8 +23,8 @@ import numpy as np
 from runtime.errors import UserError, run_cli
 from runtime.files import atomic_write_text
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DEFAULT_DATA = os.path.normpath(os.path.join(ROOT, "..", "shared", "data", "aclImdb_v1_labeled.tar.gz"))
+from .measure import DEFAULT_DATA, ROOT, data_path
+
 COLUMNS = ["engine", "model file", "flash KB (model + vocab + tokenizer)", "tensor arena bytes",
            "C tokenizer reviews/s (host -O2)", "invoke p50 / p99 us", "end-to-end reviews/s", "accuracy"]
 
@@ -102,7 +102,7 @@ def run(args) -> dict:
     from trainer.data import load_imdb
 
     section, flat, micro = load_micro(args.bundle)
-    imdb = load_imdb(args.data or os.environ.get("IMDB_DATA") or DEFAULT_DATA)
+    imdb = load_imdb(data_path(args.data))
     texts, labels = imdb.test_texts[: args.limit], imdb.test_labels[: args.limit]
     raw = [t.encode("utf-8") for t in texts]
     tok = Tokenizer(read_vocab(os.path.join(args.bundle, "vocab.txt")), section["input"]["shape"][1])

@@ -102,7 +102,8 @@ def table(rows: list[dict]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .__main__ import DEFAULT_DATA, load_reviews
+    from .__main__ import load_reviews
+    from .measure import data_path
 
     p = argparse.ArgumentParser(prog="python -m benchmarks.models", description=__doc__.split("\n\n")[1])
     p.add_argument("bundles", nargs="+", metavar="NAME=BUNDLE[,SEEDS_JSON]")
@@ -111,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default="bench", help="output directory for models.json (default: bench)")
     args = p.parse_args(argv)
     specs = [parse_bundle(s) for s in args.bundles]
-    texts, _ = load_reviews(args.data or os.environ.get("IMDB_DATA") or DEFAULT_DATA, args.reviews)
+    texts, _ = load_reviews(data_path(args.data), args.reviews)
     rows = [measure_bundle(name, bundle, seeds, texts) for name, bundle, seeds in specs]
     os.makedirs(args.out, exist_ok=True)
     atomic_write_text(os.path.join(args.out, "models.json"), json.dumps(rows, indent=2) + "\n")

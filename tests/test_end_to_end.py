@@ -2,8 +2,6 @@
 runtime on the result. One export run serves every test here (about a minute on 2 cores)."""
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest

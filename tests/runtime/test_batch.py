@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from runtime import batch, engine
+from runtime import engine
 from runtime.batch import score_file
 from runtime.pool import WorkerError
 from runtime.sources import InputError as BatchError

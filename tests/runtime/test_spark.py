@@ -22,7 +22,7 @@ from runtime.batch import main
 from runtime.pool import WorkerError
 from runtime.sources import InputError
 from tests.runtime.faults import crash_batches
-from tests.runtime.test_batch import (REPO, check_scores, errors_of, make_ids, make_texts, read_output, write_csv,
+from tests.runtime.test_batch import (REPO, check_scores, errors_of, make_ids, make_texts, write_csv,
                                       write_jsonl, write_parquet)
 
 N = 2000

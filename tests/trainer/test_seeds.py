@@ -1,6 +1,5 @@
 """python -m trainer.seeds: one run per seed, mean and spread."""
 import json
-import os
 
 import pytest
 

@@ -4,7 +4,6 @@ import os
 import numpy as np
 import pytest
 
-from trainer.__main__ import main
 from trainer.model import build_model
 from trainer.train import TrainConfig, TrainError, split_train_validation, train
 
