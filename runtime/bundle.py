@@ -19,8 +19,25 @@ from .manifest import (FORMAT_VERSION, MANIFEST, MODEL_SUFFIXES, SUPPORTED_FORMA
                        FileEntry, Manifest, load_manifest)
 from .tokenizer import Tokenizer, TokenizerError
 
-__all__ = ["Bundle", "BundleError", "Manifest", "MANIFEST", "FORMAT_VERSION", "SUPPORTED_FORMAT_VERSIONS",
+__all__ = ["FILES", "MODEL_FILES", "EXPORTED_MODELS", "DEFAULT_MODELS", "Bundle", "BundleError", "Manifest", "MANIFEST", "FORMAT_VERSION", "SUPPORTED_FORMAT_VERSIONS",
            "MODEL_SUFFIXES", "default_bundle_path", "file_problem"]
+
+
+# Every file a bundle may hold, in the order the manifest lists them, with its role: the one
+# table of names that export, package, web, the benchmarks and the runtime read.
+FILES = {
+    "model.keras": "the trained Keras model: the reference every export is checked against",
+    "model.onnx": "ONNX, float32: the runtime's default model",
+    "model.int8.onnx": "ONNX, int8 weights (dynamic quantization)",
+    "model.tflite": "TFLite, float32, with MediaPipe metadata",
+    "model.dynamic.tflite": "TFLite, dynamic-range int8 weights, with MediaPipe metadata",
+    "model.int8.tflite": "TFLite, int8 (full-integer or dynamic-range, chosen on validation), with MediaPipe metadata",
+    "vocab.txt": "the tokenizer's vocabulary: one word a line, id = line number",
+    "labels.txt": "the labels the model's output columns stand for (MediaPipe's label file)",
+}
+MODEL_FILES = tuple(name for name in FILES if name.startswith("model."))
+EXPORTED_MODELS = tuple(name for name in MODEL_FILES if name != "model.keras")
+DEFAULT_MODELS = {"onnx": "model.onnx", "tflite": "model.int8.tflite"}  # per backend
 
 
 def default_bundle_path() -> str:

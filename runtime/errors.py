@@ -81,6 +81,28 @@ def _hard_exit() -> None:
         os._exit(EXIT_TERMINATED)
 
 
+def one_line(e: BaseException) -> str:
+    """An exception as one short line: its first non-blank line, else its type's name.
+
+    For messages we did not write (a library's multi-line error, a JVM stack trace)."""
+    for line in str(e).splitlines():
+        if line.strip():
+            return line.strip()
+    return type(e).__name__
+
+
+def check_int(name: str, value, minimum: int = 1, error: type[Exception] = UserError) -> int:
+    """``value`` if it is an int (not a bool) of at least ``minimum``; else ``error`` saying so.
+
+    The one message for every count option and parameter: ``--workers must be at least 1, got 0``.
+    """
+    import numbers
+
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise error(f"{name} must be at least {minimum}, got {value!r}")
+    return int(value)
+
+
 def error_line(e: BaseException) -> str:
     """The one line shown for an expected error (an ``OSError`` names its file)."""
     if isinstance(e, OSError) and not isinstance(e, ReviewkitError):

@@ -205,6 +205,34 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
+@contextmanager
+def redirected(target: int, fds: tuple[int, ...] = (2,)) -> Iterator[None]:
+    """Point the process-wide descriptors ``fds`` at the open descriptor ``target`` inside the
+    block, and back afterwards. Native code (C++, the JVM) writes to fd 2 directly, so this is
+    the only way to keep its lines out of our stderr; ``sys.stderr``'s buffer is flushed first."""
+    import sys
+
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (AttributeError, ValueError, OSError):  # None, closed or broken
+            pass
+    saved = [os.dup(fd) for fd in fds]
+    try:
+        for fd in fds:
+            os.dup2(target, fd)
+        yield
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (AttributeError, ValueError, OSError):
+                pass
+        for fd, copy in zip(fds, saved):
+            os.dup2(copy, fd)
+            os.close(copy)
+
+
 def sha256_file(path: str | os.PathLike) -> str:
     with open(path, "rb") as f:
         return sha256_stream(f)
