@@ -1,10 +1,12 @@
-"""The README's scoring examples run verbatim, on small inputs with the names they use.
+"""The docs' scoring examples run verbatim, on small inputs with the names they use.
 
-Every shell line of the README that calls ``runtime.predict`` or ``runtime.batch`` is run as
-written (in a directory holding ``reviews.jsonl``, ``big.txt``, ``reviews.parquet`` ... and an
-``artifacts`` bundle), except those that need a cluster (``hdfs://``, ``s3a://``, ``yarn``).
-A README change that breaks an example, or adds one this file cannot feed, fails here.
+Every shell line of README.md and docs/*.md that calls ``runtime.predict`` or ``runtime.batch``
+is run as written (in a directory holding ``reviews.jsonl``, ``big.txt``, ``reviews.parquet`` ...
+and an ``artifacts`` bundle), except those that need a cluster (``hdfs://``, ``s3a://``, ``yarn``).
+A docs change that breaks an example, or adds one this file cannot feed, fails here. The README
+stays a map (short, the layout near the top), and a table row is written in one file only.
 """
+import glob
 import json
 import os
 import re
@@ -21,9 +23,18 @@ CLUSTER = ("hdfs://", "s3a://", "--master yarn")
 REVIEWS = ["A wonderful, moving film.", "Dull and far too long.", "", "Great acting, weak plot."]
 
 
-def readme_examples() -> list[str]:
-    """Shell lines of the README's ```bash blocks that run the scoring CLIs (continuations joined)."""
-    text = open(os.path.join(ROOT, "README.md"), encoding="utf-8").read()
+DOCS = ["README.md"] + sorted(os.path.relpath(p, ROOT) for p in glob.glob(os.path.join(ROOT, "docs", "*.md")))
+# every markdown file that may hold a table (the target READMEs are copied into bundles)
+TABLE_FILES = DOCS + ["web/README.md", "micro/README.md", "samples/README.md"]
+
+
+def _read(name: str) -> str:
+    return open(os.path.join(ROOT, name), encoding="utf-8").read()
+
+
+def doc_examples(name: str) -> list[str]:
+    """Shell lines of a doc's ```bash blocks that run the scoring CLIs (continuations joined)."""
+    text = _read(name)
     lines = []
     for block in re.findall(r"```bash\n(.*?)```", text, re.S):
         for line in block.replace("\\\n", " ").splitlines():
@@ -33,7 +44,7 @@ def readme_examples() -> list[str]:
     return lines
 
 
-EXAMPLES = readme_examples()
+EXAMPLES = [line for name in DOCS for line in doc_examples(name)]
 
 
 def _inputs(where: str) -> None:
@@ -56,12 +67,42 @@ def _inputs(where: str) -> None:
                        os.path.join(where, "reviews", f"part-{part}.parquet"))
 
 
-def test_the_readme_has_scoring_examples():
-    assert len(EXAMPLES) >= 8, EXAMPLES
+def test_the_docs_have_scoring_examples():
+    assert len(doc_examples("README.md")) >= 2, doc_examples("README.md")
+    assert len(doc_examples("docs/cli.md")) >= 6, doc_examples("docs/cli.md")
+    assert len(EXAMPLES) == len(set(EXAMPLES)), "an example is written twice"
+
+
+def test_the_readme_is_a_map():
+    lines = _read("README.md").splitlines()
+    assert len(lines) <= 200, len(lines)
+    headings = [line for line in lines if line.startswith("## ")]
+    assert headings[0] == "## Layout", headings
+    for name in DOCS[1:]:  # every doc is reachable from the README
+        assert f"({name})" in "\n".join(lines), name
+
+
+def table_rows(name: str) -> list[str]:
+    """The body rows of a markdown file's tables (not the header row, not the |---| line)."""
+    rows, run = [], []
+    for line in _read(name).splitlines() + [""]:
+        if line.startswith("|"):
+            run.append(line.strip())
+        else:
+            rows += run[2:]
+            run = []
+    return rows
+
+
+def test_a_table_row_is_written_once():
+    seen = {}
+    for name in TABLE_FILES:
+        for row in table_rows(name):
+            assert seen.setdefault(row, name) == name, f"{row!r} in {seen[row]} and {name}"
 
 
 @pytest.mark.parametrize("line", EXAMPLES)
-def test_readme_example_runs_verbatim(line, tmp_path):
+def test_doc_example_runs_verbatim(line, tmp_path):
     if any(c in line for c in CLUSTER):
         assert "--engine spark" in line  # documented for clusters; the Spark tests cover file:// URIs
         return
