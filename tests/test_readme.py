@@ -32,16 +32,20 @@ def _read(name: str) -> str:
     return open(os.path.join(ROOT, name), encoding="utf-8").read()
 
 
-def doc_examples(name: str) -> list[str]:
-    """Shell lines of a doc's ```bash blocks that run the scoring CLIs (continuations joined)."""
-    text = _read(name)
+def shell_lines(name: str, command: str) -> list[str]:
+    """Shell lines of a doc's ```bash blocks that run ``command`` (continuations joined)."""
     lines = []
-    for block in re.findall(r"```bash\n(.*?)```", text, re.S):
+    for block in re.findall(r"```bash\n(.*?)```", _read(name), re.S):
         for line in block.replace("\\\n", " ").splitlines():
             line = line.split("  #")[0].strip()
-            if re.search(r"(^|\| )python -m runtime\.(predict|batch) ", line):
+            if re.search(rf"(^|\| |\S+=\S+ ){re.escape(command)} ", line):
                 lines.append(line)
     return lines
+
+
+def doc_examples(name: str) -> list[str]:
+    """The lines that run the scoring CLIs."""
+    return shell_lines(name, "python -m runtime.predict") + shell_lines(name, "python -m runtime.batch")
 
 
 EXAMPLES = [line for name in DOCS for line in doc_examples(name)]
@@ -63,8 +67,9 @@ def _inputs(where: str) -> None:
     pq.write_table(pa.table({"review_id": [10, 11, 12, 13], "text": REVIEWS}), os.path.join(where, "reviews.parquet"))
     os.makedirs(os.path.join(where, "reviews"))
     for part in range(2):
-        pq.write_table(pa.table({"body": REVIEWS, "movie_id": [1, 2, 3, 4], "date": ["2026-11-29"] * 4}),
-                       os.path.join(where, "reviews", f"part-{part}.parquet"))
+        ids = [f"p{part}r{i}" for i in range(len(REVIEWS))]
+        columns = {"review_id": ids, "body": REVIEWS, "movie_id": [1, 2, 3, 4], "date": ["2026-11-29"] * 4}
+        pq.write_table(pa.table(columns), os.path.join(where, "reviews", f"part-{part}.parquet"))
 
 
 def test_the_docs_have_scoring_examples():
@@ -101,16 +106,20 @@ def test_a_table_row_is_written_once():
             assert seen.setdefault(row, name) == name, f"{row!r} in {seen[row]} and {name}"
 
 
+def _run(line: str, where) -> subprocess.CompletedProcess:
+    path = os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"]  # `python` is this interpreter
+    env = {**os.environ, "PYTHONPATH": ROOT, "PATH": path}
+    return subprocess.run(["bash", "-o", "pipefail", "-c", line], cwd=where, env=env, capture_output=True,
+                          text=True, timeout=300)
+
+
 @pytest.mark.parametrize("line", EXAMPLES)
 def test_doc_example_runs_verbatim(line, tmp_path):
     if any(c in line for c in CLUSTER):
         assert "--engine spark" in line  # documented for clusters; the Spark tests cover file:// URIs
         return
     _inputs(str(tmp_path))
-    path = os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"]  # `python` is this interpreter
-    env = {**os.environ, "PYTHONPATH": ROOT, "PATH": path}
-    done = subprocess.run(["bash", "-o", "pipefail", "-c", line], cwd=tmp_path, env=env, capture_output=True,
-                          text=True, timeout=300)
+    done = _run(line, tmp_path)
     assert done.returncode == 0, f"{line}\n{done.stderr}"
     assert done.stderr.splitlines()[-1].startswith("scored "), done.stderr
     words = line.split()
@@ -119,3 +128,23 @@ def test_doc_example_runs_verbatim(line, tmp_path):
         assert os.path.exists(tmp_path / out), (line, os.listdir(tmp_path))
     else:
         assert done.stdout.strip(), line  # predict to stdout: the scored rows
+
+
+def test_the_spark_submit_example_runs_verbatim(tmp_path):
+    """docs/cli.md's score_reviews.py and its local, quiet, loopback-only spark-submit line."""
+    import pyarrow.parquet as pq
+
+    script = re.search(r"```python\n(# score_reviews\.py .*?)```", _read("docs/cli.md"), re.S).group(1)
+    lines = [line for line in shell_lines("docs/cli.md", "spark-submit") if "--master yarn" not in line]
+    assert len(lines) == 1 and "spark.ui.enabled=false" in lines[0] and "127.0.0.1" in lines[0], lines
+    _inputs(str(tmp_path))
+    (tmp_path / "score_reviews.py").write_text(script)
+    done = _run(lines[0], tmp_path)
+    assert done.returncode == 0, done.stderr
+    after_start = done.stderr.split("Setting Spark log level")[-1]
+    assert " INFO " not in after_start and "SparkUI" not in done.stderr, done.stderr
+    scored = pq.read_table(tmp_path / "review_scores")
+    assert scored.column_names == ["review_id", "label", "probability", "error", "movie_id"]
+    assert sorted(scored.column("review_id").to_pylist()) == sorted(f"p{p}r{i}" for p in range(2) for i in range(4))
+    errors = dict(zip(scored.column("review_id").to_pylist(), scored.column("error").to_pylist()))
+    assert errors["p0r2"] == errors["p1r2"] == "empty text" and errors["p0r0"] is None  # a good row's error: null
