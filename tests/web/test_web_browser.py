@@ -10,6 +10,7 @@ CSV in ``runtime.predict``'s format with the same rows and labels.
 from __future__ import annotations
 
 import base64
+import json
 import os
 import re
 import subprocess
@@ -128,8 +129,29 @@ def test_demo_page_labels_samples_and_scores_a_file_like_runtime_predict(browser
     # the same rows in the same format; the probabilities are onnxruntime-web's (within 1e-5)
     got, want = demo["file_csv"].splitlines(), expected.splitlines()
     assert got[0] == want[0] == "row,label,probability,error" and len(got) == len(want) == 201
-    assert all(re.fullmatch(r"\d+,(positive|negative),[01]\.\d{6},[^,]*", row) for row in got[1:])
+    assert all(re.fullmatch(r"\d+,(positive|negative),[01]\.\d{6},[^,]*|\d+,,,[^,]+", row) for row in got[1:])
     cut = [[r.split(",", 3) for r in rows[1:]] for rows in (got, want)]  # row, label, probability, error
     assert [(r[0], r[1], r[3]) for r in cut[0]] == [(r[0], r[1], r[3]) for r in cut[1]]
     diff = max(abs(float(a[2]) - float(b[2])) for a, b in zip(*cut))
     assert diff <= MAX_ABS_DIFF + 1e-6  # + rounding to 6 decimals
+
+
+def test_download_link_is_shown_only_for_the_file_just_scored(browser):
+    download = browser["demo"]["download"]
+    assert download == {"hidden_on_a_fresh_page": True, "visible_after_a_file": True,
+                        "hidden_after_a_failed_file": True, "failed_status": download["failed_status"]}
+    assert download["failed_status"].startswith("Error: bad.jsonl:1: invalid JSON")
+    assert browser["demo"]["file_status"].startswith("200 reviews read in ")
+
+
+def test_the_demo_opened_from_disk_says_to_serve_it(default_site, tmp_path):
+    """file:// refuses module workers: the page says what to do instead of loading forever."""
+    from benchmarks.web_browser import DRIVER, check_tools
+
+    out = tmp_path / "disk.json"
+    url = "file://" + os.path.join(default_site, "index.html")
+    subprocess.run([check_tools(), DRIVER, "disk", url, str(out)], cwd=os.path.dirname(os.path.dirname(DRIVER)),
+                   check=True, capture_output=True, timeout=120)
+    status = json.loads(out.read_text())["status"]
+    assert status == ("Error: this page must be served over http, not opened from disk: in its folder run "
+                      "`python -m http.server --bind 127.0.0.1` and open http://127.0.0.1:8000/")

@@ -86,7 +86,7 @@ def test_node_tokenizer_and_loader_tests_pass(default_site, tmp_path):
     """Every node test: the tokenizer on adversarial text, the loader, tamper refusal, CSV."""
     out = run_node(write_golden(str(tmp_path), default_site, {"adversarial": adversarial_texts()}),
                    ["test/tokenizer.test.js", "test/loader.test.js"])
-    assert "\u2139 pass 15" in out, out[-3000:]
+    assert "\u2139 pass 18" in out, out[-3000:]
     assert "ids equal Python's on the adversarial set" in out and "load refuses a model byte flipped" in out
 
 

@@ -1,6 +1,7 @@
 // The demo page: all inference runs in worker.js; this file only draws.
 // window.reviewkitDemo.firstPredictionMs: time from navigation start to the first label shown.
 const $ = (id) => document.getElementById(id);
+// From disk (file://) this module does not even load: served.js says so instead.
 const worker = new Worker("worker.js", { type: "module" });
 const state = { nextId: 1, inFlight: null, pending: false, fileJob: null, threshold: 0.5 };
 window.reviewkitDemo = { firstPredictionMs: null, lastPrediction: null, lastFile: null }; // read by the tests
@@ -46,8 +47,18 @@ function showPrediction(msg) {
 
 function showError(msg) {
   if (msg.id === state.inFlight) state.inFlight = null;
-  if (state.fileJob !== null && msg.id === state.fileJob) $("job-status").textContent = `Error: ${msg.message}`;
+  if (state.fileJob !== null && msg.id === state.fileJob) {
+    $("job-status").textContent = `Error: ${msg.message}`;
+    hideDownload(); // never offer the previous file's CSV for a file that failed
+  }
   else { $("status").textContent = `Error: ${msg.message}`; $("status").className = "status error"; }
+}
+
+function hideDownload() {
+  const link = $("download");
+  link.hidden = true;
+  if (link.href) URL.revokeObjectURL(link.href);
+  link.removeAttribute("href");
 }
 
 function scoreFile(file) {
@@ -55,7 +66,7 @@ function scoreFile(file) {
   state.fileJob = state.nextId++;
   state.fileStart = performance.now();
   $("job").hidden = false;
-  $("download").hidden = true;
+  hideDownload();
   $("job-status").textContent = `reading ${file.name}\u2026`;
   showProgress(0, 1);
   drawHistogram(new Float32Array(0));
@@ -71,17 +82,20 @@ function showProgress(done, total) {
 function showFileResult(msg) {
   if (msg.id !== state.fileJob) return;
   const seconds = (performance.now() - state.fileStart) / 1000;
-  const positive = msg.probs.reduce((n, p) => n + (p >= state.threshold ? 1 : 0), 0);
+  // a row with an error has no label: it is counted apart, never as a prediction
+  const scored = msg.probs.filter((_, i) => !msg.errors[i]);
+  const positive = scored.reduce((n, p) => n + (p >= state.threshold ? 1 : 0), 0);
+  const failed = msg.probs.length - scored.length;
   showProgress(msg.probs.length, msg.probs.length);
-  $("job-status").textContent = `${msg.probs.length.toLocaleString()} reviews scored in ${seconds.toFixed(2)} s: `
-    + `${positive.toLocaleString()} positive, ${(msg.probs.length - positive).toLocaleString()} negative.`;
-  drawHistogram(msg.probs);
+  $("job-status").textContent = `${msg.probs.length.toLocaleString()} reviews read in ${seconds.toFixed(2)} s: `
+    + `${positive.toLocaleString()} positive, ${(scored.length - positive).toLocaleString()} negative`
+    + (failed ? `, ${failed.toLocaleString()} with an error (no label).` : ".");
+  drawHistogram(scored);
   const link = $("download");
-  if (link.href) URL.revokeObjectURL(link.href);
   link.href = URL.createObjectURL(new Blob([msg.csv], { type: "text/csv" }));
   link.download = `${state.fileName}.scores.csv`;
   link.hidden = false;
-  window.reviewkitDemo.lastFile = { n: msg.probs.length, csv: msg.csv };
+  window.reviewkitDemo.lastFile = { n: msg.probs.length, csv: msg.csv, status: $("job-status").textContent };
 }
 
 function drawHistogram(probs, bins = 20) {

@@ -1,7 +1,7 @@
 // The demo's inference thread: holds the Classifier, so the page never blocks on the model.
 // Messages in:  {type: "predict", id, texts} | {type: "file", id, name, content, format}
 // Messages out: {type: "ready", info} | {type: "prediction", id, probs, labels}
-//               {type: "progress", id, done, total} | {type: "done", id, lines, probs, csv}
+//               {type: "progress", id, done, total} | {type: "done", id, lines, probs, errors, csv}
 //               {type: "error", id, message}
 import { Classifier } from "./classifier.js";
 import { parseRecords, toCsv } from "./records.js";
@@ -22,7 +22,7 @@ self.onmessage = async ({ data: msg }) => {
     } else if (msg.type === "file") {
       const { lines, texts, errors } = parseRecords(msg.content, msg.format, msg.name);
       const probs = await clf.predict(texts, (done, total) => postMessage({ type: "progress", id: msg.id, done, total }));
-      postMessage({ type: "done", id: msg.id, lines, probs, csv: toCsv(lines, probs, (p) => clf.labelOf(p), errors) });
+      postMessage({ type: "done", id: msg.id, lines, probs, errors, csv: toCsv(lines, probs, (p) => clf.labelOf(p), errors) });
     }
   } catch (e) {
     postMessage({ type: "error", id: msg.id, message: e.message });

@@ -1,22 +1,20 @@
 // Classifier: a reviewkit bundle (manifest.json, vocab.txt, model.onnx) scored with onnxruntime-web.
 //
 //   const clf = await Classifier.load("./");          // the folder that holds manifest.json
-//   await clf.predict(["A wonderful film."]);         // Float32Array [0.97...]
-//   await clf.classify(["Dull."]);                    // [{label: "negative", probability: 0.08...}]
+//   await clf.predict(["A wonderful film."]);         // Float32Array [0.709...]
+//   await clf.classify(["Dull."]);                    // [{label: "negative", probability: 0.250...}]
 //   clf.tokenize("Dull.");                            // Int32Array(maxlen)
 //
 // Every file is checked against the sha256 and size the manifest lists (Web Crypto) before it
 // is used; onnxruntime-web's own .mjs/.wasm files are loaded from the same folder, so nothing
 // is fetched from any other host.
-import { DELIM_PATTERN, SPECIAL_TOKENS, TOKENIZER_VERSION, Tokenizer, parseVocab } from "./tokenizer.js";
+import { Tokenizer, TokenizerError, parseVocab } from "./tokenizer.js";
+import { BundleError, MAX_MANIFEST_BYTES, MAX_VOCAB_BYTES, decodeManifest, fileUrl, parseManifest } from "./manifest.js";
 
-export const FORMAT_VERSION = 1;
+export { BundleError, parseManifest };
 export const DEFAULT_BATCH_SIZE = 256;
 export const ORT_MODULE = "ort.wasm.min.mjs"; // onnxruntime-web's wasm-only build
-
-export class BundleError extends Error {
-  constructor(message) { super(message); this.name = "BundleError"; }
-}
+const MAX_MODEL_BYTES = 1 << 30; // the manifest's size is the real cap; this bounds a lying server
 
 /** Lowercase hex sha256 of an ArrayBuffer or typed array. */
 export async function sha256Hex(data) {
@@ -31,7 +29,8 @@ function folderUrl(baseUrl) {
   return url;
 }
 
-async function fetchBytes(url, fetchFn) {
+/** The body of url, at most cap bytes: a longer body is refused without being read whole. */
+async function fetchBytes(url, fetchFn, cap) {
   let response;
   try {
     response = await fetchFn(url.href);
@@ -39,14 +38,37 @@ async function fetchBytes(url, fetchFn) {
     throw new BundleError(`cannot fetch ${url.href}: ${e.message}`);
   }
   if (!response.ok) throw new BundleError(`cannot fetch ${url.href}: HTTP ${response.status}`);
-  return new Uint8Array(await response.arrayBuffer());
+  const tooBig = () => new BundleError(`${decodeURIComponent(url.pathname.split("/").pop())}: larger than ${cap} bytes`);
+  if (Number(response.headers?.get?.("content-length")) > cap) throw tooBig();
+  if (!response.body?.getReader) {
+    const bytes = new Uint8Array(await response.arrayBuffer());
+    if (bytes.byteLength > cap) throw tooBig();
+    return bytes;
+  }
+  return readCapped(response.body.getReader(), cap, tooBig);
 }
 
-/** Fetch name from base and check it against manifest.files[name]: size and sha256. */
-export async function fetchVerified(base, manifest, name, fetchFn = globalThis.fetch) {
+async function readCapped(reader, cap, tooBig) {
+  const chunks = [];
+  let total = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    total += value.byteLength;
+    if (total > cap) { await reader.cancel(); throw tooBig(); }
+    chunks.push(value);
+  }
+  const bytes = new Uint8Array(total);
+  let at = 0;
+  for (const chunk of chunks) { bytes.set(chunk, at); at += chunk.byteLength; }
+  return bytes;
+}
+
+/** Fetch a plain file name from inside base and check it against manifest.files[name]: size and sha256. */
+export async function fetchVerified(base, manifest, name, fetchFn = globalThis.fetch, cap = MAX_MODEL_BYTES) {
   const entry = manifest.files?.[name];
   if (!entry || typeof entry.sha256 !== "string") throw new BundleError(`manifest.json lists no sha256 for ${name}`);
-  const bytes = await fetchBytes(new URL(name, base), fetchFn);
+  const bytes = await fetchBytes(fileUrl(base, name), fetchFn, Math.min(cap, entry.size));
   if (bytes.byteLength !== entry.size) {
     throw new BundleError(`${name} is ${bytes.byteLength} bytes, the manifest says ${entry.size}: refusing a modified or truncated file`);
   }
@@ -57,23 +79,17 @@ export async function fetchVerified(base, manifest, name, fetchFn = globalThis.f
   return bytes;
 }
 
-/** The manifest's tokenizer section must describe the contract this file implements. */
-export function checkContract(manifest) {
-  if (manifest.format_version !== FORMAT_VERSION) {
-    throw new BundleError(`manifest.json has format_version ${manifest.format_version}, this library reads ${FORMAT_VERSION}`);
+/** The bundle's tokenizer: its vocabulary must parse and hold exactly tokenizer.num_words words. */
+function bundleTokenizer(bytes, cfg) {
+  const name = cfg.vocab_file;
+  let vocab;
+  try {
+    vocab = parseVocab(new TextDecoder("utf-8", { fatal: true }).decode(bytes), name);
+    if (vocab.size !== cfg.num_words) throw new TokenizerError(`${name}: ${vocab.size} words, manifest.json says tokenizer.num_words is ${cfg.num_words}`);
+    return new Tokenizer(vocab, cfg.maxlen);
+  } catch (e) {
+    throw new BundleError(e instanceof TokenizerError ? e.message : `${name}: not UTF-8 text`);
   }
-  const t = manifest.tokenizer ?? {};
-  const expected = { type: "regex", version: TOKENIZER_VERSION, delim_pattern: DELIM_PATTERN, lowercase: true,
-                     prepend_start: true, unknown_token: "<UNKNOWN>", truncation: "end", padding: "end" };
-  for (const [key, value] of Object.entries(expected)) {
-    if (t[key] !== value) throw new BundleError(`manifest.json: tokenizer.${key} is ${JSON.stringify(t[key])}, expected ${JSON.stringify(value)}`);
-  }
-  SPECIAL_TOKENS.forEach((tok, i) => {
-    if (t.special_tokens?.[tok] !== i) throw new BundleError(`manifest.json: tokenizer.special_tokens must map ${tok} to ${i}`);
-  });
-  if (!Number.isInteger(t.maxlen) || t.maxlen < 1) throw new BundleError(`manifest.json: tokenizer.maxlen must be a positive integer`);
-  if (!Array.isArray(manifest.labels) || manifest.labels.length !== 2) throw new BundleError("manifest.json: labels must be [negative, positive]");
-  if (typeof manifest.threshold !== "number") throw new BundleError("manifest.json: threshold must be a number");
 }
 
 export class Classifier {
@@ -104,15 +120,12 @@ export class Classifier {
       : import(new URL(ORT_MODULE, base).href).then((ort) => configureOrt(ort, base, options.threads ?? 1));
     ortReady.catch(() => {}); // a failed import is reported below, after the bundle checks
     const manifest = await readManifest(base, fetchFn);
-    checkContract(manifest);
     const modelName = options.model ?? "model.onnx";
-    const vocabName = manifest.tokenizer.vocab_file ?? "vocab.txt";
     const [vocabBytes, modelBytes] = await Promise.all([
-      fetchVerified(base, manifest, vocabName, fetchFn),
+      fetchVerified(base, manifest, manifest.tokenizer.vocab_file, fetchFn, MAX_VOCAB_BYTES),
       fetchVerified(base, manifest, modelName, fetchFn),
     ]);
-    const vocab = parseVocab(new TextDecoder("utf-8", { fatal: true }).decode(vocabBytes), vocabName);
-    const tokenizer = new Tokenizer(vocab, manifest.tokenizer.maxlen);
+    const tokenizer = bundleTokenizer(vocabBytes, manifest.tokenizer);
     let ort;
     try {
       ort = await ortReady;
@@ -125,7 +138,20 @@ export class Classifier {
     } catch (e) {
       throw new BundleError(`onnxruntime-web cannot load ${modelName}: ${e.message}`);
     }
-    return new Classifier({ manifest, tokenizer, session, ort, batchSize: options.batchSize ?? DEFAULT_BATCH_SIZE });
+    const clf = new Classifier({ manifest, tokenizer, session, ort, batchSize: options.batchSize ?? DEFAULT_BATCH_SIZE });
+    await clf.probe(modelName);
+    return clf;
+  }
+
+  /** Score one empty review at load: a model that does not take maxlen ids fails here, not later. */
+  async probe(modelName) {
+    let out;
+    try {
+      out = await this.predictIds(this.tokenizer.encodeBatch([""]), 1);
+    } catch (e) {
+      throw new BundleError(`${modelName} does not take ${this.maxlen} ids per review (tokenizer.maxlen): ${e.message.split("\n")[0]}`);
+    }
+    if (out.length !== 1) throw new BundleError(`${modelName} gives ${out.length} scores per review, not 1`);
   }
 
   /** One text -> Int32Array(maxlen), the model's input row. */
@@ -171,12 +197,7 @@ export class Classifier {
 }
 
 async function readManifest(base, fetchFn) {
-  const bytes = await fetchBytes(new URL("manifest.json", base), fetchFn);
-  try {
-    return JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes));
-  } catch (e) {
-    throw new BundleError(`manifest.json is not valid JSON: ${e.message}`);
-  }
+  return parseManifest(decodeManifest(await fetchBytes(new URL("manifest.json", base), fetchFn, MAX_MANIFEST_BYTES)));
 }
 
 function configureOrt(ort, base, threads) {

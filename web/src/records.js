@@ -60,16 +60,20 @@ export function parseRecords(content, format = "txt", name = "input", textField 
   return { lines, texts, errors };
 }
 
-/** A CSV field as Python's csv module writes it (QUOTE_MINIMAL). */
+/** A CSV field, quoted when it holds a delimiter, quote, CR or LF (a bare CR too: readers split on it). */
 function csvField(text) {
   return /[",\r\n]/.test(text) ? `"${text.replaceAll('"', '""')}"` : text;
 }
 
-/** CSV text of scored records; labelOf(p) gives a probability's label. */
+/**
+ * CSV text of scored records; labelOf(p) gives a probability's label. A row with an error has an
+ * empty label and probability, as runtime.predict writes it: its score would mean nothing.
+ */
 export function toCsv(lines, probs, labelOf, errors = []) {
   const rows = ["row,label,probability,error"];
   for (let i = 0; i < lines.length; i++) {
-    rows.push(`${lines[i]},${labelOf(probs[i])},${formatProbability(probs[i])},${csvField(errors[i] || "")}`);
+    const [label, p] = errors[i] ? ["", ""] : [labelOf(probs[i]), formatProbability(probs[i])];
+    rows.push(`${lines[i]},${csvField(label)},${p},${csvField(errors[i] || "")}`);
   }
   return rows.join("\n") + "\n";
 }

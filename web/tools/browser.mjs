@@ -2,6 +2,7 @@
 //
 //   node tools/browser.mjs parity URL OUT.json [SCREENSHOT.png]
 //   node tools/browser.mjs bench  URL OUT.json [N]
+//   node tools/browser.mjs disk   file:///.../index.html OUT.json
 //
 // URL: the site's folder on a local server (http://127.0.0.1:PORT/), with the test texts at
 // URL/_test/texts.json (a JSON array of strings). Every request the browser makes is recorded;
@@ -9,6 +10,7 @@
 //   parity: writes {ids (base64 int32 [n, maxlen]), maxlen, probs, mediapipe: {model.tflite: [...],
 //           model.int8.tflite: [...]}, demo: {...}, requests, foreign_requests, errors}
 //   bench:  writes rows of {runtime, metric, value, unit} measured in this browser.
+//   disk:   the demo opened from disk: writes {status} (the page's status line after load).
 import { chromium } from "playwright-core";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -130,12 +132,19 @@ async function demo(page, base, screenshot) {
   await page.fill("#review", typed);
   await page.waitForFunction((t) => window.reviewkitDemo.lastPrediction?.text === t, typed);
   const reviews = await page.evaluate(async () => (await (await fetch("_test/texts.json")).json()).filter((_, i) => i % 10 === 0).slice(0, 200));
+  const downloadHiddenFresh = await page.isHidden("#download");
   await page.setInputFiles("#file", { name: "reviews.txt", mimeType: "text/plain", buffer: Buffer.from(reviews.map((t) => t.replace(/[\r\n]/g, " ")).join("\n") + "\n") });
   await page.waitForFunction(() => window.reviewkitDemo.lastFile !== null, null, { timeout: 60000 });
   await page.waitForTimeout(300);
   const file = await page.evaluate(() => window.reviewkitDemo.lastFile);
   if (screenshot) await page.screenshot({ path: screenshot, fullPage: true });
-  return { first_prediction_ms: first, samples: shown, file_n: file.n, file_csv: file.csv, file_texts: reviews.map((t) => t.replace(/[\r\n]/g, " ")) };
+  const download = { hidden_on_a_fresh_page: downloadHiddenFresh, visible_after_a_file: await page.isVisible("#download") };
+  await page.setInputFiles("#file", { name: "bad.jsonl", mimeType: "text/plain", buffer: Buffer.from("{\n") });
+  await page.waitForFunction(() => document.getElementById("job-status").textContent.startsWith("Error:"), null, { timeout: 60000 });
+  download.hidden_after_a_failed_file = await page.isHidden("#download");
+  download.failed_status = await page.textContent("#job-status");
+  return { first_prediction_ms: first, samples: shown, file_n: file.n, file_csv: file.csv, file_status: file.status,
+           download, file_texts: reviews.map((t) => t.replace(/[\r\n]/g, " ")) };
 }
 
 async function parity(base, outPath, screenshot) {
@@ -181,7 +190,23 @@ async function bench(base, outPath, n) {
   writeFileSync(outPath, JSON.stringify({ rows }));
 }
 
+async function disk(url, outPath) {
+  const userDataDir = mkdtempSync(join(tmpdir(), "reviewkit-chromium-"));
+  const context = await chromium.launchPersistentContext(userDataDir, {
+    executablePath: CHROMIUM, headless: true, args: FLAGS, ignoreDefaultArgs: ["--enable-automation"] });
+  try {
+    const page = context.pages()[0] ?? (await context.newPage());
+    await page.goto(url);
+    await page.waitForFunction(() => !document.getElementById("status").textContent.startsWith("loading"), null, { timeout: 30000 });
+    writeFileSync(outPath, JSON.stringify({ status: await page.textContent("#status") }));
+  } finally {
+    await context.close();
+    rmSync(userDataDir, { recursive: true, force: true });
+  }
+}
+
 const [mode, base, outPath, extra] = process.argv.slice(2);
 if (mode === "parity") await parity(base, outPath, extra);
+else if (mode === "disk") await disk(base, outPath);
 else if (mode === "bench") await bench(base, outPath, Number(extra ?? 5000));
-else { console.error("usage: node tools/browser.mjs parity|bench URL OUT.json [SCREENSHOT|N]"); process.exit(2); }
+else { console.error("usage: node tools/browser.mjs parity|bench|disk URL OUT.json [SCREENSHOT|N]"); process.exit(2); }
