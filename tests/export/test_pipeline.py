@@ -126,6 +126,9 @@ def test_package_copies_a_verified_subset(exported, tmp_path, capsys):
     bundle = Bundle.load(dest)
     assert set(bundle.manifest["verification"]["results"]) == {"model.onnx", "model.int8.tflite",
                                                                 "mediapipe:model.int8.tflite"}
+    assert os.path.dirname(exported[0]) not in open(dest / "manifest.json", encoding="utf-8").read()  # builder paths
+    assert bundle.manifest["verification"]["dataset"]["source"] == os.path.basename(
+        Bundle.load(exported[0]).manifest["verification"]["dataset"]["source"])
 
 
 def test_int8_io_model_is_dequantized_and_skips_mediapipe(exported, tiny_imdb_tar, tmp_path):
