@@ -21,7 +21,7 @@ from trainer.__main__ import add_train_arguments, add_verbose_argument, config_f
 from trainer.data import RECORDED_DEFAULT, add_data_argument
 from trainer.noise import EXPORT_MODULES, check_extra, quiet_native
 
-from .package import DEFAULT_DEST, package_runtime_bundle
+from .package import package_runtime_bundle
 from .pipeline import STEPS, ExportConfig
 
 EPILOG = """examples:
@@ -98,7 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
         add_verbose_argument(p)
     p = sub.add_parser("package", help="copy the runtime's files of a verified bundle to --dest")
     p.add_argument("--out", default="artifacts", help="the verified bundle to copy from (default %(default)s)")
-    p.add_argument("--dest", default=DEFAULT_DEST, help="where the runtime bundle goes (default %(default)s)")
+    p.add_argument("--dest", required=True,
+                   help="where the runtime bundle goes (the checkout's bundled model is runtime/default_model)")
     return parser
 
 

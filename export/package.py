@@ -15,10 +15,21 @@ from .errors import ExportError
 from .manifest import write_manifest
 
 RUNTIME_FILES = ("model.onnx", "model.int8.tflite", "vocab.txt", "labels.txt")
-DEFAULT_DEST = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "runtime", "default_model")
 
 
-def package_runtime_bundle(src: str, dest: str = DEFAULT_DEST, files=RUNTIME_FILES) -> str:
+def without_builder_paths(value):
+    """``value`` with every absolute path reduced to its file name, and no output directory: a
+    shipped manifest says nothing of the building machine's file system."""
+    if isinstance(value, dict):
+        return {k: without_builder_paths(v) for k, v in value.items() if k != "out"}
+    if isinstance(value, list):
+        return [without_builder_paths(v) for v in value]
+    if isinstance(value, str) and os.path.isabs(value):
+        return os.path.basename(value)
+    return value
+
+
+def package_runtime_bundle(src: str, dest: str, files=RUNTIME_FILES) -> str:
     """Verify ``src`` against its manifest, then copy ``files`` and a pruned manifest to ``dest``."""
     bundle = Bundle.load(src)  # refuses a tampered or unverified source
     manifest = copy.deepcopy(bundle.manifest)
@@ -41,9 +52,6 @@ def package_runtime_bundle(src: str, dest: str = DEFAULT_DEST, files=RUNTIME_FIL
                                            if n in files or n.split(":", 1)[-1] in files}
     for target in ("web", "micro"):  # directories that do not ship with the runtime
         manifest.pop(target, None)
-    training = manifest.get("training") or {}
-    if isinstance(training.get("data"), str) and os.path.isabs(training["data"]):
-        training["data"] = os.path.basename(training["data"])  # not the builder's file system
-    write_manifest(dest, manifest)
+    write_manifest(dest, without_builder_paths(manifest))
     Bundle.load(dest)  # the copy must verify too
     return dest

@@ -17,7 +17,7 @@ from typing import Callable
 import numpy as np
 
 from runtime.bundle import MANIFEST
-from runtime.files import atomic_write_bytes, atomic_write_text
+from runtime.files import atomic_write_bytes, atomic_write_text, sha256_file
 from runtime.tokenizer import Tokenizer
 from trainer.data import recorded_source, resolve_source
 from trainer.train import TOKENIZER_FILE, TrainConfig, refuse_verified_bundle, split_train_validation
@@ -285,6 +285,7 @@ def step_verify(cfg: ExportConfig, log: Callable[[str], None] = _log) -> list[V.
 
     _need(cfg.out, "model.keras", "vocab.txt")
     tok = load_tokenizer(cfg.out)
+    kept = kept_targets(cfg.out, log)  # read before anything is rewritten
     imdb = _load_imdb(cfg, log)
     ids = tok.encode_batch(imdb.test_texts)  # [25000, maxlen] int32
     log(f"scoring {len(ids)} test reviews with Keras (the reference)")
@@ -304,9 +305,68 @@ def step_verify(cfg: ExportConfig, log: Callable[[str], None] = _log) -> list[V.
     }
     manifest = build_manifest(cfg.out, tok, training_metadata(cfg.out) or None, verification)
     manifest["arch"] = arch_section(keras_model, cfg.out)  # the architecture and what model.int8.tflite holds
+    manifest.update(kept)
     write_manifest(cfg.out, manifest)
     write_report(cfg.out, manifest)
     return results
+
+
+# the targets verify does not rebuild: manifest key -> (its directory, the check that it is current)
+def kept_targets(out: str, log) -> dict:
+    """The ``micro`` and ``web`` sections of the manifest verify is about to replace, for targets
+    whose directory is still there and still made from this bundle's files; any other is dropped
+    with a line saying how to rebuild it. The old manifest is not trusted: each is re-checked."""
+    try:
+        with open(os.path.join(out, MANIFEST), encoding="utf-8") as f:
+            old = json.load(f)
+        models = {name: old["files"][name]["sha256"] for name in old["files"]}
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+    kept = {}
+    for key, why_stale in (("micro", _micro_stale), ("web", _web_stale)):
+        section = old.get(key)
+        if not isinstance(section, dict):
+            continue
+        why = why_stale(out, section, models)
+        if why is None:
+            kept[key] = section
+        else:
+            log(f"dropping the manifest's {key} section: {why} (run 'python -m export {key} --out {out}')")
+    return kept
+
+
+def _changed(out: str, listed: dict) -> str | None:
+    """The first of ``listed`` (name -> sha256) that is not the file of that name in ``out``."""
+    for name, digest in listed.items():
+        path = os.path.join(out, name)
+        if not os.path.isfile(path) or sha256_file(path) != digest:
+            return name
+    return None
+
+
+def _micro_stale(out: str, section: dict, models: dict) -> str | None:
+    # micro/ is made from model.keras: it is current while model.keras and its own files are
+    if (name := _changed(out, {"model.keras": models.get("model.keras")})) is not None:
+        return f"{name} changed since micro/ was made"
+    files = section.get("files") if isinstance(section.get("files"), dict) else {}
+    listed = {os.path.join(str(section.get("dir", "micro")), n): e.get("sha256") for n, e in files.items()
+              if isinstance(e, dict)}
+    if not listed or (name := _changed(out, listed)) is not None:
+        return f"{name or 'micro/'} is missing or modified"
+    return None
+
+
+def _web_stale(out: str, section: dict, models: dict) -> str | None:
+    from runtime.bundle import Bundle, BundleError
+
+    site = os.path.join(out, str(section.get("dir", "web")))
+    try:
+        copies = Bundle.load(site).manifest["files"]  # the site's own copies, sha256 checked
+    except BundleError as e:
+        return str(e).splitlines()[0]
+    if (name := _changed(out, {n: e["sha256"] for n, e in copies.items()})) is not None:
+        return f"web/{name} is not the bundle's {name}"
+    return None
 
 
 def step_micro(cfg: ExportConfig, log: Callable[[str], None] = _log) -> list[V.Result]:

@@ -160,7 +160,7 @@ def export_web(out: str, node_modules: str = DEFAULT_NODE_MODULES, log: Callable
     bundle_manifest["web"] = {**bundle_manifest.get("web", {}), **summary}
     atomic_write_text(os.path.join(out, MANIFEST), json.dumps(bundle_manifest, indent=2) + "\n")
     log(f"wrote {dest}/: the demo loads {web['demo_bytes'] / 1e6:.1f} MB "
-        f"({web['demo_gzip_bytes'] / 1e6:.1f} MB gzipped); try: cd {dest} && python -m http.server")
+        f"({web['demo_gzip_bytes'] / 1e6:.1f} MB gzipped); try: cd {dest} && python -m http.server --bind 127.0.0.1")
     return manifest
 
 

@@ -64,6 +64,9 @@ TABLE = [
     ("export", ["tflite", "--out", "{model}", "--calibration-size", "10"],
      "Error: --calibration-size must be at least 500, got 10", 2, None),
     ("export", ["package", "--out", "{tmp}", "--dest", "{tmp}/d"], None, 2, None),
+    # never the checkout's bundled model by default
+    ("export", ["package", "--out", "{tmp}"],
+     "python -m export package: error: the following arguments are required: --dest", 2, None),
     # a runtime-only install: one line naming the extra, before any data is read
     ("trainer", ["--data", "/nonexistent", "--out", "{tmp}"], extra_line("keras"), 2, "keras"),
     ("export", ["all", "--data", "/nonexistent", "--out", "{tmp}"], extra_line("tf2onnx"), 2, "tf2onnx"),

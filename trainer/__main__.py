@@ -9,7 +9,7 @@ from runtime.errors import run_cli
 
 from .data import add_data_argument
 from .noise import TRAIN_MODULES, check_extra, quiet_native
-from .train import TrainConfig
+from .train import ARCHS, TrainConfig
 
 EPILOG = """examples:
   python -m trainer --data ../shared/data/aclImdb_v1_labeled.tar.gz --out artifacts
@@ -34,7 +34,7 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
                         help="stop after PATIENCE epochs without a better validation loss and restore "
                              "the best weights (default 0: off, run every epoch as the tutorial does)")
     parser.add_argument("--seed", type=int, default=d.seed, help=f"random seed (default {d.seed})")
-    parser.add_argument("--arch", choices=("tutorial", "bigram", "linear"), default=d.arch,
+    parser.add_argument("--arch", choices=ARCHS, default=d.arch,
                         help="tutorial: the TensorFlow tutorial model (default); bigram: + in-graph hashed "
                              "bigrams, masked mean, dense head; linear: NB-weighted logistic regression over "
                              "the same uni+bigram ids (one deterministic fit, no epochs or seed)")

@@ -390,7 +390,8 @@ def _fetch_verified(url: str, target: str, expected: str | None, fetch: Fetch) -
         except DataError:
             raise
         except Exception as e:  # any fetch failure, whatever the injected fetch raises
-            raise DataError(f"download failed for {url}: {_one_line(e)}") from e
+            raise DataError(f"download failed for {url}: {_one_line(e)} "
+                            f"(offline? pass --data PATH to a local copy, or set {ENV_DATA})") from e
         if expected is not None and got != expected:
             raise DataError(f"checksum mismatch for {url}: expected sha256 {expected}, got {got}")
         os.replace(tmp, target)

@@ -14,8 +14,7 @@ import keras
 from keras import layers
 
 from .ngrams import MaskedPooling, NgramIds, SignedSquare
-
-ARCHS = ("tutorial", "bigram", "linear")
+from .train import ARCHS
 DEFAULT_BUCKETS = {"bigram": 2**18, "linear": 2**20}  # hashed-bigram table rows
 BIGRAM_EMBEDDING_DIM = 16
 # Keras model names: export reads the architecture back from the saved model's name.

@@ -31,6 +31,10 @@ class TrainError(UserError):
     """A training parameter or output location is invalid."""
 
 
+ARCHS = ("tutorial", "bigram", "linear")  # built by trainer/model.py; named here so that checking
+# an option never imports Keras (seconds, before the user hears of a typo)
+
+
 @dataclass
 class TrainConfig:
     data: str | None = None  # folder, .tar.gz or URL; None -> $IMDB_DATA, then the official URL
@@ -43,7 +47,7 @@ class TrainConfig:
     early_stopping: int = 0  # patience in epochs; 0 = off (the tutorial runs all 40 epochs)
     seed: int = 42
     force: bool = False  # train into a directory holding a verified bundle (its manifest goes)
-    arch: str = "tutorial"  # trainer.model.ARCHS
+    arch: str = "tutorial"  # one of ARCHS
     mask_padding: bool = False  # tutorial arch: average over real tokens only (bigram/linear always mask)
     buckets: int = 0  # hashed-bigram table rows; 0 = the architecture's default
 
@@ -58,14 +62,13 @@ class TrainConfig:
         self._validate_arch()
 
     def _validate_arch(self) -> None:
-        from .model import ARCHS
-        from .ngrams import check_bigram_range
-
         if self.arch not in ARCHS:
             raise TrainError(f"--arch must be one of {', '.join(ARCHS)}, got {self.arch!r}")
         if self.buckets < 0:
             raise TrainError(f"--buckets must be 0 (the default) or positive, got {self.buckets}")
         if self.arch != "tutorial":
+            from .ngrams import check_bigram_range  # imports Keras: only for the n-gram architectures
+
             try:
                 check_bigram_range(self.num_words, self.buckets or 1)
             except ValueError as e:
@@ -104,9 +107,9 @@ def train(config: TrainConfig, log: Callable[[str], None] = _log) -> dict:
     config.validate()
     refuse_verified_bundle(config.out, config.force, log)
     source = resolve_source(config.data)
-    os.makedirs(config.out, exist_ok=True)
     t0 = time.perf_counter()
     imdb = load_imdb(source)
+    os.makedirs(config.out, exist_ok=True)  # only once there is something to write into it
     log(f"loaded {len(imdb.train_texts)} training and {len(imdb.test_texts)} test reviews "
         f"in {time.perf_counter() - t0:.1f} s")
 

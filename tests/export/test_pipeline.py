@@ -126,6 +126,9 @@ def test_package_copies_a_verified_subset(exported, tmp_path, capsys):
     bundle = Bundle.load(dest)
     assert set(bundle.manifest["verification"]["results"]) == {"model.onnx", "model.int8.tflite",
                                                                 "mediapipe:model.int8.tflite"}
+    assert os.path.dirname(exported[0]) not in open(dest / "manifest.json", encoding="utf-8").read()  # builder paths
+    assert bundle.manifest["verification"]["dataset"]["source"] == os.path.basename(
+        Bundle.load(exported[0]).manifest["verification"]["dataset"]["source"])
 
 
 def test_int8_io_model_is_dequantized_and_skips_mediapipe(exported, tiny_imdb_tar, tmp_path):
@@ -255,3 +258,24 @@ def test_adopting_a_model_into_a_verified_bundle_needs_force(exported, tmp_path,
     assert capsys.readouterr().err.endswith("choose another --out, or pass --force\n")
     assert sha256_file(out / "model.keras") == before
     Bundle.load(out)  # still verified
+
+
+def test_verify_keeps_the_targets_it_does_not_rebuild_while_they_are_current(exported, tmp_path, capsys):
+    """``export verify`` rewrites the manifest: the micro/ and web/ sections stay while those
+    directories still hold what the bundle made, and go (saying so) once they do not."""
+    out = str(tmp_path / "bundle")
+    shutil.copytree(exported[0], out)
+    before = json.load(open(os.path.join(out, "manifest.json")))
+    targets = [key for key in ("micro", "web") if key in before]
+    assert "micro" in targets and os.path.isdir(os.path.join(out, "micro"))
+    assert main(["verify", "--out", out]) == 0
+    after = json.load(open(os.path.join(out, "manifest.json")))
+    assert {key: after.get(key) for key in targets} == {key: before[key] for key in targets}
+    with open(os.path.join(out, "micro", "model_data.cc"), "a", encoding="utf-8") as f:
+        f.write("// edited\n")
+    capsys.readouterr()
+    assert main(["verify", "--out", out]) == 0
+    after = json.load(open(os.path.join(out, "manifest.json")))
+    assert "micro" not in after and all(after.get(k) == before[k] for k in targets if k != "micro")
+    assert (f"dropping the manifest's micro section: micro/model_data.cc is missing or modified "
+            f"(run 'python -m export micro --out {out}')") in capsys.readouterr().err

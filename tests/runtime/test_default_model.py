@@ -58,3 +58,12 @@ def test_bundled_manifest_describes_only_what_ships():
     assert manifest["tools"]["tensorflow"]  # made by the current export (the key, whatever the wheel)
     data = manifest["training"]["data"]
     assert not os.path.isabs(data) and data.endswith(".tar.gz")  # never the builder's file system
+    assert _absolute_paths(manifest) == [] and "out" not in manifest["training"]["config"]
+
+
+def _absolute_paths(value) -> list[str]:
+    if isinstance(value, dict):
+        return [p for v in value.values() for p in _absolute_paths(v)]
+    if isinstance(value, list):
+        return [p for v in value for p in _absolute_paths(v)]
+    return [value] if isinstance(value, str) and os.path.isabs(value) else []

@@ -401,7 +401,8 @@ def test_download_failure(tmp_path):
     url = "https://example.invalid/imdb.tar.gz"
     with pytest.raises(DataError) as e:
         load_imdb(url, cache_dir=cache, fetch=broken_fetch)
-    assert message(e) == f"download failed for {url}: connection reset by peer"
+    assert message(e) == (f"download failed for {url}: connection reset by peer "
+                          "(offline? pass --data PATH to a local copy, or set IMDB_DATA)")
     assert list(cache.iterdir()) == []
     missing = f"file://{tmp_path}/missing.tar.gz"
     with pytest.raises(DataError) as e:

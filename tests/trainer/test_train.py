@@ -1,5 +1,7 @@
 import json
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -101,3 +103,23 @@ def test_training_into_a_verified_bundle_needs_force(tiny_imdb_tar, tmp_path):
 def test_validation_size_must_leave_training_reviews(tiny_imdb_tar, tmp_path):
     with pytest.raises(TrainError, match="--validation-size 400 leaves no training reviews"):
         train(TrainConfig(data=tiny_imdb_tar, out=str(tmp_path), validation_size=400), log=lambda m: None)
+
+
+REFUSED = [("trainer", ["--data", "/nonexistent"], "Error: IMDB data path does not exist: /nonexistent"),
+           ("trainer", ["--epochs", "0"], "Error: --epochs must be at least 1, got 0"),
+           ("export", ["all", "--data", "/nonexistent"], "Error: IMDB data path does not exist: /nonexistent"),
+           ("export", ["train", "--maxlen", "0"], "Error: --maxlen must be at least 1, got 0")]
+
+
+@pytest.mark.parametrize("cli, argv, line", REFUSED, ids=[" ".join([c, *a]) for c, a, _ in REFUSED])
+def test_a_refused_option_or_path_imports_no_tensorflow_and_creates_no_folder(cli, argv, line, tmp_path):
+    """Options and paths are checked before TensorFlow is imported (seconds) and before OUTPUT exists."""
+    out = tmp_path / "out"
+    code = (f"import sys; from {cli}.__main__ import main; rc = main({[*argv, '--out', str(out)]!r}); "
+            "print(rc, 'tensorflow' in sys.modules, 'keras' in sys.modules)")
+    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    proc = subprocess.run([sys.executable, "-c", code], cwd=repo, capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": repo})
+    assert proc.stdout.split() == ["2", "False", "False"], proc.stdout + proc.stderr
+    assert proc.stderr.strip().splitlines()[-1] == line
+    assert not out.exists()
