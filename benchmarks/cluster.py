@@ -80,6 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     from tests.runtime.cluster import Cluster
 
     out = args.out or tempfile.mkdtemp(prefix="bench-cluster-")
+    os.makedirs(out, exist_ok=True)
     parquet, _, rows = write_inputs(data_path(args.data), out, args.copies)
     cluster = Cluster(tempfile.mkdtemp(prefix="cluster-", dir=out))
     os.environ.update({k: v for k, v in cluster.env().items() if k.startswith(("SPARK_", "PYSPARK_"))})

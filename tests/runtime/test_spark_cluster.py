@@ -33,6 +33,10 @@ BIG = 160_000  # rows: several seconds of scoring on two 1-core executors
 FILES = 4  # the big input's Parquet files: a task each at least, so a lost executor loses tasks
 DEFAULT_MODEL = os.path.join(REPO, "runtime", "default_model")
 JOB_SECONDS = 300
+# Schedule nothing until both workers' executors are registered: each then gets tasks, whatever the
+# order they came up in (Spark waits at most spark.scheduler.maxRegisteredResourcesWaitingTime, 30 s).
+USE_BOTH_WORKERS = ["--spark-conf", "spark.cores.max=2",
+                    "--spark-conf", "spark.scheduler.minRegisteredResourcesRatio=1"]
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +79,7 @@ def driver_dir(tmp_path) -> str:
 
 def batch(cluster: Cluster, cwd: str, *args: str, engine: str = "spark") -> subprocess.Popen:
     """``python -m runtime.batch ARGS --model model`` started in ``cwd``, in its own session."""
-    more = ["--master", cluster.url] if engine == "spark" else []
+    more = ["--master", cluster.url, *USE_BOTH_WORKERS] if engine == "spark" else []
     return subprocess.Popen([sys.executable, "-m", "runtime.batch", *args, "--model", "model", "--engine", engine,
                              *more], cwd=cwd, env=cluster.env(), stdin=subprocess.DEVNULL,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
