@@ -86,6 +86,30 @@ def run(args: argparse.Namespace, command: str) -> dict:
     factories = engine_factories(args.bundle, set(bundle.manifest["files"]))
     # Measure the runtime rows first, before TensorFlow is in this process (Keras imports it,
     # and so does MediaPipe's Python package when TensorFlow is installed).
+    rows, probs = measure_all(factories, texts, labels, bundle, args)
+    compare_with_keras(rows, probs)
+    return {
+        "date": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "machine": machine(),
+        "python": platform.python_version(),
+        "packages": package_versions(),
+        "command": command,
+        "bundle": args.bundle,
+        "data": {"source": data, "n_reviews": len(texts), "n_bytes": sum(len(t.encode("utf-8")) for t in texts)},
+        "settings": {"batch": eng.BATCH, "repeats": args.repeats,
+                     "latency_reviews": min(args.latency_reviews, len(texts))},
+        "rows": rows,
+        "notes": {"keras_latency": keras_latency_note(rows)},
+        "wall_s": time.perf_counter() - started,
+    }
+
+
+def measure_all(factories, texts, labels, bundle, args) -> tuple[list[dict], list[np.ndarray]]:
+    """Every engine's row and probabilities, in the order of ``factories``."""
+    from runtime.bundle import BundleError
+
+    # Measure the runtime rows first, before TensorFlow is in this process (Keras imports it,
+    # and so does MediaPipe's Python package when TensorFlow is installed).
     order = sorted(range(len(factories)), key=lambda i: factories[i][0] not in dict(eng.RUNTIME_MODELS))
     rows, probs = [None] * len(factories), [None] * len(factories)
     for i in order:
@@ -104,21 +128,7 @@ def run(args: argparse.Namespace, command: str) -> dict:
             engine.close()
         del engine
         gc.collect()
-    compare_with_keras(rows, probs)
-    return {
-        "date": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "machine": machine(),
-        "python": platform.python_version(),
-        "packages": package_versions(),
-        "command": command,
-        "bundle": args.bundle,
-        "data": {"source": data, "n_reviews": len(texts), "n_bytes": sum(len(t.encode("utf-8")) for t in texts)},
-        "settings": {"batch": eng.BATCH, "repeats": args.repeats,
-                     "latency_reviews": min(args.latency_reviews, len(texts))},
-        "rows": rows,
-        "notes": {"keras_latency": keras_latency_note(rows)},
-        "wall_s": time.perf_counter() - started,
-    }
+    return rows, probs
 
 
 def compare_with_keras(rows: list[dict], probs: list[np.ndarray]) -> None:

@@ -48,7 +48,8 @@ def table_rows(result: dict) -> list[list[str]]:
             f"{lat['p50_ms']:.3f} / {lat['p99_ms']:.3f}", _speedup(ratio.get("latency_p50")),
             f"{cold['min_s']:.2f} / {cold['median_s']:.2f}", _speedup(ratio.get("cold_start")),
             f"{cold['peak_rss_mb']:.0f}",
-            f"{r['accuracy']:.4f}", "" if r.get("max_abs_diff_vs_keras") is None else f"{r['max_abs_diff_vs_keras']:.1e}",
+            f"{r['accuracy']:.4f}",
+            "" if r.get("max_abs_diff_vs_keras") is None else f"{r['max_abs_diff_vs_keras']:.1e}",
         ])
     return rows
 

@@ -65,7 +65,8 @@ def parity_figures(site: str, texts: list[str], result: dict) -> dict:
     for name, scores in result["mediapipe"].items():
         backend = open_backend(os.path.join(site, name), "tflite")
         lite = np.concatenate([backend.run(ids[i:i + 1]) for i in range(len(ids))])
-        figures[f"mediapipe_{name}_max_abs_diff"] = float(np.abs(np.array(scores, np.float32).astype(np.float64) - lite).max())
+        diff = np.abs(np.array(scores, np.float32).astype(np.float64) - lite)
+        figures[f"mediapipe_{name}_max_abs_diff"] = float(diff.max())
     return figures
 
 
@@ -74,7 +75,8 @@ def markdown(rows: list[dict], parity: dict, meta: dict) -> str:
              f"({meta['demo_gzip_mb']:.1f} MB gzipped for the demo).", "",
              "| runtime | metric | value |", "| --- | --- | --- |"]
     for r in rows:
-        value = f"{r['value']:,.0f} {r['unit']}" if r["unit"] in ("reviews/s", "bytes") else f"{r['value']:.2f} {r['unit']}"
+        counted = r["unit"] in ("reviews/s", "bytes")
+        value = f"{r['value']:,.0f} {r['unit']}" if counted else f"{r['value']:.2f} {r['unit']}"
         lines.append(f"| {r['runtime']} | {r['metric']} | {value} |")
     lines += ["", f"| parity ({parity['reviews']:,} IMDB test reviews) | value |", "| --- | --- |"]
     lines += [f"| {k} | {v} |" for k, v in parity.items()]
@@ -88,7 +90,8 @@ def targets(rows: list[dict]) -> list[tuple[str, str, bool]]:
     value = {(r["runtime"], r["metric"].split(" (")[0]): r["value"] for r in rows}
     ours, mp = value[("onnxruntime-web", "reviews/s")], value[("mediapipe-web float", "reviews/s")]
     first = value[("onnxruntime-web", "navigation to first prediction")]
-    return [(f"onnxruntime-web >= {TARGET_SPEEDUP:g}x MediaPipe Web reviews/s", f"{ours / mp:.1f}x", ours / mp >= TARGET_SPEEDUP),
+    return [(f"onnxruntime-web >= {TARGET_SPEEDUP:g}x MediaPipe Web reviews/s", f"{ours / mp:.1f}x",
+             ours / mp >= TARGET_SPEEDUP),
             (f"first prediction <= {TARGET_FIRST_MS:.0f} ms", f"{first:.0f} ms", first <= TARGET_FIRST_MS)]
 
 
@@ -110,9 +113,11 @@ def main(argv=None) -> int:
                           str(args.reviews))["rows"]
     with open(os.path.join(site, "manifest.json"), encoding="utf-8") as f:
         web = json.load(f)["web"]
-    meta = {"created": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), "browser": f"Chromium {result['chromium']} (headless)",
+    meta = {"created": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "browser": f"Chromium {result['chromium']} (headless)",
             "cpu": f"{os.cpu_count()} cores {platform.machine()}", "site_mb": web["total_bytes"] / 1e6,
-            "demo_gzip_mb": web["demo_gzip_bytes"] / 1e6, "npm": web["npm"], "command": "python -m benchmarks.web " + " ".join(argv or sys.argv[1:])}
+            "demo_gzip_mb": web["demo_gzip_bytes"] / 1e6, "npm": web["npm"],
+            "command": "python -m benchmarks.web " + " ".join(argv or sys.argv[1:])}
     meta["targets"] = targets(rows)
     with open(os.path.join(args.out, "web.json"), "w", encoding="utf-8") as f:
         json.dump({"meta": meta, "rows": rows, "parity": parity, "screenshot": shot}, f, indent=2)

@@ -81,6 +81,19 @@ def canonicalize(proto: onnx.ModelProto) -> None:
     inits = {t.name: t for t in graph.initializer}
     content = {name: _tensor_digest(t) for name, t in inits.items()}
     rename = {"": ""} | {v.name: v.name for v in list(graph.input) + list(graph.output)}
+    ordered, used_inits = _order_nodes(graph, inits, content, rename)
+    for k, node in enumerate(ordered):
+        node.name = f"{node.op_type}_{k}"
+        node.input[:] = [rename[i] for i in node.input]
+        node.output[:] = [rename.get(o, o) for o in node.output]
+    _rename_tensors(graph, inits, content, rename, used_inits)
+    del graph.node[:]
+    graph.node.extend(ordered)
+
+
+def _order_nodes(graph, inits: dict, content: dict, rename: dict) -> tuple[list, list[str]]:
+    """The nodes in a topological order decided by their content; fills ``rename`` for every
+    internal tensor (``t<k>``) and used initializer (``w<k>``), in that order."""
     interface = set(rename)
     used_inits: list[str] = []
 
@@ -103,10 +116,11 @@ def canonicalize(proto: onnx.ModelProto) -> None:
             if name not in interface:
                 rename[name] = f"t{len(rename)}"
         ordered.append(node)
-    for k, node in enumerate(ordered):
-        node.name = f"{node.op_type}_{k}"
-        node.input[:] = [rename[i] for i in node.input]
-        node.output[:] = [rename.get(o, o) for o in node.output]
+    return ordered, used_inits
+
+
+def _rename_tensors(graph, inits: dict, content: dict, rename: dict, used_inits: list[str]) -> None:
+    """Initializers in order of first use (unused ones last, by content) and value_info, renamed."""
     unused = sorted((n for n in inits if n not in rename), key=lambda n: content[n])
     tensors = [inits[n] for n in used_inits + unused]
     for n in unused:
@@ -115,8 +129,6 @@ def canonicalize(proto: onnx.ModelProto) -> None:
         t.name = rename[t.name]
     graph.ClearField("initializer")
     graph.initializer.extend(tensors)
-    del graph.node[:]
-    graph.node.extend(ordered)
     infos = sorted((v for v in graph.value_info if v.name in rename), key=lambda v: rename[v.name])
     for v in infos:
         v.name = rename[v.name]

@@ -411,7 +411,8 @@ def _micro_applies(cfg: ExportConfig, log) -> bool:
 
 
 def export_all(cfg: ExportConfig, log: Callable[[str], None] = _log) -> list[V.Result]:
-    """train, onnx, tflite, verify, then the micro and web targets. Into an existing bundle too: it ends with a fresh manifest
+    """train, onnx, tflite, verify, then the micro and web targets. Into an existing bundle too: it ends with a
+    fresh manifest
     (until then the old one is gone, so the directory never claims files it no longer has)."""
     cfg.train.force = True
     step_train(cfg, log)

@@ -29,7 +29,8 @@ DEFAULT_NODE_MODULES = os.path.join(WEB_DIR, "node_modules")
 SITE_DIR = "web"  # OUT/web
 
 PACKAGE_FILES = ("classifier.js", "manifest.js", "tokenizer.js", "records.js", "index.js")  # web/src
-PAGE_FILES = ("index.html", "served.js", "app.js", "worker.js", "style.css", "conformance.html", "conformance.js")  # web/site
+PAGE_FILES = ("index.html", "served.js", "app.js", "worker.js", "style.css", "conformance.html",  # web/site
+              "conformance.js")
 MODEL_FILES = ("model.onnx", "vocab.txt", "labels.txt", "model.tflite", "model.int8.tflite")  # from the bundle
 # npm package -> the files of its dist folder the site loads (wasm-only onnxruntime build, SIMD MediaPipe)
 NPM_FILES = {
@@ -37,7 +38,8 @@ NPM_FILES = {
     "@mediapipe/tasks-text": ("", ("text_bundle.mjs", "wasm/text_wasm_internal.js", "wasm/text_wasm_internal.wasm")),
 }
 # What the demo page fetches before its first prediction (the rest is the conformance page's).
-DEMO_FILES = ("index.html", "served.js", "style.css", "app.js", "worker.js", "classifier.js", "manifest.js", "tokenizer.js",
+DEMO_FILES = ("index.html", "served.js", "style.css", "app.js", "worker.js", "classifier.js", "manifest.js",
+              "tokenizer.js",
               "records.js",
               MANIFEST, "vocab.txt", "model.onnx", "ort.wasm.min.mjs", "ort-wasm-simd-threaded.mjs",
               "ort-wasm-simd-threaded.wasm")

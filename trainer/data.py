@@ -272,7 +272,7 @@ def _to_imdb(reviews: dict[tuple[str, str, str], str], where: str) -> Imdb:
     if not reviews:
         raise DataError(f"no IMDB reviews in {where}: expected {_LAYOUT}")
     present = {key[:2] for key in reviews}
-    missing = [f"{s}/{l}" for s in SPLITS for l in LABELS if (s, l) not in present]
+    missing = [f"{split}/{label}" for split in SPLITS for label in LABELS if (split, label) not in present]
     if missing:
         raise DataError(f"incomplete IMDB data in {where}: no {', '.join(missing)} reviews")
     columns = []

@@ -1,7 +1,8 @@
 """Train the tutorial model on raw IMDB reviews and write the training outputs.
 
 Stages hand over files: ``train(config)`` writes ``model.keras``, ``vocab.txt``,
-``tokenizer.json`` (maxlen, num_words), ``history.json``, ``metrics.json``, ``loss.png`` and ``accuracy.png`` into ``config.out``.
+``tokenizer.json`` (maxlen, num_words), ``history.json``, ``metrics.json``, ``loss.png`` and ``accuracy.png``
+into ``config.out``.
 """
 from __future__ import annotations
 
@@ -175,7 +176,8 @@ def fit_linear(config: TrainConfig, x_train, y_train, x_val, y_val, log):
         loss, acc = log_loss_and_accuracy(model.predict(x, batch_size=config.batch_size, verbose=0)[:, 0], y)
         history[prefix + "loss"], history[prefix + "accuracy"] = [loss], [acc]
     t0 = time.perf_counter()
-    set_linear_weights(model, *refit_nblr(require("scipy.sparse", "train").vstack([x_tr, x_va]), np.concatenate([y_train, y_val]), c))
+    stacked = require("scipy.sparse", "train").vstack([x_tr, x_va])
+    set_linear_weights(model, *refit_nblr(stacked, np.concatenate([y_train, y_val]), c))
     seconds += time.perf_counter() - t0
     log(f"NB-LR C={c:g} refitted on all {len(y_train) + len(y_val)} training reviews")
     return model, history, seconds, {"fit_on_validation": True, "linear": {

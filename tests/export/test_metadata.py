@@ -9,7 +9,8 @@ import pytest
 from ai_edge_litert.interpreter import Interpreter
 
 from export.mediapipe_check import MediaPipeCheckError, MediaPipeUnavailable, mediapipe_scores
-from export.metadata import MIN_PARSER_VERSION, MetadataError, add_metadata, read_metadata
+from export.metadata import MIN_PARSER_VERSION, MetadataError, add_metadata
+from tests.export.metadata_reader import read_metadata
 from export.tflite_export import to_tflite
 from runtime.tokenizer import DELIM_PATTERN, Tokenizer
 

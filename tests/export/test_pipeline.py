@@ -47,7 +47,8 @@ def test_manifest_schema_and_hashes(exported):
     out, _ = exported
     manifest = json.load(open(os.path.join(out, "manifest.json")))
     assert manifest["format_version"] == 1
-    assert set(manifest) >= {"created", "tools", "tokenizer", "labels", "threshold", "training", "verification", "files"}
+    assert set(manifest) >= {"created", "tools", "tokenizer", "labels", "threshold", "training", "verification",
+                             "files"}
     assert {"tensorflow", "keras", "tf2onnx", "onnx", "onnxruntime", "ai-edge-litert"} <= set(manifest["tools"])
     tok = manifest["tokenizer"]
     assert tok["delim_pattern"] == r"(?:<br />|[^a-z0-9'])+" and tok["lowercase"] is True
@@ -93,7 +94,8 @@ def test_tampered_weight_fails_verify_with_exit_1(exported, tiny_imdb_tar, tmp_p
     assert "FAIL: max |dp|" in row
     # every other format still passes, and the failure is recorded in the manifest
     assert captured.out.count("| PASS") == 4
-    assert json.load(open(os.path.join(out, "manifest.json")))["verification"]["results"]["model.onnx"]["passed"] is False
+    results = json.load(open(os.path.join(out, "manifest.json")))["verification"]["results"]
+    assert results["model.onnx"]["passed"] is False
 
 
 # Missing inputs, bad options, unknown data source: the error table in tests/test_errors.py.

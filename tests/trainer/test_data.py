@@ -229,7 +229,7 @@ def test_incomplete_data(tmp_path, drop, missing):
 
 
 def test_no_reviews_at_all(tmp_path):
-    path = make_tar(tmp_path / "imdb.tar.gz", drop=[f"{s}/{l}" for s, l in REVIEWS])
+    path = make_tar(tmp_path / "imdb.tar.gz", drop=[f"{split}/{label}" for split, label in REVIEWS])
     with pytest.raises(DataError) as e:
         load_imdb(path)
     assert message(e) == (f"no IMDB reviews in {path}: "

@@ -29,7 +29,8 @@ def test_site_manifest_lists_plain_names_and_every_file(default_site):
     listed = set(manifest["files"]) | set(manifest["web"]["files"])
     on_disk = {n for n in os.listdir(default_site) if not n.endswith(".gz") and n != "manifest.json"}
     assert listed == on_disk and all("/" not in n for n in listed)
-    assert manifest["web"]["npm"]["onnxruntime-web"] and manifest["web"]["demo_gzip_bytes"] < manifest["web"]["demo_bytes"]
+    web = manifest["web"]
+    assert web["npm"]["onnxruntime-web"] and web["demo_gzip_bytes"] < web["demo_bytes"]
     assert manifest["tokenizer"] == Bundle.load(default_bundle_path()).manifest["tokenizer"]
 
 

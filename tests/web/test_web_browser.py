@@ -37,7 +37,8 @@ def even_sample(texts, n):
 def site(real_export):
     out, proc = real_export
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert os.path.isfile(os.path.join(out, "web", "index.html")), "export all wrote no web/ site:\n" + proc.stderr[-2000:]
+    assert os.path.isfile(os.path.join(out, "web", "index.html")), \
+        "export all wrote no web/ site:\n" + proc.stderr[-2000:]
     return os.path.join(out, "web")
 
 
@@ -72,7 +73,8 @@ def test_site_is_a_verified_bundle_with_plain_names(site):
     assert all("/" not in name for name in bundle.manifest["files"])
     web = bundle.manifest["web"]
     assert {"ort-wasm-simd-threaded.wasm", "index.html", "classifier.js"} <= set(web["files"])
-    assert web["files"]["ort-wasm-simd-threaded.wasm"]["gzip_size"] < web["files"]["ort-wasm-simd-threaded.wasm"]["size"] / 2
+    wasm = web["files"]["ort-wasm-simd-threaded.wasm"]
+    assert wasm["gzip_size"] < wasm["size"] / 2
     assert os.path.isfile(os.path.join(site, "ort-wasm-simd-threaded.wasm.gz"))
     parent = Bundle.load(os.path.dirname(site))
     assert parent.manifest["web"]["dir"] == "web" and "files" not in parent.manifest["web"]
