@@ -19,8 +19,9 @@ from .manifest import (FORMAT_VERSION, MANIFEST, MODEL_SUFFIXES, SUPPORTED_FORMA
                        FileEntry, Manifest, load_manifest)
 from .tokenizer import Tokenizer, TokenizerError
 
-__all__ = ["FILES", "MODEL_FILES", "EXPORTED_MODELS", "DEFAULT_MODELS", "Bundle", "BundleError", "Manifest", "MANIFEST", "FORMAT_VERSION", "SUPPORTED_FORMAT_VERSIONS",
-           "MODEL_SUFFIXES", "default_bundle_path", "file_problem"]
+__all__ = ["FILES", "MODEL_FILES", "EXPORTED_MODELS", "DEFAULT_MODELS", "Bundle", "BundleError", "Manifest",
+           "MANIFEST", "FORMAT_VERSION", "SUPPORTED_FORMAT_VERSIONS", "MODEL_SUFFIXES",
+           "default_bundle_path", "file_problem"]
 
 
 # Every file a bundle may hold, in the order the manifest lists them, with its role: the one

@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import IO, Iterator, Sequence
 
+from .errors import check_int
 from .parquet import ParquetSource
 from .pool import WorkerPool, default_workers
 from .sinks import CSV, OUTPUT_FORMATS, PARQUET, RESERVED, Chunk, Layout, Progress, Summary, check_output, \
@@ -57,18 +58,24 @@ def open_source(path: str, fmt: str, spec: Spec, id_column: str | None, keep: Se
     return cls(path, fmt, spec, id_column, keep, batch_size, stdin)
 
 
-def positive_int(value, what: str) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise InputError(f"{what} must be at least 1, got {value!r}")
-
-
 def check(job: Job) -> None:
     """Options, paths and names; the inputs' columns are checked when their sources open."""
-    positive_int(job.batch_size, "--batch-size")
-    positive_int(job.max_record_bytes, "--max-record-bytes")
+    _check_options(job)
+    for path in job.inputs:
+        if path != STDIN:
+            check_input(path)
+            if os.path.isdir(path) and canonical(job.format_of(path)) != PARQUET:
+                raise InputError(f"{path}: is a directory (only Parquet input may be one)")
+    _check_names(job)
+    check_output(job.output, job.inputs)
+
+
+def _check_options(job: Job) -> None:
+    check_int("--batch-size", job.batch_size, error=InputError)
+    check_int("--max-record-bytes", job.max_record_bytes, error=InputError)
     for value, what in ((job.workers, "--workers"), (job.threads, "--threads")):
         if value is not None:
-            positive_int(value, what)
+            check_int(what, value, error=InputError)
     if job.threshold is not None and not 0.0 <= job.threshold <= 1.0:  # also refuses nan
         raise InputError(f"--threshold must be between 0 and 1, got {job.threshold}")
     if job.input_format is not None:
@@ -76,11 +83,9 @@ def check(job: Job) -> None:
     canonical(job.output_format, OUTPUT_FORMATS)
     if list(job.inputs).count(STDIN) > 1:
         raise InputError("'-' (stdin) given more than once")
-    for path in job.inputs:
-        if path != STDIN:
-            check_input(path)
-            if os.path.isdir(path) and canonical(job.format_of(path)) != PARQUET:
-                raise InputError(f"{path}: is a directory (only Parquet input may be one)")
+
+
+def _check_names(job: Job) -> None:
     names = ([job.id_column] if job.id_column is not None else []) + list(job.keep)
     if names and (job.input_format in (TEXT, "lines") or any(job.format_of(p) == TEXT for p in job.inputs)):
         raise InputError("plain text has no columns: --id-column and --keep-columns need "
@@ -91,7 +96,6 @@ def check(job: Job) -> None:
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
         raise InputError(f"column {dupes[0]!r} is asked for twice (--id-column / --keep-columns)")
-    check_output(job.output, job.inputs)
 
 
 @dataclass(frozen=True)

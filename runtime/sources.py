@@ -305,8 +305,10 @@ class _Unclosed:
 
 
 class LineSource(Source):
-    """Text and JSONL (its first object must have the text and id fields, as a header would). A regular file is cut into byte spans at line ends (the workers read
-    them); anything else (stdin, a pipe) is sent ``batch_size`` lines at a time."""
+    """Text and JSONL (its first object must have the text and id fields, as a header would).
+
+    A regular file is cut into byte spans at line ends (the workers read them); anything else
+    (stdin, a pipe) is sent ``batch_size`` lines at a time."""
 
     def check(self) -> None:
         if self.format == JSONL and self.path != STDIN and os.path.isfile(self.path):
@@ -386,7 +388,8 @@ class CsvSource(Source):
                     if not row:
                         continue  # a blank line
                     if len(row) != len(header):
-                        raise InputError(f"{name}:{self._lines.number}: {len(row)} fields, the header has {len(header)}")
+                        raise InputError(f"{name}:{self._lines.number}: {len(row)} fields, "
+                                         f"the header has {len(header)}")
                     number += 1
                     numbers.append(number)
                     records.append([row[i] for i in at])

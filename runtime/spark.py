@@ -241,7 +241,8 @@ def score_dataframe(df, text_col: str = "text", id_col: str | None = None, model
         raise InputError(f"column {text_col!r} is {text_type.simpleString()}, not text")
     clf = _load(model, backend)
     spec = Spec(text_col, tuple(dict.fromkeys(([id_col] if id_col else []) + list(keep))))
-    layout = Layout(PARQUET, tuple(clf.labels), clf.threshold, id_col, keep, types=_arrow_types(df.schema, spec.columns))
+    layout = Layout(PARQUET, tuple(clf.labels), clf.threshold, id_col, keep,
+                    types=_arrow_types(df.schema, spec.columns))
     work = Work(_ship_bundle(df.sparkSession, clf.bundle), clf.model, clf.backend_name, layout, spec, "column",
                 "dataframe", text_col)
     scored = _apply(df.select(*dict.fromkeys([text_col, *spec.columns])), work)
@@ -511,7 +512,8 @@ def _spark_error(e: Exception, input: str, output: str, log: str | None) -> Exce
     found = _OURS.search(text)
     if found:
         kind = found.group(1)
-        return (InputError if kind in ("InputError", "BundleError", "MissingExtra") else Failure)(found.group(2).strip())
+        error = InputError if kind in ("InputError", "BundleError", "MissingExtra") else Failure
+        return error(found.group(2).strip())
     if "Python worker exited unexpectedly" in text or "crashed" in text:
         return WorkerError(f"a Spark Python worker died while scoring {input} (killed, or out of "
                            f"memory?); {output} was not written")

@@ -146,8 +146,8 @@ class WordTable:
         self.ids = np.array([*byte_ids.values(), unknown_id], dtype=np.int32)  # [words + 1]
         self.unknown_id = unknown_id
         self.bits = max(10, (4 * len(words)).bit_length())  # load factor <= 1/4: short probes
-        for seed in range(seed, seed + 100):
-            self.mult = _multipliers(ncols, seed)
+        for attempt in range(seed, seed + 100):
+            self.mult = _multipliers(ncols, attempt)
             hashes = self._hash([col[:-1] for col in self.cols])
             if hashes.all() and len(np.unique(hashes)) == len(words):
                 break

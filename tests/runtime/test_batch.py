@@ -401,7 +401,8 @@ def test_error_messages(bundle, tmp_path):
         with pytest.raises(BatchError) as e:
             score_file(args.pop("input"), args.pop("output"), **args)
         if message is None:
-            message = f"{tmp_path / 'in.xml'}: unknown input format '.xml': use .parquet (or a directory of them), .csv, .tsv, .jsonl or .txt, or give --input-format"
+            message = (f"{tmp_path / 'in.xml'}: unknown input format '.xml': use .parquet (or a directory of them), "
+                       ".csv, .tsv, .jsonl or .txt, or give --input-format")
         assert str(e.value) == message
     assert leftovers(tmp_path) == ["in.parquet", "in.txt", "in.xml"]
 

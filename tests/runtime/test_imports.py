@@ -50,6 +50,7 @@ def test_the_runtime_import_graph_has_no_cycle():
 def test_each_module_imports_alone_and_lazily(module):
     """Alone, and without loading an inference runtime or an extra (they load when used)."""
     code = (f"import sys, runtime.{module}\n"
-            "print([m for m in ('onnxruntime', 'ai_edge_litert', 'pyarrow', 'pyspark', 'tensorflow') if m in sys.modules])")
+            "print([m for m in ('onnxruntime', 'ai_edge_litert', 'pyarrow', 'pyspark', 'tensorflow') "
+            "if m in sys.modules])")
     proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert (proc.returncode, proc.stderr, proc.stdout) == (0, "", "[]\n")

@@ -280,7 +280,8 @@ def test_argparse_errors_exit_2(args, fragment, capsys):
 def test_bundle_problems_are_one_line_errors(bundle, tmp_path, capsys):
     assert_error(*run(capsys, "--text", "x", "--model", tmp_path),
                  f"{tmp_path / 'manifest.json'}: missing (not a model bundle?)")
-    assert_error(*run(capsys, "--text", "x", "--model", tmp_path / "nope"), f"{tmp_path / 'nope'}: no such bundle directory")
+    assert_error(*run(capsys, "--text", "x", "--model", tmp_path / "nope"),
+                 f"{tmp_path / 'nope'}: no such bundle directory")
     code, _, err = run(capsys, "--text", "x", "--model", os.path.join(bundle, "model.onnx"), "--backend", "tflite")
     assert code == 2 and err.startswith("Error: ") and "needs the onnx backend" in err and err.count("\n") == 1
 
@@ -399,7 +400,8 @@ def test_subprocess_unreadable_file(tmp_path):
         argv = [sys.executable] + (["-c", DROP_DAC_AND_EXEC] if os.geteuid() == 0 else ["-m", "runtime.predict"])
         done = subprocess.run([*argv, path], cwd=REPO, capture_output=True, text=True,
                               env={**os.environ, "PYTHONPATH": REPO})
-        assert (done.returncode, done.stdout, done.stderr) == (2, "", f"Error: {path}: cannot read: Permission denied\n")
+        expected = (2, "", f"Error: {path}: cannot read: Permission denied\n")
+        assert (done.returncode, done.stdout, done.stderr) == expected
     finally:
         os.chmod(path, 0o600)
 

@@ -111,8 +111,9 @@ def test_csv_jsonl_text_inputs_give_the_local_engines_rows(session, bundle, clf,
         opts = dict(keep_columns=["stars"])
     else:
         texts[4] = "bad \xff bytes"
-        inp.write_bytes(b"\xef\xbb\xbf" + b"\r\n".join(t.encode("utf-8", "surrogateescape") if "\xff" not in t
-                                                     else t.replace("\xff", "").encode() + b"\xff" for t in texts) + b"\n")
+        raw = [t.encode("utf-8", "surrogateescape") if "\xff" not in t
+               else t.replace("\xff", "").encode() + b"\xff" for t in texts]
+        inp.write_bytes(b"\xef\xbb\xbf" + b"\r\n".join(raw) + b"\n")
     out_spark, out_local = str(tmp_path / f"spark.{out_ext}"), str(tmp_path / f"local.{out_ext}")
     got = rs.score_file(str(inp), out_spark, model=bundle, spark=session, **opts)
     want = batch.score_file(str(inp), out_local, model=bundle, workers=2, **opts)
