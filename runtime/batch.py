@@ -50,6 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--spark-conf", action="append", default=[], metavar="KEY=VALUE",
                    help="spark engine: a Spark setting for the session started here (repeatable)")
     p.add_argument("--debug", action="store_true", help="spark engine: keep the Spark log and tracebacks")
+    p.add_argument("--overwrite", action="store_true",
+                   help="spark engine: replace an OUTPUT directory that is not an earlier Spark output "
+                        "(one without _SUCCESS), and everything in it")
     add_options(p, batch_size=DEFAULT_BATCH_SIZE)
     return p
 
@@ -75,8 +78,9 @@ def _main(argv) -> int:
     args = build_parser().parse_args(argv)
     if args.master is not None and args.engine != "spark":
         raise InputError("--master needs --engine spark")
-    if args.spark_conf and args.engine != "spark":
-        raise InputError("--spark-conf needs --engine spark")
+    for given, option in ((args.spark_conf, "--spark-conf"), (args.overwrite, "--overwrite")):
+        if given and args.engine != "spark":
+            raise InputError(f"{option} needs --engine spark")
     if any("=" not in c for c in args.spark_conf):
         raise InputError("--spark-conf takes KEY=VALUE")
     if args.deterministic and args.engine != "local":
@@ -93,6 +97,7 @@ def _main(argv) -> int:
         from . import spark
         summary = spark.score_file(args.input, args.output, master=args.master or spark.DEFAULT_MASTER,
                                    debug=args.debug, conf=dict(c.split("=", 1) for c in args.spark_conf),
+                                   overwrite=args.overwrite,
                                    **options)
     else:
         summary = score_file(args.input, args.output, workers=args.workers, deterministic=args.deterministic,

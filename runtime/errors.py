@@ -12,7 +12,8 @@ import os
 import signal
 import sys
 import threading
-from typing import Callable, Sequence
+from contextlib import contextmanager
+from typing import Callable, Iterator, Sequence
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 EXIT_INTERRUPTED, EXIT_BROKEN_PIPE, EXIT_TERMINATED = 130, 141, 143
@@ -66,12 +67,17 @@ TERM_GRACE_SECONDS = 10.0  # cleanup after SIGTERM that takes longer ends the pr
 
 
 def _on_sigterm(signum, frame):
-    # A watchdog first: an exception raised at an arbitrary point can leave a lock held and the
-    # cleanup waiting forever. Outputs are unnamed until complete, so a hard exit leaves no file.
+    start_term_watchdog()
+    raise Terminated()
+
+
+def start_term_watchdog() -> None:
+    """After SIGTERM: end the process in ``TERM_GRACE_SECONDS`` whatever the cleanup does (an
+    exception raised at an arbitrary point can leave a lock held and the cleanup waiting
+    forever). Outputs are unnamed until complete, so a hard exit leaves no file."""
     watchdog = threading.Timer(TERM_GRACE_SECONDS, _hard_exit)
     watchdog.daemon = True
     watchdog.start()
-    raise Terminated()
 
 
 def _hard_exit() -> None:
@@ -111,12 +117,46 @@ def error_line(e: BaseException) -> str:
     return f"Error: {e}"
 
 
+class _ClosedStream:
+    """Stands for stdin or stdout when it was closed before we started (``0<&-``, ``1>&-``):
+    using it is the user's mistake, told in one line, not an AttributeError on ``None``."""
+
+    def __init__(self, name: str):
+        self._name = name
+
+    def __getattr__(self, attribute: str):
+        raise UserError(f"{self._name} is closed")
+
+
+@contextmanager
+def _closed_stdio() -> Iterator[None]:
+    """A closed fd 0 or 1 gets /dev/null, so that no file we open later takes its number (and
+    our output never lands in it); the stream stands in as ``_ClosedStream`` while we run."""
+    closed = [(fd, name) for fd, name in ((0, "stdin"), (1, "stdout")) if getattr(sys, name) is None]
+    for fd, name in closed:
+        null = os.open(os.devnull, os.O_RDWR)
+        if null != fd:
+            os.dup2(null, fd)
+            os.close(null)
+        setattr(sys, name, _ClosedStream(name))
+    try:
+        yield
+    finally:
+        for _, name in closed:
+            setattr(sys, name, None)  # as Python had it, for its own flush at exit
+
+
 def run_cli(main: Callable[[Sequence[str] | None], int | None], argv: Sequence[str] | None = None,
             cleanup: Callable[[], None] | None = None) -> int:
     """Run ``main(argv)`` and map what it raises to one stderr line and an exit code.
 
     ``cleanup`` runs before the message (e.g. to clear a progress line).
     """
+    with _closed_stdio():
+        return _run_cli(main, argv, cleanup)
+
+
+def _run_cli(main, argv, cleanup) -> int:
     if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
         try:
             signal.signal(signal.SIGTERM, _on_sigterm)

@@ -262,6 +262,54 @@ def _umask() -> int:
     return mask
 
 
+# -- an input that must not change while it is read ------------------------------------------
+class ChangedWhileRead(UserError):
+    """An input file was replaced, truncated or written to while a job read it: its rows would
+    be a mix of two files (or invented), and a wrong number is worse than an error."""
+
+    def __init__(self, name: str):
+        super().__init__(f"{name}: changed while being read")
+        self.name = name
+
+    def __reduce__(self):  # raised in a worker, re-raised in the parent as it was
+        return ChangedWhileRead, (self.name,)
+
+
+def file_state(f) -> tuple[int, int, int, int]:
+    """What "the same file, unchanged" means for an open file: device, inode, size, mtime."""
+    st = os.fstat(f.fileno())
+    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
+
+
+def check_unchanged(f, state: tuple, name: str, position: int | None = None, path: str | None = None) -> None:
+    """``ChangedWhileRead`` unless ``f`` is still the file of ``state``; given a position, unless
+    the reader got exactly that far (a short read: the file was cut); given a path, unless that
+    name still leads to this file (not replaced by a rename)."""
+    if file_state(f) != state or (position is not None and f.tell() != position):
+        raise ChangedWhileRead(name)
+    if path is not None:
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            raise ChangedWhileRead(name) from None
+        if (st.st_dev, st.st_ino) != state[:2]:
+            raise ChangedWhileRead(name)
+
+
+def read_span(path: str, state: tuple, offset: int, length: int, name: str) -> bytes:
+    """``length`` bytes at ``offset`` of ``path``, which must still be the file of ``state``
+    (checked after the read, so a change during it is seen too)."""
+    try:
+        f = open(path, "rb")
+    except FileNotFoundError:
+        raise ChangedWhileRead(name) from None
+    with f:
+        f.seek(offset)
+        data = f.read(length)
+        check_unchanged(f, state, name, offset + length)
+    return data
+
+
 class UnsafeFile(ValueError):
     """A file that must be a small regular file is not (a FIFO, a device, a directory, too large)."""
 

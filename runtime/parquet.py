@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Iterator
+from typing import IO, Iterator
 
 from .errors import require
+from .files import ChangedWhileRead, check_unchanged, file_state
 from .sources import InputError, Rows, Source, Spec, check_columns, rows_of_values
 
 
@@ -40,9 +41,10 @@ def parquet_files(path: str) -> list[str]:
     return found
 
 
-def open_file(pa, path: str):
+def open_file(pa, path: str, f: IO[bytes] | None = None):
+    """The Parquet file ``path``, read through ``f`` when given (the file whose state was taken)."""
     try:
-        return pa.parquet.ParquetFile(path)
+        return pa.parquet.ParquetFile(f if f is not None else path)
     except (OSError, pa.ArrowException) as e:
         raise InputError(f"{path}: not a readable Parquet file: {arrow_error(e)}") from None
 
@@ -66,8 +68,11 @@ class ParquetSource(Source):
         self.files = parquet_files(self.path)
         columns = (self.spec.text_column,) + tuple(c for c in self.spec.columns if c != self.spec.text_column)
         first = None
+        self.states = {}
         for path in self.files:
-            schema = open_file(pa, path).schema_arrow
+            with open(path, "rb") as f:
+                self.states[path] = file_state(f)
+                schema = open_file(pa, path, f).schema_arrow
             check_columns(path, schema.names, self.spec.text_column, self.id_column, self.keep)
             types = pa.schema([pa.field(c, plain(pa, schema.field(c).type)) for c in columns])
             if first is None:
@@ -88,7 +93,7 @@ class ParquetSource(Source):
             for group in range(meta.num_row_groups):
                 n = meta.row_group(group).num_rows
                 if n:
-                    yield RowGroup(path, group, row, self.batch_size)
+                    yield RowGroup(path, group, row, self.batch_size, self.states[path])
                     row += n
 
 
@@ -99,12 +104,22 @@ class RowGroup:
     group: int
     first: int  # rows before it (across the directory)
     batch_size: int
+    state: tuple  # files.file_state of the file whose footer the parent checked
 
     def read(self, spec: Spec) -> Iterator[Rows]:
         """``batch_size`` rows at a time: the text of one batch in memory at once."""
-        pa = pyarrow()
+        try:
+            f = open(self.source, "rb")
+        except FileNotFoundError:
+            raise ChangedWhileRead(self.source) from None
+        with f:
+            check_unchanged(f, self.state, self.source)
+            yield from self._batches(pyarrow(), f, spec)
+            check_unchanged(f, self.state, self.source)
+
+    def _batches(self, pa, f, spec: Spec) -> Iterator[Rows]:
         columns = list(dict.fromkeys((spec.text_column,) + spec.columns))
-        batches = open_file(pa, self.source).iter_batches(self.batch_size, row_groups=[self.group], columns=columns)
+        batches = open_file(pa, self.source, f).iter_batches(self.batch_size, row_groups=[self.group], columns=columns)
         row = self.first + 1
         while True:
             try:

@@ -70,23 +70,34 @@ class Layout:
         return [positive if p >= self.threshold else negative for p in probs]
 
     def encode(self, rows: Rows, probs) -> Chunk:
-        """``rows`` and their ``[n]`` float32 probabilities as output rows."""
+        """``rows`` and their ``[n]`` float32 probabilities as output rows. A row with an error
+        is not a prediction: its label and probability are null (empty in csv/tsv), and it is
+        never counted as positive."""
         labels = self.labels_of(probs.tolist())
-        positive = sum(label == self.labels[1] for label in labels)
         bad = sum(e is not None for e in rows.errors)
+        floats = probs.tolist()
+        if bad:
+            labels = [None if e is not None else label for label, e in zip(labels, rows.errors)]
+            floats = [None if e is not None else p for p, e in zip(floats, rows.errors)]
+        positive = sum(label == self.labels[1] for label in labels)
         if self.format == PARQUET:
-            return Chunk(self._table(rows, labels, probs), len(rows), positive, bad)
+            return Chunk(self._table(rows, labels, floats if bad else probs), len(rows), positive, bad)
         values = [_values(rows.kept[c]) for c in self.keep]
         keys = _values(rows.kept[self.id_column]) if self.id_column is not None else rows.numbers
-        probs = [f"{p:.6f}" for p in probs.tolist()]
+        probs = [f"{p:.6f}" if p is not None else self._missing for p in floats]
         if self.format == JSONL:
             text = self._jsonl(rows, keys, labels, probs, values)
         else:
             cells = [[_cell(v) for v in column] for column in values]
             lead = [[rows.source] * len(rows)] if self.with_file else []
-            text = _csv_text(zip(*lead, [_cell(k) for k in keys], labels, probs,
+            text = _csv_text(zip(*lead, [_cell(k) for k in keys], [label or "" for label in labels], probs,
                                  [e or "" for e in rows.errors], *cells), self.format)
         return Chunk(text, len(rows), positive, bad)
+
+    @property
+    def _missing(self) -> str:
+        """A probability that is not there, as written: JSON null, an empty csv/tsv field."""
+        return "null" if self.format == JSONL else ""
 
     def _jsonl(self, rows: Rows, keys, labels, probs, values) -> str:
         # By hand, so that the probability keeps exactly 6 decimals (json.dumps would print 1e-06).
@@ -143,9 +154,24 @@ def _json(value: object) -> str:
 
 
 def _csv_text(rows, fmt: str) -> str:
+    """Rows as csv/tsv lines ending in LF. A field holding a CR is quoted as well as one holding
+    an LF (Python's writer quotes only the characters of its line terminator), so that every
+    reader gets back the rows written."""
+    rows = list(rows)
+    delimiter = "\t" if fmt == TSV else ","
     out = io.StringIO()
-    csv.writer(out, delimiter="\t" if fmt == TSV else ",", lineterminator="\n").writerows(rows)
-    return out.getvalue()
+    csv.writer(out, delimiter=delimiter, lineterminator="\n").writerows(rows)
+    text = out.getvalue()
+    if "\r" not in text:  # the usual case: one scan of the text
+        return text
+    writer = csv.writer(out, delimiter=delimiter, lineterminator="\r\n")  # CR and LF are special
+    lines = []
+    for row in rows:
+        out.seek(0)
+        out.truncate()
+        writer.writerow(row)
+        lines.append(out.getvalue()[:-2] + "\n")
+    return "".join(lines)
 
 
 # -- writing chunks in order ------------------------------------------------------------------

@@ -30,6 +30,7 @@ from itertools import islice
 from typing import IO, Iterator, Sequence
 
 from .errors import UserError
+from .files import check_unchanged, file_state, read_span
 
 TEXT, JSONL, CSV, TSV, PARQUET = "text", "jsonl", "csv", "tsv", "parquet"
 INPUT_FORMATS = (TEXT, JSONL, CSV, TSV, PARQUET)
@@ -179,13 +180,12 @@ class LinePiece:
     first: int  # lines of ``source`` before this piece
     lines: tuple = ()
     span: tuple[int, int] = (0, 0)  # (offset, length) when ``lines`` is empty
+    state: tuple = ()  # files.file_state of the file the parent cut, when ``lines`` is empty
 
     def data(self) -> bytes:
         if self.lines:
             return b"".join(self.lines)
-        with open(self.source, "rb") as f:
-            f.seek(self.span[0])
-            return f.read(self.span[1])
+        return read_span(self.source, self.state, *self.span, display(self.source))
 
     def texts(self, cap: int) -> list[str]:
         """The piece's lines as text, decoded as ``decode`` does line by line, in one pass."""
@@ -326,15 +326,16 @@ class LineSource(Source):
         with self.open() as f:
             first = 0
             if self.path != STDIN and os.path.isfile(self.path):
-                offset = 0
+                offset, state = 0, file_state(f)
                 while block := f.read(CHUNK_BYTES):
                     if not block.endswith(b"\n"):
                         rest = f.readline(cap + 1)
                         if len(rest) > cap and not rest.endswith(b"\n"):
                             raise too_long(name, first + block.count(b"\n") + 1, cap)
                         block += rest
-                    yield LinePiece(self.path, self.format, first, span=(offset, len(block)))
+                    yield LinePiece(self.path, self.format, first, span=(offset, len(block)), state=state)
                     first, offset = first + block.count(b"\n"), offset + len(block)
+                check_unchanged(f, state, name, state[2], self.path)  # cut short, grown or replaced
                 return
             while lines := read_lines(f, self.batch_size, cap, name, first):
                 yield LinePiece(self.path, self.format, first, tuple(lines))
@@ -354,7 +355,9 @@ class CsvSource(Source):
     def header(self) -> list[str]:
         if self._reader is None:
             self._file = self.open()
-            self._lines = _NumberedLines(self._file.__enter__(), display(self.path), self.spec.max_record_bytes)
+            f = self._file.__enter__()
+            self._state = file_state(f) if self.path != STDIN and os.path.isfile(self.path) else None
+            self._lines = _NumberedLines(f, display(self.path), self.spec.max_record_bytes)
             csv.field_size_limit(max(self.spec.max_record_bytes, 1 << 17))
             self._reader = csv.reader(self._lines, delimiter="\t" if self.format == TSV else ",", strict=True)
             header = self._next()
@@ -394,6 +397,8 @@ class CsvSource(Source):
                     numbers.append(number)
                     records.append([row[i] for i in at])
                 if not records:
+                    if self._state is not None:  # cut short, grown or rewritten while parsed
+                        check_unchanged(self._lines.f, self._state, name, self._state[2], self.path)
                     return
                 columns = list(zip(*records))
                 yield TextPiece(self.path, tuple(numbers), columns[0], tuple(zip(self.spec.columns, columns[1:])))

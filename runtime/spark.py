@@ -25,8 +25,10 @@ import hashlib
 import os
 import re
 import shutil
+import signal
 import sys
 import tempfile
+import threading
 import time
 import zipfile
 from contextlib import contextmanager
@@ -34,7 +36,7 @@ from dataclasses import dataclass
 from typing import IO, Iterator, Sequence
 
 from . import engine
-from .errors import Failure, require
+from .errors import Failure, Terminated, require, start_term_watchdog
 from .files import temp_output
 from .pool import WorkerError
 from .sinks import CSV, PARQUET, RESERVED, ROW, TSV, Layout, Progress, Summary, output_format_of
@@ -316,9 +318,11 @@ def score_file(input: str, output: str, *, text_column: str = "text", id_column:
                batch_size: int = 4096, input_format: str | None = None, output_format: str | None = None,
                threshold: float | None = None, max_record_bytes: int = engine.DEFAULT_MAX_RECORD_BYTES,
                master: str = DEFAULT_MASTER, spark=None, progress: bool = False, stream: IO[str] | None = None,
-               debug: bool = False, conf: dict | None = None) -> Summary:
+               debug: bool = False, conf: dict | None = None, overwrite: bool = False) -> Summary:
     """``python -m runtime.batch --engine spark``: INPUT scored into the directory OUTPUT.
 
+    An existing local OUTPUT directory is replaced only if it is a Spark output (it holds
+    ``_SUCCESS``) or ``overwrite`` says so.
     ``spark``: a session to use (else the active one, else a ``local_session(master)`` started
     and stopped here, its JVM log in a temp file kept on failure or with ``debug``).
     """
@@ -330,7 +334,7 @@ def score_file(input: str, output: str, *, text_column: str = "text", id_column:
     job = engine.Job((local,) if local else (), None, fmt, out_fmt, (), text_column, id_column, keep,
                      threshold, batch_size, max_record_bytes)
     engine.check(job)  # options, names and a local INPUT's columns: before Spark or the model starts
-    _check_output(input, output)
+    _check_output(input, output, overwrite)
     spec = Spec(text_column, tuple(dict.fromkeys(([id_column] if id_column else []) + list(keep))), max_record_bytes)
     source = engine.open_source(local, fmt, spec, id_column, keep, batch_size) if local else None
     if local and fmt in (CSV, TSV):  # Spark's CSV reader names no line: our parser checks the file first
@@ -338,36 +342,108 @@ def score_file(input: str, output: str, *, text_column: str = "text", id_column:
             pass
     clf = _load(model, backend)
     start = time.perf_counter()
+    with _session(spark, master, conf, debug) as (session, log):
+        startup = time.perf_counter() - start if log else 0.0
+        with _arrow_batches(session, batch_size), _Watch(session.sparkContext, Progress(stream, enabled=progress)):
+            summary = _run(session, input, output, fmt, out_fmt, spec, id_column, keep, threshold, clf, source, log)
+        summary.notes.append(f"Spark {session.version} {master if log else 'session'} (start {startup:.1f} s)")
+    summary.seconds = time.perf_counter() - start
+    return summary
+
+
+@contextmanager
+def _session(spark, master: str, conf: dict | None, debug: bool) -> Iterator[tuple]:
+    """``(session, log)``: ``spark``, else the active session (log None), else one started here
+    and stopped at the end, its JVM log in a private temp file that is kept only when the job
+    failed (not when it was interrupted) or with ``debug``."""
     from pyspark.sql import SparkSession
 
-    session, log = spark or SparkSession.getActiveSession(), None
-    owned = session is None
-    if owned:
-        fd, log = tempfile.mkstemp(prefix="reviewkit-spark-", suffix=".log")
-        os.close(fd)
+    session = spark or SparkSession.getActiveSession()
+    if session is not None:
+        yield session, None
+        return
+    fd, log = tempfile.mkstemp(prefix="reviewkit-spark-", suffix=".log")
+    os.close(fd)
+    keep = debug
+    try:
         session = _start(master, log, conf)
-    startup = time.perf_counter() - start if owned else 0.0
-    meter = Progress(stream, enabled=progress)
+        yield session, log
+    except Exception:
+        keep = True
+        raise
+    finally:
+        if session is not None:
+            session.stop()
+        if not keep and os.path.exists(log):
+            os.unlink(log)
+
+
+@contextmanager
+def _arrow_batches(session, batch_size: int) -> Iterator[None]:
+    """Arrow batches of ``batch_size`` rows for this job; the session's own setting after it."""
     key = "spark.sql.execution.arrow.maxRecordsPerBatch"
     previous = session.conf.get(key, None)
-    failed = True
+    session.conf.set(key, str(batch_size))
     try:
-        session.conf.set(key, str(batch_size))
-        summary = _run(session, input, output, fmt, out_fmt, spec, id_column, keep, threshold, clf, source, log)
-        failed = False
+        yield
     finally:
-        meter.clear()
         if previous is not None:
             session.conf.set(key, previous)
         else:
             session.conf.unset(key)
-        if owned:
-            session.stop()
-        if log is not None and not (failed or debug) and os.path.exists(log):
-            os.unlink(log)
-    summary.seconds = time.perf_counter() - start
-    summary.notes.append(f"Spark {session.version} {master if owned else 'session'} (start {startup:.1f} s)")
-    return summary
+
+
+class _Watch:
+    """A driver thread while the Spark jobs run: ``--progress`` shows the running stages' tasks
+    done / total, and SIGINT or SIGTERM cancels the jobs. The signal handler only takes note: a
+    Python exception raised inside a blocking py4j call (as the default handlers do) breaks the
+    connection that stopping the session still needs. Once the jobs are cancelled the blocking
+    call returns and the signal is raised as in the local engine (``interrupted``/``terminated``)."""
+
+    def __init__(self, sc, meter: Progress, interval: float = 0.25):
+        self.sc, self.meter, self.interval = sc, meter, interval
+        self.caught: int | None = None
+        self._saved: dict = {}
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="reviewkit-spark-watch", daemon=True)
+
+    def __enter__(self) -> "_Watch":
+        if threading.current_thread() is threading.main_thread():
+            self._saved = {s: signal.signal(s, self._note) for s in (signal.SIGINT, signal.SIGTERM)}
+        self._thread.start()
+        return self
+
+    def _note(self, signum, frame) -> None:
+        if self.caught is None and signum == signal.SIGTERM:
+            start_term_watchdog()
+        self.caught = self.caught or signum
+
+    def _loop(self) -> None:
+        while not self._done.wait(self.interval):
+            try:
+                if self.caught is not None:
+                    self.sc.cancelAllJobs()  # again each round: a job may start after the signal
+                elif self.meter.enabled:
+                    self.meter.update(0, self._tasks())
+            except Exception:  # the session is going away: the main thread reports what happened
+                return
+
+    def _tasks(self) -> str:
+        tracker, done, total = self.sc.statusTracker(), 0, 0
+        for stage in tracker.getActiveStageIds():
+            info = tracker.getStageInfo(stage)
+            if info is not None:
+                done, total = done + info.numCompletedTasks, total + info.numTasks
+        return f"Spark: {done}/{total} tasks done"
+
+    def __exit__(self, *exc) -> None:
+        self._done.set()
+        self._thread.join()
+        self.meter.clear()
+        for s, handler in self._saved.items():
+            signal.signal(s, handler)
+        if self.caught is not None:  # whatever the cancelled job raised
+            raise (Terminated() if self.caught == signal.SIGTERM else KeyboardInterrupt()) from None
 
 
 def _format_of(path: str) -> str:
@@ -377,7 +453,7 @@ def _format_of(path: str) -> str:
     return format_of(path.rstrip("/")) if os.path.splitext(path.rstrip("/"))[1] else "parquet"
 
 
-def _check_output(input: str, output: str) -> None:
+def _check_output(input: str, output: str, overwrite: bool = False) -> None:
     local_out, local_in = local_path(output), local_path(input)
     if local_out is None:
         return
@@ -391,6 +467,10 @@ def _check_output(input: str, output: str) -> None:
             raise InputError(f"{output}: output and input {input} overlap; it would be overwritten")
     if os.path.exists(local_out) and not os.path.isdir(local_out):
         raise InputError(f"{output}: exists and is not a directory (Spark writes a directory of part files)")
+    if os.path.isdir(local_out) and os.listdir(local_out) and not overwrite and \
+            not os.path.exists(os.path.join(local_out, "_SUCCESS")):  # an empty one loses nothing
+        raise InputError(f"{output}: is a directory that is not a Spark output (no _SUCCESS): "
+                         f"pass --overwrite to replace it and everything in it")
 
 
 def _start(master: str, log: str, conf: dict | None = None):

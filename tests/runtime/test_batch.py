@@ -99,16 +99,22 @@ def read_output(path: str) -> dict[str, list]:
             objs = [json.loads(line) for line in f]
         cols = {k: [o[k] for o in objs] for k in (objs[0] if objs else {})}
     if "probability" in cols:
-        cols["probability"] = np.array([float(p) for p in cols["probability"]], dtype=np.float32)
+        cols["probability"] = np.array([float(p) if p not in (None, "") else np.nan for p in cols["probability"]],
+                                       dtype=np.float32)
     return cols
 
 
 def check_scores(out: dict, texts: list[str], clf: Classifier) -> None:
-    """Output rows line up with ``texts``: probabilities within 1e-6 and the labels they imply."""
+    """Output rows line up with ``texts``: probabilities within 1e-6 and the labels they imply; a
+    row with an error has neither (the bad-row rule)."""
     expected = clf.predict(texts)
     assert len(out["probability"]) == len(texts)
-    assert np.max(np.abs(out["probability"] - expected), initial=0.0) <= 1e-6
-    assert out["label"] == [clf.label_of(p) for p in expected]
+    probs = np.array([np.nan if p is None or p == "" else p for p in out["probability"]], dtype=np.float32)
+    bad = np.array([e not in (None, "") for e in out.get("error", [None] * len(texts))], dtype=bool)
+    assert np.isnan(probs[bad]).all() and not np.isnan(probs[~bad]).any()
+    assert np.max(np.abs(probs[~bad] - expected[~bad]), initial=0.0) <= 1e-6
+    want = [None if b else clf.label_of(p) for p, b in zip(expected, bad)]
+    assert [label or None for label in out["label"]] == want  # csv/tsv: empty, jsonl/parquet: null
 
 
 def errors_of(texts: list[str], empty=None) -> list:
@@ -235,10 +241,8 @@ def test_null_and_non_string_rows_score_as_empty_text_with_an_error(bundle, clf,
                              "text is a boolean, not a string", "text is an array, not a string",
                              "text is an object, not a string", "no 'text' field", None]
     assert cols["meta"] == [None] * 7 + [{"k": [1, 2]}]
-    empty = clf.predict([""])[0]
     check_scores(cols, ["a great film"] + [""] * 6 + ["dull"], clf)
-    assert np.all(np.abs(cols["probability"][1:7] - empty) <= 1e-6)
-    assert summary.bad == 6
+    assert cols["label"][1:7] == [None] * 6 and summary.bad == 6
 
 
 def test_null_text_in_parquet_and_empty_csv_fields(bundle, clf, tmp_path):

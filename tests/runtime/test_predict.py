@@ -11,6 +11,7 @@ import json
 import os
 import re
 import signal
+import shlex
 import subprocess
 import sys
 import time
@@ -43,8 +44,13 @@ def write(path, data) -> str:
 
 
 def expected(clf: Classifier, texts, threshold=None) -> list[tuple[str, str, str]]:
-    """(label, probability, error) as csv cells: the bad-row rule marks blank and U+FFFD texts."""
-    return [(label, f"{p:.6f}", judge(t)[1] or "") for t, (label, p) in zip(texts, clf.classify(texts, threshold))]
+    """(label, probability, error) as csv cells: the bad-row rule marks blank and U+FFFD texts,
+    which have no label or probability."""
+    cells = []
+    for t, (label, p) in zip(texts, clf.classify(texts, threshold)):
+        error = judge(t)[1]
+        cells.append(("", "", error) if error else (label, f"{p:.6f}", ""))
+    return cells
 
 
 # -- input formats --------------------------------------------------------------------------
@@ -162,10 +168,10 @@ def test_thousand_records_in_small_batches_are_all_there_in_order(bundle, tmp_pa
     got = rows(out)[1:]
     assert [int(r[0]) for r in got] == list(range(1, 1001))
     same_batches = Classifier.load(bundle, batch_size=7).predict(texts)
-    assert [r[2] for r in got] == [f"{p:.6f}" for p in same_batches]
+    assert [r[2] for r in got] == [f"{p:.6f}" if t else "" for t, p in zip(texts, same_batches)]
     # and the batch size does not change a probability beyond float noise
-    default = Classifier.load(bundle).predict(texts)
-    assert np.abs(np.array([float(r[2]) for r in got]) - default).max() <= 1e-6
+    default = np.delete(Classifier.load(bundle).predict(texts), 10)
+    assert np.abs(np.array([float(r[2]) for r in got if r[2]]) - default).max() <= 1e-6
     assert err.startswith(f"scored 1000 rows ({sum(r[1] == 'positive' for r in got)} positive, 1 with errors)")
 
 
@@ -427,3 +433,25 @@ def test_workers_write_the_same_bytes_as_one_process(bundle, tmp_path, capsys, m
         outs.append(out)
         assert code == 0
     assert outs[0] == outs[1] and len(outs[0].splitlines()) == 3000
+
+
+@pytest.mark.parametrize("args, redirect, message", [
+    (["-"], "0<&-", "Error: stdin is closed\n"),
+    (["--text", "good"], "1>&-", "Error: stdout is closed\n"),
+    (["--text", "good", "--output", "{out}", "-"], "0<&- 1>&-", "Error: stdin is closed\n"),
+])
+def test_a_closed_stdin_or_stdout_is_one_error_line(args, redirect, message, bundle, tmp_path):
+    out = tmp_path / "scores.csv"
+    argv = " ".join(shlex.quote(a.format(out=out)) for a in [sys.executable, "-m", "runtime.predict", *args,
+                                                               "--model", bundle])
+    done = subprocess.run(["bash", "-c", f"{argv} {redirect}"], cwd=REPO, capture_output=True, text=True,
+                          timeout=120)
+    assert (done.returncode, done.stderr) == (2, message) and not out.exists()
+
+
+def test_with_stdout_closed_an_output_file_is_still_written(bundle, tmp_path):
+    out = tmp_path / "scores.csv"
+    argv = shlex.join([sys.executable, "-m", "runtime.predict", "--text", "good", "--output", str(out),
+                       "--model", bundle, "--no-progress"])
+    done = subprocess.run(["bash", "-c", f"{argv} 1>&-"], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and out.read_text().startswith("row,label,probability,error\n1,")
