@@ -19,7 +19,7 @@ from datetime import datetime, timezone
 
 import numpy as np
 
-from runtime.errors import run_cli
+from runtime.errors import ArgumentParser, run_cli
 
 from . import engines as eng
 from .measure import DEFAULT_DATA, data_path, latency, measure
@@ -29,7 +29,7 @@ PACKAGES = ["numpy", "onnxruntime", "ai-edge-litert", "tensorflow-cpu", "tensorf
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n\n")[1])
+    p = ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n\n")[1])
     p.add_argument("--data", default=None,
                    help=f"IMDB archive or folder (default: $IMDB_DATA, else {os.path.relpath(DEFAULT_DATA)})")
     p.add_argument("--bundle", default="artifacts", help="export bundle directory (default: artifacts)")

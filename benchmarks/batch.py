@@ -11,7 +11,6 @@ previous commit) to compare side by side on the same machine in one run.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import subprocess
@@ -20,7 +19,7 @@ import tempfile
 import threading
 import time
 
-from runtime.errors import UserError, run_cli
+from runtime.errors import ArgumentParser, UserError, run_cli
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 COPIES = 40
@@ -123,7 +122,7 @@ def runs(args, parquet: str, lines: str, out: str) -> list[tuple[str, list[str],
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.batch", description=__doc__.splitlines()[0])
+    p = ArgumentParser(prog="python -m benchmarks.batch", description=__doc__.splitlines()[0])
     p.add_argument("--data", required=True, help="the IMDB archive (as for the trainer)")
     p.add_argument("--bundle", default="artifacts", help="bundle directory (default: artifacts)")
     p.add_argument("--work", help="folder for the inputs and outputs (default: a temp dir; inputs are reused)")

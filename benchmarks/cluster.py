@@ -12,7 +12,6 @@ task time split by Spark's own Python metrics (summed over tasks, so up to 2x wa
 """
 from __future__ import annotations
 
-import argparse
 import glob
 import json
 import os
@@ -22,6 +21,7 @@ import time
 
 from benchmarks.batch import exactly_once, ids_of, timed, write_inputs
 from benchmarks.measure import data_path
+from runtime.errors import ArgumentParser
 
 PYTHON_METRICS = ("time to start Python workers", "time to initialize Python workers", "time to run Python workers",
                   "time to execute Python code")
@@ -72,7 +72,7 @@ def run(name: str, args: list[str], parquet: str, out: str, rows: int) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.cluster", description=__doc__.splitlines()[0])
+    parser = ArgumentParser(prog="python -m benchmarks.cluster", description=__doc__.splitlines()[0])
     parser.add_argument("--data", help="the IMDB archive (default: ../shared/data/...)")
     parser.add_argument("--copies", type=int, default=40, help="times the 25,000 test reviews are repeated")
     parser.add_argument("--out", default=None, help="work folder (default: a temp dir)")

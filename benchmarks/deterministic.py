@@ -14,6 +14,7 @@ import sys
 import numpy as np
 
 from runtime import Classifier
+from runtime.errors import ArgumentParser
 
 from .__main__ import load_reviews
 from .engines import batches
@@ -21,7 +22,7 @@ from .measure import DEFAULT_DATA, data_path, latency, throughput, timed
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.deterministic", description=__doc__.split("\n\n")[1])
+    p = ArgumentParser(prog="python -m benchmarks.deterministic", description=__doc__.split("\n\n")[1])
     p.add_argument("--data", default=None,
                    help=f"IMDB archive or folder (default: $IMDB_DATA, else {os.path.relpath(DEFAULT_DATA)})")
     p.add_argument("--bundle", default="artifacts", help="export bundle directory (default: artifacts)")

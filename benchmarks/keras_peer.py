@@ -10,7 +10,6 @@ Prints a Markdown table (stdout) and writes ``--out/keras_peer.json``.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -19,7 +18,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np
 
-from runtime.errors import run_cli
+from runtime.errors import ArgumentParser, run_cli
 from runtime.files import atomic_write_text
 
 from .engines import BATCH, BenchmarkError, batches
@@ -112,7 +111,7 @@ def table(result: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.keras_peer", description=__doc__.split("\n\n")[1])
+    p = ArgumentParser(prog="python -m benchmarks.keras_peer", description=__doc__.split("\n\n")[1])
     p.add_argument("--bundle", default="artifacts", help="export bundle directory (default: artifacts)")
     p.add_argument("--data", default=None, help="IMDB archive or folder (default: as python -m benchmarks)")
     p.add_argument("--out", default="bench", help="output directory for keras_peer.json (default: bench)")

@@ -7,7 +7,6 @@ with its flash and RAM budget. Writes micro.json and micro.md to ``--out`` and p
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import platform
@@ -20,7 +19,7 @@ from datetime import datetime, timezone
 
 import numpy as np
 
-from runtime.errors import UserError, run_cli
+from runtime.errors import ArgumentParser, UserError, run_cli
 from runtime.files import atomic_write_text
 
 from .measure import DEFAULT_DATA, ROOT, data_path
@@ -34,7 +33,7 @@ class MicroBenchError(UserError):
 
 
 def parse_args(argv):
-    p = argparse.ArgumentParser(prog="python -m benchmarks.micro", description=__doc__.split("\n\n")[1])
+    p = ArgumentParser(prog="python -m benchmarks.micro", description=__doc__.split("\n\n")[1])
     p.add_argument("--bundle", default="artifacts", help="a bundle with micro/ (default: artifacts)")
     p.add_argument("--data", default=None,
                    help=f"IMDB archive (default: $IMDB_DATA, else {os.path.relpath(DEFAULT_DATA)})")

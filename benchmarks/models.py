@@ -8,7 +8,6 @@ a single review per call (p50) and batches of 64 and 256. Prints Markdown; write
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -16,7 +15,7 @@ import time
 
 import numpy as np
 
-from runtime.errors import UserError, run_cli
+from runtime.errors import ArgumentParser, UserError, run_cli
 from runtime.files import atomic_write_text
 
 BATCHES = (64, 256)
@@ -105,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     from .__main__ import load_reviews
     from .measure import data_path
 
-    p = argparse.ArgumentParser(prog="python -m benchmarks.models", description=__doc__.split("\n\n")[1])
+    p = ArgumentParser(prog="python -m benchmarks.models", description=__doc__.split("\n\n")[1])
     p.add_argument("bundles", nargs="+", metavar="NAME=BUNDLE[,SEEDS_JSON]")
     p.add_argument("--data", default=None, help="IMDB archive or folder (default: as python -m benchmarks)")
     p.add_argument("--reviews", type=int, default=1000, help="test reviews timed (default %(default)s)")

@@ -9,7 +9,6 @@ web.json, web.md and web-screenshot.png to ``--out`` and prints the table.
 """
 from __future__ import annotations
 
-import argparse
 import base64
 import json
 import os
@@ -20,7 +19,7 @@ from datetime import datetime, timezone
 
 import numpy as np
 
-from runtime.errors import UserError, run_cli
+from runtime.errors import ArgumentParser, UserError, run_cli
 
 from .web_browser import run_driver
 
@@ -32,7 +31,7 @@ TARGET_FIRST_MS = 1500.0  # navigation -> first prediction on localhost
 
 
 def parse_args(argv):
-    p = argparse.ArgumentParser(prog="python -m benchmarks.web", description=__doc__.split("\n\n")[1])
+    p = ArgumentParser(prog="python -m benchmarks.web", description=__doc__.split("\n\n")[1])
     p.add_argument("--bundle", default="artifacts", help="the bundle whose web/ site is measured (default %(default)s)")
     p.add_argument("--data", default=DEFAULT_DATA, help="the IMDB archive (default: ../shared/data/...)")
     p.add_argument("--out", default="bench", help="output directory (default %(default)s)")

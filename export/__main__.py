@@ -16,7 +16,7 @@ import argparse
 import os
 import sys
 
-from runtime.errors import run_cli
+from runtime.errors import ArgumentParser, run_cli
 from trainer.__main__ import add_train_arguments, add_verbose_argument, config_from_args
 from trainer.data import RECORDED_DEFAULT, add_data_argument
 from trainer.noise import EXPORT_MODULES, check_extra, quiet_native
@@ -87,7 +87,7 @@ CONFIG_FIELDS = ("model", "int8", "int8_io", "calibration_size", "mediapipe_samp
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m export", description=__doc__.split("\n", 1)[1],
+    parser = ArgumentParser(prog="python -m export", description=__doc__.split("\n", 1)[1],
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG)
     sub = parser.add_subparsers(dest="step", required=True, metavar="STEP")
     for step, adders in STEP_OPTIONS.items():

@@ -13,7 +13,7 @@ import sys
 from typing import IO, Sequence
 
 from . import engine, quiet
-from .errors import run_cli
+from .errors import ArgumentParser, run_cli
 from .options import add_options, keep_list
 from .sinks import Progress, Summary, output_format_of
 from .sources import InputError
@@ -37,7 +37,7 @@ label, probability, error (why a row's text was unusable; empty when fine), then
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m runtime.batch", epilog=EXAMPLES,
+    p = ArgumentParser(prog="python -m runtime.batch", epilog=EXAMPLES,
                                 description="Score a large file of movie reviews as positive or negative.",
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("input", metavar="INPUT", help="Parquet file or directory, CSV, TSV, JSONL or text file "

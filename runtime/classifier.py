@@ -7,7 +7,7 @@ from typing import Iterable, Iterator, TypeVar
 import numpy as np
 
 from .backends import BackendError, open_backend, resolve_backend
-from .bundle import Bundle, BundleError
+from .bundle import MODEL_SUFFIXES, Bundle, BundleError
 
 DEFAULT_MODELS = {"onnx": "model.onnx", "tflite": "model.int8.tflite"}
 DEFAULT_BATCH_SIZE = 256
@@ -37,6 +37,9 @@ class Classifier:
         scores are bit-identical on every CPU.
         """
         if path is not None and os.path.isfile(path) and model is None:
+            if not os.fspath(path).endswith(MODEL_SUFFIXES):
+                raise BundleError(f"{path}: not a model file: give a bundle directory, or a "
+                                  f"{' or '.join(MODEL_SUFFIXES)} file in one")
             model = os.path.basename(path)
         if not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")

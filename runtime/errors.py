@@ -8,6 +8,7 @@ gives the same line and exit code in ``trainer``, ``export``, ``runtime.predict`
 """
 from __future__ import annotations
 
+import argparse
 import os
 import signal
 import sys
@@ -57,6 +58,14 @@ def require(module: str, extra: str):
         if e.name is not None and module.split(".")[0] != e.name.split(".")[0]:
             raise  # the module is there but one of its own imports is broken: a real bug
         raise MissingExtra(extra, module) from None
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse whose usage mistake is one line, ``PROG: error: MESSAGE`` (exit 2), not the whole
+    usage first: the one useful line stays in sight. ``--help`` still shows everything."""
+
+    def error(self, message: str):
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
 
 
 class Terminated(BaseException):

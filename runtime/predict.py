@@ -10,7 +10,7 @@ import argparse
 import sys
 
 from . import engine, quiet
-from .errors import run_cli
+from .errors import ArgumentParser, run_cli
 from .options import add_options, keep_list
 from .sinks import Progress
 from .sources import STDIN
@@ -33,7 +33,7 @@ column when several sources are given. A summary goes to stderr.
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = ArgumentParser(
         prog="python -m runtime.predict", description="Score movie reviews as positive or negative.",
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("files", nargs="*", metavar="FILE",

@@ -477,9 +477,28 @@ def _start(master: str, log: str, conf: dict | None = None):
     """``local_session`` for the CLI: a failure to start (no Java, bad master) as one line."""
     try:
         return local_session(master, conf=conf, log=log)
-    except Exception as e:  # py4j or pyspark: Spark did not start
-        raise Failure(f"cannot start Spark on {master}: {_first_line(str(e))} "
-                      f"(Spark needs Java 17+; its log: {log})") from None
+    except Exception as e:  # py4j or pyspark: Spark did not start; the JVM's log says why
+        reason = _jvm_reason(log) or _first_line(str(e))
+        hint = "Spark needs Java 17+ on the PATH or in JAVA_HOME" if not _java_found() else "its log"
+        raise Failure(f"cannot start Spark on {master}: {reason} ({hint}: {log})") from None
+
+
+def _jvm_reason(log: str) -> str | None:
+    """The JVM's own reason for not starting: its log's first exception, without the class name."""
+    try:
+        with open(log, encoding="utf-8", errors="replace") as f:
+            for line in f:
+                found = re.search(r"Exception in thread \S+ [\w.$]+: (.+)", line)
+                if found:
+                    return _short(found.group(1).strip())
+    except OSError:
+        pass
+    return None
+
+
+def _java_found() -> bool:
+    home = os.environ.get("JAVA_HOME")
+    return shutil.which("java") is not None or bool(home and os.path.exists(os.path.join(home, "bin", "java")))
 
 
 def _read(spark, input: str, fmt: str, source, spec: Spec, id_column: str | None, keep: Sequence[str]):

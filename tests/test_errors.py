@@ -82,7 +82,12 @@ TABLE = [
           (["/dev/zero"], "Error: /dev/zero: is a device, not a file (pipe it in with '<' or '-' if you mean it)"),
           (["samples/reviews.txt", "--batch-size", "0"], "Error: --batch-size must be at least 1, got 0"),
           (["samples/reviews.txt", "--threshold", "2"], "Error: --threshold must be between 0 and 1, got 2.0"),
-          (["samples/reviews.txt", "--model", "/nonexistent"], "Error: /nonexistent: no such bundle directory"))],
+          (["samples/reviews.txt", "--model", "/nonexistent"], "Error: /nonexistent: no such bundle directory"),
+          (["samples/reviews.txt", "--model", "README.md"],
+           "Error: README.md: not a model file: give a bundle directory, or a .onnx or .tflite file in one"),
+          (["samples/reviews.txt", "--format", "xml"],
+           f"python -m runtime.{'predict' if cli == 'predict' else 'batch'}: error: argument --format: invalid "
+           "choice: 'xml' (choose from 'csv', 'tsv', 'jsonl', 'parquet')"))],
     # a column an option names is checked before any engine starts (Spark too)
     ("batch", ["samples/reviews.txt", "{tmp}/out.csv", "--id-column", "nope", "--engine", "spark"],
      "Error: plain text has no columns: --id-column and --keep-columns need Parquet, CSV, TSV or JSONL input",
@@ -124,6 +129,8 @@ def test_error_table(row, dirs, capsys, monkeypatch):
         assert last == line.format(**dirs), err
         if line.startswith("Error: "):
             assert err.count("Error") == 1 and "Traceback" not in err, err  # progress lines may come first
+        elif ": error: " in line:  # a usage mistake: the one line, without the whole usage first
+            assert err == line.format(**dirs) + "\n", err
 
 
 def test_a_conversion_failure_exits_1(dirs, capsys, monkeypatch):

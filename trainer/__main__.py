@@ -5,7 +5,7 @@ import argparse
 import sys
 from dataclasses import fields
 
-from runtime.errors import run_cli
+from runtime.errors import ArgumentParser, run_cli
 
 from .data import add_data_argument
 from .noise import TRAIN_MODULES, check_extra, quiet_native
@@ -58,7 +58,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="python -m trainer", description=__doc__.split(":", 1)[1].strip(), epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter)
     add_train_arguments(parser)

@@ -13,7 +13,7 @@ from dataclasses import replace
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from runtime.errors import UserError, run_cli
+from runtime.errors import ArgumentParser, UserError, run_cli
 from runtime.files import atomic_write_text
 
 from .__main__ import add_train_arguments, config_from_args
@@ -54,7 +54,7 @@ def run_seeds(config: TrainConfig, seeds: list[int], log=None) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m trainer.seeds", description=__doc__.split(":", 1)[1].strip(),
+    parser = ArgumentParser(prog="python -m trainer.seeds", description=__doc__.split(":", 1)[1].strip(),
                                      epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_train_arguments(parser)
     parser.add_argument("--seeds", default="42,43,44", help="comma-separated seeds (default %(default)s)")

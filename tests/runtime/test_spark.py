@@ -7,8 +7,10 @@ engine's output for the same input (csv/jsonl: the very same lines).
 """
 from __future__ import annotations
 
+import io
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -274,3 +276,32 @@ def test_python_dash_m_runtime_batch_engine_spark(bundle, clf, tmp_path):
     assert proc.stderr == f"Error: {jsonl}:1: no field 'nope' (--id-column); fields: text\n"
     assert proc.stdout == "2 True\n"  # refused with no Spark context ever started
     assert {f: (out / f).read_bytes() for f in os.listdir(out)} == before  # the earlier output is untouched
+
+
+def test_progress_reports_the_spark_tasks(session, bundle, texts, tmp_path):
+    inp = write_parquet(tmp_path / "in.parquet", {"text": texts * 50}, row_group_size=5000)  # 100k rows
+    stream = io.StringIO()
+    rs.score_file(inp, str(tmp_path / "out.parquet"), model=bundle, spark=session, progress=True, stream=stream)
+    lines = stream.getvalue().splitlines()
+    assert lines and all(re.fullmatch(r"Spark: \d+/\d+ tasks done", line) for line in lines), lines
+
+
+def test_an_output_directory_that_is_not_a_spark_output_is_kept(session, bundle, texts, tmp_path):
+    inp = write_jsonl(tmp_path / "in.jsonl", {"text": texts[:10]})
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    with pytest.raises(InputError) as e:
+        rs.score_file(inp, str(out), model=bundle, spark=session)
+    assert str(e.value) == (f"{out}: is a directory that is not a Spark output (no _SUCCESS): "
+                            "pass --overwrite to replace it and everything in it")
+    assert os.listdir(out) == ["notes.txt"]
+    assert rs.score_file(inp, str(out), model=bundle, spark=session, overwrite=True).rows == 10
+    assert "_SUCCESS" in os.listdir(out) and "notes.txt" not in os.listdir(out)
+    assert rs.score_file(inp, str(out), model=bundle, spark=session).rows == 10  # our own output: replaced
+
+
+def test_overwrite_is_for_the_spark_engine(capsys, tmp_path):
+    assert main([str(tmp_path / "in.txt"), str(tmp_path / "out.csv"), "--overwrite"]) == 2
+    assert capsys.readouterr().err == "Error: --overwrite needs --engine spark\n"
+

@@ -267,15 +267,7 @@ def test_a_worker_killed_mid_job_its_tasks_rerun_on_the_other(workers, tmp_path,
     check_no_process_left(workers, app)
 
 
-SIGTERM_MID_JOB = ("product: SIGTERM while a Spark job runs raises Terminated inside a py4j call; the half-read "
-                   "reply leaves the py4j connection unusable, so score_file's session.stop() raises Py4JError "
-                   "('org.apache.spark.sql.classic.SparkSession does not exist in the JVM') over it: exit 1 with "
-                   "a traceback, not 143 'terminated' (no output and no executor are left, as checked first)")
-
-
-@pytest.mark.parametrize("sig", [signal.SIGKILL,
-                                 pytest.param(signal.SIGTERM, marks=pytest.mark.xfail(strict=True,
-                                                                                      reason=SIGTERM_MID_JOB))])
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
 def test_a_killed_driver_leaves_no_output_and_no_executor(workers, tmp_path, big_input, sig):
     out = str(tmp_path / "scores.parquet")
     proc, app, _ = start_big_job(workers, tmp_path, big_input, out)

@@ -1,10 +1,13 @@
-"""SIGTERM and Ctrl-C while a Spark job runs (``runtime.batch --engine spark``, local[2]): the
+"""Spark driver processes (subprocesses: no session of this process is active in them).
+
+SIGTERM and Ctrl-C while a Spark job runs (``runtime.batch --engine spark``, local[2]): the
 local engine's line and exit code within seconds, the job cancelled, the session stopped, and
 nothing left behind -- no OUTPUT, no hidden OUTPUT sibling, no private temp dir or JVM log, no
 process (issue 21, item 4)."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -72,3 +75,14 @@ def test_a_signal_mid_job_ends_like_the_local_engine_and_leaves_nothing(sig, cod
     assert _alive(tree) == []
     # .ses: onnxruntime writes it in TMPDIR when it is imported (any user of it), not this job
     assert sorted(os.listdir(tmp_path)) == ["tmp"] and set(os.listdir(tmp_path / "tmp")) <= {".ses"}
+
+
+def test_a_bad_master_is_named_with_spark_s_reason_not_a_java_hint(tmp_path):
+    inp = tmp_path / "in.txt"
+    inp.write_text("a good film\n")
+    env = {**os.environ, "TMPDIR": str(tmp_path), "PYTHONPATH": REPO}
+    done = subprocess.run([sys.executable, "-m", "runtime.batch", str(inp), str(tmp_path / "out"), "--engine", "spark",
+                           "--master", "bogus"], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    log = re.fullmatch(r"Error: cannot start Spark on bogus: Master must either be yarn or start with spark, k8s, "
+                       r"or local \(its log: (.+)\)\n", done.stderr)
+    assert done.returncode == 1 and log and os.path.exists(log.group(1)), done.stderr  # kept: the error names it
