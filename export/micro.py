@@ -8,7 +8,7 @@
 - ``model_data.h/.cc``: the model as a 16-byte-aligned ``const unsigned char[]``.
 - ``vocab_data.h/.c``: the vocabulary as a front-coded sorted table (see ``vocab_table``).
 - ``model_ops.h``: registers exactly the model's ops in a ``MicroMutableOpResolver``.
-- ``tokenizer.c/.h``, ``example.cc``, ``README.md``: copied from the repository's ``micro/``.
+- ``tokenizer.c/.h``, ``example.cc/.h``, ``README.md``: copied from the repository's ``micro/``.
 - ``SHA256SUMS``: ``sha256sum -c`` list of the above (the top-level manifest lists plain names).
 """
 from __future__ import annotations
@@ -40,7 +40,7 @@ from .manifest import write_manifest
 
 MICRO_DIR = "micro"
 SOURCES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "micro")
-COPIED = ("tokenizer.h", "tokenizer.c", "example.cc", "README.md")
+COPIED = ("tokenizer.h", "tokenizer.c", "example.h", "example.cc", "README.md")
 GENERATED = ("model.tflite", "model_data.h", "model_data.cc", "vocab_data.h", "vocab_data.c", "model_ops.h")
 VOCAB_BLOCK = 16  # words per front-coded block: one binary search step covers a block
 MAX_ID = 0x7FFF  # ids are stored in 15 bits (the high byte's bit 7 marks the end of a word)
