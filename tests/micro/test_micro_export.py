@@ -114,6 +114,7 @@ def test_export_micro_writes_the_directory_and_the_manifest_section(tiny_trained
         assert hashlib.sha256(open(os.path.join(micro, name), "rb").read()).hexdigest() == digest
         assert section["files"][name]["sha256"] == digest
     assert section["ops"] == TFLM_OPS and section["arena_bytes"] <= 8 * 1024
+    assert section["arena_measured"].startswith("the tflite-micro wheel's figure")
     ver = section["verification"]
     assert ver["n"] == len(texts) and ver["agreement"] == 1.0 and ver["max_abs_diff_vs_model_int8_tflite"] == 0.0
     assert results[0].passed and ver["passed"] and ver["accuracy"] == 1.0
