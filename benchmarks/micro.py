@@ -24,7 +24,8 @@ from runtime.files import atomic_write_text
 
 from .measure import DEFAULT_DATA, ROOT, data_path
 
-COLUMNS = ["engine", "model file", "flash KB (model + vocab + tokenizer)", "tensor arena bytes",
+COLUMNS = ["engine", "model file", "flash KB (model + vocab + tokenizer)",
+           "tensor arena bytes (tflite-micro wheel)",
            "C tokenizer reviews/s (host -O2)", "invoke p50 / p99 us", "end-to-end reviews/s", "accuracy"]
 
 
@@ -150,7 +151,8 @@ def main(argv=None) -> int:
 NOTES = """- flash: model.tflite + the vocabulary table (vocab_data.c) + the C tokenizer's code (`size`
   of tokenizer.o, `arm-none-eabi-gcc -Os -mcpu=cortex-m4 -mthumb` when installed, else host gcc -Os).
   The TFLM library itself (~ the 5 kernels and the interpreter) comes on top.
-- tensor arena: the smallest that works in the host TFLM interpreter, by bisection (manifest.json).
+- tensor arena: the `tflite-micro` wheel's figure, the smallest that works in its TFLM interpreter, by
+  bisection (manifest.json `arena_bytes`); TFLM built from source needs less (micro/README.md).
 - C tokenizer: micro/tokenizer.c built with gcc -O2 on the host, all reviews, best of 3 passes.
 - invoke: `Interpreter.invoke()` of tflite-micro's Python wrapper, one review per call; end-to-end adds
   the C tokenizer time and the wrapper's set_input / get_output.

@@ -8,7 +8,7 @@
 - ``model_data.h/.cc``: the model as a 16-byte-aligned ``const unsigned char[]``.
 - ``vocab_data.h/.c``: the vocabulary as a front-coded sorted table (see ``vocab_table``).
 - ``model_ops.h``: registers exactly the model's ops in a ``MicroMutableOpResolver``.
-- ``tokenizer.c/.h``, ``example.cc``, ``README.md``: copied from the repository's ``micro/``.
+- ``tokenizer.c/.h``, ``example.cc/.h``, ``README.md``: copied from the repository's ``micro/``.
 - ``SHA256SUMS``: ``sha256sum -c`` list of the above (the top-level manifest lists plain names).
 """
 from __future__ import annotations
@@ -40,7 +40,7 @@ from .manifest import write_manifest
 
 MICRO_DIR = "micro"
 SOURCES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "micro")
-COPIED = ("tokenizer.h", "tokenizer.c", "example.cc", "README.md")
+COPIED = ("tokenizer.h", "tokenizer.c", "example.h", "example.cc", "README.md")
 GENERATED = ("model.tflite", "model_data.h", "model_data.cc", "vocab_data.h", "vocab_data.c", "model_ops.h")
 VOCAB_BLOCK = 16  # words per front-coded block: one binary search step covers a block
 MAX_ID = 0x7FFF  # ids are stored in 15 bits (the high byte's bit 7 marks the end of a word)
@@ -190,8 +190,9 @@ def _quiet_stderr():
 
 
 def smallest_arena(flat: bytes, maxlen: int, align: int = 16) -> int:
-    """The smallest tensor arena (a multiple of ``align`` bytes) in which the host TFLM
-    interpreter allocates and invokes the model, by bisection."""
+    """The smallest tensor arena (a multiple of ``align`` bytes) in which the TFLM interpreter
+    of the ``tflite-micro`` wheel allocates and invokes the model, by bisection: the wheel's
+    figure, more than TFLM built from source needs (micro/README.md)."""
     probe = np.ones((1, maxlen), dtype=np.int32)
     lo, hi = 0, 1024  # lo fails, hi works
     while not _arena_works(flat, hi, probe):
@@ -393,7 +394,8 @@ def export_micro(out: str, model, tok: Tokenizer, calibration_ids: np.ndarray, t
     log(f"wrote {micro}/ (model.tflite {len(flat) / 1024:.0f} KiB, C sources)")
     arena = smallest_arena(flat, tok.maxlen)
     ids = tok.encode_batch(test_texts)  # [n, maxlen] int32
-    log(f"scoring {len(ids)} test reviews with the TFLite Micro interpreter (arena {arena} bytes)")
+    log(f"scoring {len(ids)} test reviews with the TFLite Micro interpreter (arena {arena} bytes, the "
+        "tflite-micro wheel's figure)")
     tflm, litert = tflm_scores(flat, ids, arena), litert_builtin_scores(flat, ids)
     result = V.compare(f"{MICRO_DIR}/model.tflite", tflm, litert, test_labels,
                        quantized=True, reference_accuracy=manifest["verification"]["reference"]["accuracy"])
@@ -403,11 +405,10 @@ def export_micro(out: str, model, tok: Tokenizer, calibration_ids: np.ndarray, t
     _check_same_as_int8(out, litert, ids, result)
     manifest["micro"] = section = _section(micro, flat, arena, tok, result)
     write_manifest(out, manifest)
-    f = result.figures
+    f, flash = result.figures, section["sizes"]["model_bytes"] + section["sizes"]["vocab_bytes"]
     log(f"{result.name}: {'PASS' if result.passed else 'FAIL: ' + '; '.join(result.failures)} -- TFLM labels = "
         f"LiteRT built-in labels on {f['agreement']:.2%} of {f['n']} reviews, accuracy {f['accuracy']:.4f}, "
-        f"arena {arena} B, flash {section['sizes']['model_bytes'] + section['sizes']['vocab_bytes']} B "
-        "(model + vocabulary)")
+        f"arena {arena} B (tflite-micro wheel), flash {flash} B (model + vocabulary)")
     return [result]
 
 
@@ -457,8 +458,9 @@ def _section(micro: str, flat: bytes, arena: int, tok: Tokenizer, result: V.Resu
         "ops": model_ops(flat),
         "tflite_micro": metadata.version("tflite-micro"),
         "arena_bytes": arena,
-        "arena_measured": "smallest tensor arena (16-byte steps) in which the TFLM interpreter of the "
-                          "tflite-micro package allocates and invokes the model on this (64-bit) host",
+        "arena_measured": "the tflite-micro wheel's figure: smallest tensor arena (16-byte steps) in which "
+                          "the wheel's TFLM interpreter allocates and invokes the model on this (64-bit) host; "
+                          "TFLM built from source needs less (micro/README.md)",
         "sizes": sizes(micro, flat),
         "verification": {"reference": "LiteRT BUILTIN_WITHOUT_DEFAULT_DELEGATES on the same model",
                          **result.figures, "passed": result.passed, "failures": result.failures},

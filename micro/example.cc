@@ -1,8 +1,12 @@
 // reviewkit on a microcontroller: review text -> probability that it is positive.
 //
 // Build with TFLite Micro (https://github.com/tensorflow/tflite-micro) and the files of
-// artifacts/micro/: model_data.cc, vocab_data.c, tokenizer.c and this file. Everything is
-// static: no heap, one tensor arena, the model and vocabulary stay in flash.
+// artifacts/micro/: model_data.cc, vocab_data.c, tokenizer.c and this file, with
+// -DTF_LITE_STATIC_MEMORY as TFLM itself is built (README.md, "Build"). Everything is static:
+// no heap, one tensor arena, the model and vocabulary stay in flash. The entry points and
+// their error codes are in example.h.
+#include "example.h"
+
 #include <cstddef>
 #include <cstdint>
 
@@ -15,59 +19,82 @@
 
 namespace {
 
-// manifest.json "micro.arena_bytes" is measured on a 64-bit host; 8 KiB leaves room for a
-// 32-bit target's different struct sizes and alignment.
+// manifest.json "micro.arena_bytes" (6,960 B for IMDB) is the `tflite-micro` wheel's figure;
+// TFLM built from source needs less (README.md). 8 KiB leaves room for other builds.
 constexpr size_t kArenaSize = 8 * 1024;
 alignas(16) uint8_t g_arena[kArenaSize];
 
 tflite::MicroInterpreter* g_interpreter = nullptr;
+int g_status = 1;  // > 0: not set up yet; then kRkOk or the error code of the one set-up
+rk_tokenizer g_tokenizer;
+bool g_streaming = false;  // BeginReview succeeded and EndReview has not been called since
 
-// Once at start-up. Returns false if the model does not fit (grow kArenaSize).
-bool Setup() {
-  static RkOpResolver resolver;
-  const tflite::Model* model = tflite::GetModel(rk_model_data);
-  if (model->version() != TFLITE_SCHEMA_VERSION || RkRegisterOps(resolver) != kTfLiteOk) {
-    return false;
-  }
-  static tflite::MicroInterpreter interpreter(model, resolver, g_arena, kArenaSize);
-  if (interpreter.AllocateTensors() != kTfLiteOk) return false;
-  TfLiteTensor* input = interpreter.input(0);  // [1, RK_MAXLEN] int32 ids
-  if (input->type != kTfLiteInt32 || input->dims->data[1] != RK_MAXLEN) return false;
-  g_interpreter = &interpreter;
-  return true;
+// A [rows, cols] tensor of `type`, `elem` bytes an element, with its data: what the tokenizer
+// writes and the caller reads. A tensor seen through another TfLiteTensor layout fails here.
+bool IsMatrix(const TfLiteTensor* t, TfLiteType type, int rows, int cols, size_t elem) {
+  return t != nullptr && t->type == type && t->dims != nullptr && t->dims->size == 2 &&
+         t->dims->data[0] == rows && t->dims->data[1] == cols &&
+         t->bytes == elem * static_cast<size_t>(rows) * static_cast<size_t>(cols) &&
+         t->data.i32 != nullptr;
 }
 
-// The ids are in the input tensor: run the model. Returns the probability, or -1 on error.
+// Runs once (see Ready): a second RkRegisterOps on the same resolver would fail, and the
+// interpreter is constructed once.
+int Setup() {
+  static RkOpResolver resolver;
+  const tflite::Model* model = tflite::GetModel(rk_model_data);
+  if (model == nullptr || model->version() != TFLITE_SCHEMA_VERSION) return kRkErrorSetup;
+  if (RkRegisterOps(resolver) != kTfLiteOk) return kRkErrorSetup;
+  static tflite::MicroInterpreter interpreter(model, resolver, g_arena, kArenaSize);
+  if (interpreter.AllocateTensors() != kTfLiteOk) return kRkErrorSetup;
+  if (!IsMatrix(interpreter.input(0), kTfLiteInt32, 1, RK_MAXLEN, sizeof(int32_t))) return kRkErrorInput;
+  if (!IsMatrix(interpreter.output(0), kTfLiteFloat32, 1, 1, sizeof(float))) return kRkErrorOutput;
+  g_interpreter = &interpreter;
+  return kRkOk;
+}
+
+// kRkOk, or the set-up's error code (the same at every call).
+int Ready() {
+  if (g_status > 0) g_status = Setup();
+  return g_status;
+}
+
+float Code(int status) { return static_cast<float>(status); }
+
+// The ids are in the input tensor: run the model. The probability, or a negative code.
 float Invoke() {
-  if (g_interpreter->Invoke() != kTfLiteOk) return -1.0f;
-  return g_interpreter->output(0)->data.f[0];  // [1, 1] float32
+  if (g_interpreter->Invoke() != kTfLiteOk) return Code(kRkErrorInvoke);
+  const float p = g_interpreter->output(0)->data.f[0];  // [1, 1] float32
+  return (p >= 0.0f && p <= 1.0f) ? p : Code(kRkErrorOutput);  // NaN fails both comparisons
 }
 
 }  // namespace
 
-// A whole review in memory (UTF-8 bytes, any case; invalid UTF-8 is fine).
 float ClassifyReview(const uint8_t* text, size_t len) {
-  if (g_interpreter == nullptr && !Setup()) return -1.0f;
+  if (Ready() != kRkOk) return Code(g_status);
+  g_streaming = false;
   rk_tokenize(text, len, g_interpreter->input(0)->data.i32, RK_MAXLEN);
   return Invoke();
 }
 
-// A review arriving in pieces (UART, BLE, a file read in blocks): nothing is buffered, the
-// ids are written into the input tensor as the words complete.
-static rk_tokenizer g_tokenizer;
-
+// Nothing is buffered: the ids are written into the input tensor as the words complete.
 bool BeginReview() {
-  if (g_interpreter == nullptr && !Setup()) return false;
+  if (Ready() != kRkOk) return false;
   rk_begin(&g_tokenizer, g_interpreter->input(0)->data.i32, RK_MAXLEN);
+  g_streaming = true;
   return true;
 }
 
-void ReviewBytes(const uint8_t* bytes, size_t len) { rk_feed(&g_tokenizer, bytes, len); }
+void ReviewBytes(const uint8_t* bytes, size_t len) {
+  if (g_streaming) rk_feed(&g_tokenizer, bytes, len);
+}
 
 float EndReview() {
+  if (Ready() != kRkOk) return Code(g_status);
+  if (!g_streaming) return Code(kRkErrorSetup);  // no BeginReview() before
+  g_streaming = false;
   rk_end(&g_tokenizer);
   return Invoke();
 }
 
-// Threshold 0.5 (manifest.json "threshold"): positive at or above it.
 bool IsPositive(float probability) { return probability >= 0.5f; }

@@ -13,6 +13,7 @@ import pytest
 from export import micro as M
 from tests.micro.conftest import bundle_copy
 
+HERE = os.path.dirname(os.path.abspath(__file__))
 TFLM_OPS = ["GATHER", "MEAN", "FULLY_CONNECTED", "LOGISTIC", "DEQUANTIZE"]
 
 
@@ -113,6 +114,7 @@ def test_export_micro_writes_the_directory_and_the_manifest_section(tiny_trained
         assert hashlib.sha256(open(os.path.join(micro, name), "rb").read()).hexdigest() == digest
         assert section["files"][name]["sha256"] == digest
     assert section["ops"] == TFLM_OPS and section["arena_bytes"] <= 8 * 1024
+    assert section["arena_measured"].startswith("the tflite-micro wheel's figure")
     ver = section["verification"]
     assert ver["n"] == len(texts) and ver["agreement"] == 1.0 and ver["max_abs_diff_vs_model_int8_tflite"] == 0.0
     assert results[0].passed and ver["passed"] and ver["accuracy"] == 1.0
@@ -134,24 +136,89 @@ def test_export_micro_fails_below_the_keras_accuracy(tiny_trained, tiny_bundle, 
     assert not results[0].passed and not ver["passed"] and "below Keras" in ver["failures"][0]
 
 
+def build_example(micro: str, where, static_memory: bool = True) -> str:
+    """example.cc + the generated sources + tests/micro/example_main.cc (the stand-in library, always
+    with -DTF_LITE_STATIC_MEMORY), as C++17/C99 with -Werror; ``static_memory=False`` leaves the
+    define out of example.cc only, as the old documented build line did."""
+    flags = ["-Wall", "-Wextra", "-Werror", "-I", micro, "-I", os.path.join(HERE, "tflm_stub")]
+    objs = []
+    for src, cc in (("example.cc", "g++"), ("model_data.cc", "g++"), (os.path.join(HERE, "example_main.cc"), "g++"),
+                    ("tokenizer.c", "gcc"), ("vocab_data.c", "gcc")):
+        obj = os.path.join(where, os.path.basename(src) + ".o")
+        std = "-std=c++17" if cc == "g++" else "-std=c99"
+        define = ["-DTF_LITE_STATIC_MEMORY"] if static_memory or src != "example.cc" else []
+        subprocess.run([cc, std, "-O1", *flags, *define, "-c", os.path.join(micro, src), "-o", obj], check=True)
+        objs.append(obj)
+    exe = os.path.join(where, "example")
+    subprocess.run(["g++", *objs, "-o", exe], check=True)
+    return exe
+
+
 def test_example_cc_compiles_and_feeds_the_input_tensor(micro_flat, vocab, tmp_path):
-    """example.cc + the generated sources, as C++17/C99 with -Werror, linked against a stand-in
-    for the TFLM headers (tflm_stub/): both entry points put the Python ids in the input tensor."""
+    """Linked against a stand-in for the TFLM headers (tflm_stub/): both entry points put the
+    Python ids in the input tensor, and the model's 5 ops are registered."""
     from runtime.tokenizer import Tokenizer
 
-    micro = M.write_micro_dir(str(tmp_path), micro_flat, vocab, 256)
-    here = os.path.dirname(os.path.abspath(__file__))
-    flags = ["-Wall", "-Wextra", "-Werror", "-I", micro, "-I", os.path.join(here, "tflm_stub")]
-    objs = []
-    for src, cc in (("example.cc", "g++"), ("model_data.cc", "g++"), (os.path.join(here, "example_main.cc"), "g++"),
-                    ("tokenizer.c", "gcc"), ("vocab_data.c", "gcc")):
-        obj = str(tmp_path / (os.path.basename(src) + ".o"))
-        std = "-std=c++17" if cc == "g++" else "-std=c99"
-        subprocess.run([cc, std, "-O1", *flags, "-c", os.path.join(micro, src), "-o", obj], check=True)
-        objs.append(obj)
-    exe = str(tmp_path / "example")
-    subprocess.run(["g++", *objs, "-o", exe], check=True)
+    exe = build_example(M.write_micro_dir(str(tmp_path), micro_flat, vocab, 256), str(tmp_path))
     review = "İt's a GREAT film<br />I loved it… 10/10 \u212aing"
-    out = subprocess.run([exe, review], check=True, capture_output=True, text=True).stdout.splitlines()
+    out = subprocess.run([exe, "review", review], check=True, capture_output=True, text=True).stdout.splitlines()
     expected = " ".join(map(str, Tokenizer(vocab, 256).encode_batch([review])[0]))
     assert out == [expected, expected, "5"]
+
+
+@pytest.fixture(scope="module")
+def example_micro(vocab, tmp_path_factory) -> str:
+    """A micro/ directory for the C side only (no TensorFlow): the stand-in's GetModel only checks
+    that it is given rk_model_data, so any bytes do for the model."""
+    micro = str(tmp_path_factory.mktemp("example_micro"))
+    texts = {**M.model_sources(b"TFL3" * 8, TFLM_OPS), **M.vocab_sources(vocab, 256)}
+    for name in ("example.h", "example.cc", "tokenizer.h", "tokenizer.c"):
+        texts[name] = open(os.path.join(M.SOURCES, name), encoding="utf-8").read()
+    for name, text in texts.items():
+        with open(os.path.join(micro, name), "w", encoding="utf-8") as f:
+            f.write(text)
+    return micro
+
+
+@pytest.fixture(scope="module")
+def example_exe(example_micro, tmp_path_factory) -> str:
+    return build_example(example_micro, str(tmp_path_factory.mktemp("example_build")))
+
+
+def run_fault(exe: str, fault: str) -> str:
+    """ClassifyReview twice, BeginReview, EndReview, EndReview without BeginReview, ops registered."""
+    return subprocess.run([exe, "fault", fault], check=True, capture_output=True, text=True, timeout=30).stdout.strip()
+
+
+# example.h: -1 set-up, -2 input not [1, RK_MAXLEN] int32, -3 output not [1, 1] float32 or not a
+# probability, -4 Invoke() failed; a failed set-up gives its code for good and registers the ops once
+FAULTS = {
+    "none": "0.75 0.75 1 0.75 -1 5",
+    **{f"input_{what}": "-2 -2 0 -2 -2 5" for what in ("type", "rank", "rows", "cols", "bytes", "no_data")},
+    "output_type": "-3 -3 0 -3 -3 5", "output_shape": "-3 -3 0 -3 -3 5",
+    "nan": "-3 -3 1 -3 -1 5", "negative": "-3 -3 1 -3 -1 5", "above_one": "-3 -3 1 -3 -1 5",
+    "invoke": "-4 -4 1 -4 -1 5",
+    "alloc": "-1 -1 0 -1 -1 5", "version": "-1 -1 0 -1 -1 0", "register": "-1 -1 0 -1 -1 1001",
+}
+
+
+@pytest.mark.parametrize("fault", FAULTS)
+def test_example_cc_returns_the_documented_error_code(example_exe, fault):
+    assert run_fault(example_exe, fault) == FAULTS[fault]
+
+
+def test_example_cc_without_static_memory_is_an_input_error_not_a_score(example_micro, tmp_path):
+    """The old build line: example.cc without -DTF_LITE_STATIC_MEMORY, the library with it. The
+    tensor is read through TfLiteTensor's other layout: -2 from every entry point."""
+    exe = build_example(example_micro, str(tmp_path), static_memory=False)
+    assert run_fault(exe, "none") == "-2 -2 0 -2 -2 5"
+
+
+def test_the_error_codes_are_documented_as_example_h_defines_them():
+    header = open(os.path.join(M.SOURCES, "example.h"), encoding="utf-8").read()
+    codes = dict(re.findall(r"(kRkError\w+) = (-\d+),", header))
+    assert codes == {"kRkErrorSetup": "-1", "kRkErrorInput": "-2", "kRkErrorOutput": "-3", "kRkErrorInvoke": "-4"}
+    readme = open(os.path.join(M.SOURCES, "README.md"), encoding="utf-8").read()
+    for name, value in codes.items():
+        assert re.search(rf"\| `{value}` \| `{name}` \|", readme), name
+    assert "-DTF_LITE_STATIC_MEMORY" in readme and "-I$TFLM/third_party/gemmlowp" in readme
