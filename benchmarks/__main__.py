@@ -22,7 +22,8 @@ import numpy as np
 from runtime.errors import ArgumentParser, run_cli
 
 from . import engines as eng
-from .measure import DEFAULT_DATA, data_path, latency, measure
+from .common import add_data_option, data_path, load_reviews
+from .measure import latency, measure
 from .report import markdown_table, write_outputs
 
 PACKAGES = ["numpy", "onnxruntime", "ai-edge-litert", "tensorflow-cpu", "tensorflow", "keras", "mediapipe"]
@@ -30,8 +31,7 @@ PACKAGES = ["numpy", "onnxruntime", "ai-edge-litert", "tensorflow-cpu", "tensorf
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n\n")[1])
-    p.add_argument("--data", default=None,
-                   help=f"IMDB archive or folder (default: $IMDB_DATA, else {os.path.relpath(DEFAULT_DATA)})")
+    add_data_option(p)
     p.add_argument("--bundle", default="artifacts", help="export bundle directory (default: artifacts)")
     p.add_argument("--out", default="bench", help="output directory (default: bench)")
     p.add_argument("--limit", type=int, default=None, metavar="N",
@@ -45,21 +45,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.repeats < 1 or args.latency_reviews < 1 or (args.limit is not None and args.limit < 1):
         p.error("--repeats, --latency-reviews and --limit must be at least 1")
     return args
-
-
-def load_reviews(data: str, limit: int | None) -> tuple[list[str], np.ndarray]:
-    """The IMDB test texts and labels; with ``limit``, an evenly spaced subset (neg and pos)."""
-    from trainer.data import DataError, load_imdb
-
-    try:
-        imdb = load_imdb(data)
-    except DataError as e:
-        raise eng.BenchmarkError(str(e)) from None
-    texts, labels = imdb.test_texts, imdb.test_labels
-    if limit is not None and limit < len(texts):
-        keep = np.linspace(0, len(texts) - 1, limit).round().astype(int)
-        texts, labels = [texts[i] for i in keep], labels[keep]
-    return texts, labels
 
 
 def engine_factories(bundle: str, files: set[str]) -> list:

@@ -21,7 +21,8 @@ import time
 
 from runtime.errors import ArgumentParser, UserError, run_cli
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from .common import ROOT, add_data_option, data_path
+
 COPIES = 40
 
 
@@ -123,7 +124,7 @@ def runs(args, parquet: str, lines: str, out: str) -> list[tuple[str, list[str],
 
 def main(argv: list[str] | None = None) -> int:
     p = ArgumentParser(prog="python -m benchmarks.batch", description=__doc__.splitlines()[0])
-    p.add_argument("--data", required=True, help="the IMDB archive (as for the trainer)")
+    add_data_option(p)
     p.add_argument("--bundle", default="artifacts", help="bundle directory (default: artifacts)")
     p.add_argument("--work", help="folder for the inputs and outputs (default: a temp dir; inputs are reused)")
     p.add_argument("--workers", type=int, nargs="+", default=[1, 2])
@@ -138,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
         raise UserError(f"{args.bundle}: no such bundle directory")
     work = args.work or tempfile.mkdtemp(prefix="reviewkit-bench-")
     os.makedirs(work, exist_ok=True)
-    parquet, lines, n = write_inputs(args.data, work, args.copies)
+    parquet, lines, n = write_inputs(data_path(args.data), work, args.copies)
     results = []
     print(f"{n} rows; load: {open('/proc/loadavg').read().split()[:3]}", file=sys.stderr)
     print("| checkout | command | rows/s | seconds | peak memory MB (tree RSS) | exactly once |")

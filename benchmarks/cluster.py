@@ -20,7 +20,7 @@ import tempfile
 import time
 
 from benchmarks.batch import exactly_once, ids_of, timed, write_inputs
-from benchmarks.measure import data_path
+from benchmarks.common import add_data_option, data_path
 from runtime.errors import ArgumentParser
 
 PYTHON_METRICS = ("time to start Python workers", "time to initialize Python workers", "time to run Python workers",
@@ -73,7 +73,7 @@ def run(name: str, args: list[str], parquet: str, out: str, rows: int) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = ArgumentParser(prog="python -m benchmarks.cluster", description=__doc__.splitlines()[0])
-    parser.add_argument("--data", help="the IMDB archive (default: ../shared/data/...)")
+    add_data_option(parser)
     parser.add_argument("--copies", type=int, default=40, help="times the 25,000 test reviews are repeated")
     parser.add_argument("--out", default=None, help="work folder (default: a temp dir)")
     args = parser.parse_args(argv)

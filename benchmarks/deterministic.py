@@ -7,7 +7,6 @@ reviews, single-review latency, and how many scores and labels differ. Prints a 
 from __future__ import annotations
 
 import argparse
-import os
 import platform
 import sys
 
@@ -16,15 +15,14 @@ import numpy as np
 from runtime import Classifier
 from runtime.errors import ArgumentParser
 
-from .__main__ import load_reviews
 from .engines import batches
-from .measure import DEFAULT_DATA, data_path, latency, throughput, timed
+from .common import add_data_option, data_path, load_reviews
+from .measure import latency, throughput, timed
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = ArgumentParser(prog="python -m benchmarks.deterministic", description=__doc__.split("\n\n")[1])
-    p.add_argument("--data", default=None,
-                   help=f"IMDB archive or folder (default: $IMDB_DATA, else {os.path.relpath(DEFAULT_DATA)})")
+    add_data_option(p)
     p.add_argument("--bundle", default="artifacts", help="export bundle directory (default: artifacts)")
     p.add_argument("--model", default="model.int8.tflite", help="TFLite file in the bundle (default: int8)")
     p.add_argument("--limit", type=int, default=None, metavar="N", help="use N test reviews (smoke runs)")

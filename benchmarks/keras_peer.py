@@ -21,6 +21,7 @@ import numpy as np
 from runtime.errors import ArgumentParser, run_cli
 from runtime.files import atomic_write_text
 
+from .common import add_data_option
 from .engines import BATCH, BenchmarkError, batches
 from .measure import throughput, timed
 
@@ -69,8 +70,7 @@ def keras_peer(bundle: str):
 def run(args) -> dict:
     from runtime import Classifier
 
-    from .__main__ import load_reviews
-    from .measure import data_path
+    from .common import data_path, load_reviews
 
     texts, labels = load_reviews(data_path(args.data), args.limit)
     chunks = batches(texts, BATCH)
@@ -113,7 +113,7 @@ def table(result: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     p = ArgumentParser(prog="python -m benchmarks.keras_peer", description=__doc__.split("\n\n")[1])
     p.add_argument("--bundle", default="artifacts", help="export bundle directory (default: artifacts)")
-    p.add_argument("--data", default=None, help="IMDB archive or folder (default: as python -m benchmarks)")
+    add_data_option(p)
     p.add_argument("--out", default="bench", help="output directory for keras_peer.json (default: bench)")
     p.add_argument("--limit", type=int, default=None, metavar="N", help="use N test reviews (smoke runs)")
     p.add_argument("--repeats", type=int, default=3, help="timed passes (default: 3)")

@@ -15,15 +15,9 @@ from typing import Callable
 
 import numpy as np
 
+from .common import ROOT
 from .engines import BenchmarkError, Engine, batches
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the repository
-DEFAULT_DATA = os.path.normpath(os.path.join(ROOT, "..", "shared", "data", "aclImdb_v1_labeled.tar.gz"))
-
-
-def data_path(given: str | None) -> str:
-    """The IMDB data every benchmark reads: ``--data``, else ``$IMDB_DATA``, else the shared copy."""
-    return given or os.environ.get("IMDB_DATA") or DEFAULT_DATA
 COLD_START_TIMEOUT = 300  # seconds for one child process
 
 

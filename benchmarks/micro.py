@@ -22,7 +22,7 @@ import numpy as np
 from runtime.errors import ArgumentParser, UserError, run_cli
 from runtime.files import atomic_write_text
 
-from .measure import DEFAULT_DATA, ROOT, data_path
+from .common import ROOT, add_data_option, data_path
 
 COLUMNS = ["engine", "model file", "flash KB (model + vocab + tokenizer)",
            "tensor arena bytes (tflite-micro wheel)",
@@ -36,8 +36,7 @@ class MicroBenchError(UserError):
 def parse_args(argv):
     p = ArgumentParser(prog="python -m benchmarks.micro", description=__doc__.split("\n\n")[1])
     p.add_argument("--bundle", default="artifacts", help="a bundle with micro/ (default: artifacts)")
-    p.add_argument("--data", default=None,
-                   help=f"IMDB archive (default: $IMDB_DATA, else {os.path.relpath(DEFAULT_DATA)})")
+    add_data_option(p)
     p.add_argument("--out", default="bench", help="output directory (default: bench)")
     p.add_argument("--limit", type=int, default=None, metavar="N", help="use the first N test reviews (smoke runs)")
     return p.parse_args(argv)

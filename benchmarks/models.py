@@ -101,12 +101,11 @@ def table(rows: list[dict]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .__main__ import load_reviews
-    from .measure import data_path
+    from .common import add_data_option, data_path, load_reviews
 
     p = ArgumentParser(prog="python -m benchmarks.models", description=__doc__.split("\n\n")[1])
     p.add_argument("bundles", nargs="+", metavar="NAME=BUNDLE[,SEEDS_JSON]")
-    p.add_argument("--data", default=None, help="IMDB archive or folder (default: as python -m benchmarks)")
+    add_data_option(p)
     p.add_argument("--reviews", type=int, default=1000, help="test reviews timed (default %(default)s)")
     p.add_argument("--out", default="bench", help="output directory for models.json (default: bench)")
     args = p.parse_args(argv)

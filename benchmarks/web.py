@@ -21,10 +21,9 @@ import numpy as np
 
 from runtime.errors import ArgumentParser, UserError, run_cli
 
+from .common import add_data_option, data_path
 from .web_browser import run_driver
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DEFAULT_DATA = os.path.normpath(os.path.join(ROOT, "..", "shared", "data", "aclImdb_v1_labeled.tar.gz"))
 PARITY_REVIEWS = 2000
 TARGET_SPEEDUP = 2.0  # onnxruntime-web reviews/s >= 2x MediaPipe Web's
 TARGET_FIRST_MS = 1500.0  # navigation -> first prediction on localhost
@@ -33,7 +32,7 @@ TARGET_FIRST_MS = 1500.0  # navigation -> first prediction on localhost
 def parse_args(argv):
     p = ArgumentParser(prog="python -m benchmarks.web", description=__doc__.split("\n\n")[1])
     p.add_argument("--bundle", default="artifacts", help="the bundle whose web/ site is measured (default %(default)s)")
-    p.add_argument("--data", default=DEFAULT_DATA, help="the IMDB archive (default: ../shared/data/...)")
+    add_data_option(p)
     p.add_argument("--out", default="bench", help="output directory (default %(default)s)")
     p.add_argument("--reviews", type=int, default=5000, help="reviews per throughput run (default %(default)s)")
     p.add_argument("--parity-reviews", type=int, default=PARITY_REVIEWS,
@@ -101,7 +100,7 @@ def main(argv=None) -> int:
     site = os.path.join(args.bundle, "web")
     if not os.path.isfile(os.path.join(site, "index.html")):
         raise UserError(f"{site}: no exported site (run 'python -m export web --out {args.bundle}')")
-    texts = load_imdb(args.data).test_texts
+    texts = load_imdb(data_path(args.data)).test_texts
     os.makedirs(args.out, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         shot = os.path.join(args.out, "web-screenshot.png")

@@ -17,7 +17,8 @@ from typing import Iterator, Sequence
 
 from runtime.errors import UserError
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from .common import ROOT
+
 WEB_DIR = os.path.join(ROOT, "web")
 DRIVER = os.path.join(WEB_DIR, "tools", "browser.mjs")
 CHROMIUM = "/usr/bin/chromium"

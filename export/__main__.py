@@ -17,7 +17,7 @@ import os
 import sys
 
 from runtime.errors import ArgumentParser, run_cli
-from trainer.__main__ import add_train_arguments, add_verbose_argument, config_from_args
+from trainer.cli import add_train_arguments, add_verbose_argument, config_from_args
 from trainer.data import RECORDED_DEFAULT, add_data_argument
 from trainer.noise import EXPORT_MODULES, check_extra, quiet_native
 

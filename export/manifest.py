@@ -8,13 +8,12 @@ import platform
 from datetime import datetime, timezone
 from importlib import metadata
 
+from runtime.bundle import FILES
 from runtime.manifest import FORMAT_VERSION, MANIFEST, parse_manifest
 from runtime.files import atomic_write_text, sha256_file
 from runtime.tokenizer import CONTRACT, Tokenizer
 
-# Every file a bundle may hold, in the order the manifest lists them.
-BUNDLE_FILES = ("model.keras", "model.onnx", "model.int8.onnx", "model.tflite", "model.dynamic.tflite",
-                "model.int8.tflite", "vocab.txt", "labels.txt")
+BUNDLE_FILES = tuple(FILES)  # every file a bundle may hold, in the order the manifest lists them
 LABELS = ["negative", "positive"]  # below / at or above the threshold
 LABELS_FILE_LINES = ["positive"]  # MediaPipe: one label for a [batch, 1] sigmoid output
 # manifest key -> the distributions that provide it (TensorFlow ships as tensorflow-cpu on x86_64 Linux)

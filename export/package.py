@@ -9,12 +9,12 @@ import copy
 import os
 import shutil
 
-from runtime.bundle import MANIFEST, Bundle
+from runtime.bundle import DEFAULT_MODELS, MANIFEST, Bundle
 
 from .errors import ExportError
 from .manifest import write_manifest
 
-RUNTIME_FILES = ("model.onnx", "model.int8.tflite", "vocab.txt", "labels.txt")
+RUNTIME_FILES = (*DEFAULT_MODELS.values(), "vocab.txt", "labels.txt")  # each backend's default model
 
 
 def without_builder_paths(value):

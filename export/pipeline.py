@@ -16,7 +16,7 @@ from typing import Callable
 
 import numpy as np
 
-from runtime.bundle import MANIFEST
+from runtime.bundle import EXPORTED_MODELS, MANIFEST
 from runtime.files import atomic_write_bytes, atomic_write_text, sha256_file
 from runtime.tokenizer import Tokenizer
 from trainer.data import recorded_source, resolve_source
@@ -265,7 +265,7 @@ def _output_dtype(path: str):
 def _format_results(out: str, ids: np.ndarray, reference: np.ndarray, labels: np.ndarray, log) -> list[V.Result]:
     """Every exported model file scored by its own interpreter and compared with Keras."""
     results = []
-    for name in ("model.onnx", "model.int8.onnx", "model.tflite", "model.dynamic.tflite", "model.int8.tflite"):
+    for name in EXPORTED_MODELS:
         path = os.path.join(out, name)
         if os.path.isfile(path):
             log(f"scoring with {name}")

@@ -16,7 +16,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from runtime.errors import ArgumentParser, UserError, run_cli
 from runtime.files import atomic_write_text
 
-from .__main__ import add_train_arguments, config_from_args
+from .cli import add_train_arguments, config_from_args
 from .train import TrainConfig, train
 
 EPILOG = """example (the recipe that beats the tutorial's 87.3% on every seed):
