@@ -23,7 +23,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import warnings
 from importlib import metadata
 from typing import Mapping
 
@@ -64,28 +63,19 @@ def micro_model(model, calibration_ids: np.ndarray) -> bytes:
     """
     import tensorflow as tf
 
-    from .tflite_export import _check_calibration, _rename_io, model_maxlen
+    from .signature import check_calibration, int8_flatbuffer, model_maxlen, serving_function
 
-    maxlen = model_maxlen(model)
-    calibration_ids = _check_calibration(calibration_ids, maxlen)
+    calibration_ids = check_calibration(calibration_ids, model_maxlen(model))
     embedding, rest = _split_embedding(model)
     table = tf.constant(embedding.get_weights()[0])  # [vocab, dim] float32
 
-    @tf.function(input_signature=[tf.TensorSpec([1, maxlen], tf.int32, name="input_ids")])
-    def serve(input_ids):
+    def body(input_ids):
         x = tf.gather(table, input_ids)  # [1, maxlen, dim]
         for layer in rest:
             x = layer(x, training=False)
-        return {"probability": x}
+        return x
 
-    converter = tf.lite.TFLiteConverter.from_concrete_functions([serve.get_concrete_function()], serve)
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    converter.representative_dataset = lambda: ([row[None, :]] for row in calibration_ids)
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    converter.inference_output_type = tf.float32
-    with warnings.catch_warnings():  # the int32 ids have no calibration statistics: ids need none
-        warnings.filterwarnings("ignore", "Statistics for quantized inputs were expected")
-        flat = _rename_io(converter.convert())
+    flat = int8_flatbuffer(serving_function(model, batch=1, body=body), calibration_ids)
     bad = {"LESS", "ADD", "SELECT", "SELECT_V2"} & set(model_ops(flat))
     if bad:
         raise MicroError(f"the micro model still has int32 index ops: {', '.join(sorted(bad))}")

@@ -16,7 +16,7 @@ from onnxruntime.quantization import QuantType, quantize_dynamic
 from runtime.files import atomic_write_bytes
 
 from .errors import ConversionError
-from .tflite_export import INPUT_NAME, OUTPUT_NAME, model_maxlen, serving_function
+from .signature import INPUT_NAME, OUTPUT_NAME, model_maxlen, serving_function
 
 DEFAULT_OPSET = 17
 BATCH_DIM = "batch"

@@ -9,6 +9,7 @@ from ai_edge_litert.interpreter import Interpreter
 from tensorflow.lite.tools import flatbuffer_utils
 
 from export.onnx_export import OnnxExportError, quantize_onnx, quantized_op_types, to_onnx
+from export.signature import SignatureError
 from export.tflite_export import TFLiteExportError, to_tflite
 
 MAXLEN = 256
@@ -248,7 +249,7 @@ def test_invalid_mode_names_the_choices(tiny_model):
 @pytest.mark.parametrize("bad", [None, np.zeros((0, MAXLEN), np.int32), np.zeros((3, 10), np.int32),
                                  np.zeros((3, MAXLEN), np.float32)])
 def test_int8_needs_valid_calibration_ids(tiny_model, bad):
-    with pytest.raises(TFLiteExportError, match="calibration_ids"):
+    with pytest.raises(SignatureError, match="calibration_ids"):
         to_tflite(tiny_model, "int8", calibration_ids=bad)
 
 
