@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from export import micro as M
+from export import verify as V
 from tests.micro.conftest import bundle_copy
 
 TFLM_OPS = ["GATHER", "MEAN", "FULLY_CONNECTED", "LOGISTIC", "DEQUANTIZE"]
@@ -116,6 +117,7 @@ def test_export_micro_writes_the_directory_and_the_manifest_section(tiny_trained
     ver = section["verification"]
     assert ver["n"] == len(texts) and ver["agreement"] == 1.0 and ver["max_abs_diff_vs_model_int8_tflite"] == 0.0
     assert results[0].passed and ver["passed"] and ver["accuracy"] == 1.0
+    assert list(ver["edge_rows"]["TFLM"]) == V.edge_rows(tok)[0]  # TFLM scored every edge row
     assert section["sizes"]["model_bytes"] == os.path.getsize(os.path.join(micro, "model.tflite"))
     assert Classifier.load(out).predict(["great film"]).shape == (1,)  # the runtime ignores the section
 
