@@ -70,6 +70,7 @@ def test_report_embeds_table_and_plots(exported):
     out, _ = exported
     report = open(os.path.join(out, "report.md")).read()
     assert "| model.int8.tflite " in report and "![loss](loss.png)" in report and "![accuracy](accuracy.png)" in report
+    assert "Every format also scores the edge rows (empty, whitespace only" in report
 
 
 def test_tampered_weight_fails_verify_with_exit_1(exported, tiny_imdb_tar, tmp_path, capsys):
