@@ -139,6 +139,16 @@ def tflm_scores(flat: bytes, ids: np.ndarray, arena_size: int) -> np.ndarray:
     return out
 
 
+class TflmScorer:
+    """``run(ids)`` -> ``tflm_scores``: the TFLM interpreter as a backend of ``V.check_edge_rows``."""
+
+    def __init__(self, flat: bytes, arena_size: int):
+        self.flat, self.arena_size = flat, arena_size
+
+    def run(self, ids: np.ndarray) -> np.ndarray:
+        return tflm_scores(self.flat, ids, self.arena_size)
+
+
 def litert_builtin_scores(flat: bytes, ids: np.ndarray) -> np.ndarray:
     """LiteRT's reference built-in kernels, no XNNPACK: the arithmetic TFLM reproduces."""
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
@@ -376,7 +386,8 @@ def export_micro(out: str, model, tok: Tokenizer, calibration_ids: np.ndarray, t
     """Write ``out/micro/``, check it on the test set, add a ``"micro"`` section to the manifest.
 
     Checks: TFLM gives the labels of LiteRT's built-in kernels on every test review, and
-    accuracy within ``V.QUANT_MAX_ACCURACY_DROP`` of Keras (the verified manifest's reference).
+    accuracy within ``V.QUANT_MAX_ACCURACY_DROP`` of Keras (the verified manifest's reference);
+    TFLM scores the edge rows (``V.edge_rows``).
     """
     manifest = _read_manifest(out)
     flat = micro_model(model, calibration_ids)
@@ -393,6 +404,7 @@ def export_micro(out: str, model, tok: Tokenizer, calibration_ids: np.ndarray, t
         result.failures.append(f"TFLM and LiteRT's built-in kernels disagree on "
                                f"{1 - result.figures['agreement']:.4%} of the labels")
     _check_same_as_int8(out, litert, ids, result)
+    V.check_edge_rows(result, MICRO_DIR, *V.edge_rows(tok), backends=lambda _: [("TFLM", TflmScorer(flat, arena))])
     manifest["micro"] = section = _section(micro, flat, arena, tok, result)
     write_manifest(out, manifest)
     f, flash = result.figures, section["sizes"]["model_bytes"] + section["sizes"]["vocab_bytes"]

@@ -262,8 +262,10 @@ def _output_dtype(path: str):
     return Interpreter(model_path=path).get_output_details()[0]["dtype"]
 
 
-def _format_results(out: str, ids: np.ndarray, reference: np.ndarray, labels: np.ndarray, log) -> list[V.Result]:
-    """Every exported model file scored by its own interpreter and compared with Keras."""
+def _format_results(out: str, ids: np.ndarray, reference: np.ndarray, labels: np.ndarray, log,
+                    edge: tuple[list[str], np.ndarray]) -> list[V.Result]:
+    """Every exported model file scored by its own interpreter and compared with Keras, and
+    made to score the ``edge`` rows (names, ids) no test review looks like."""
     results = []
     for name in EXPORTED_MODELS:
         path = os.path.join(out, name)
@@ -273,6 +275,7 @@ def _format_results(out: str, ids: np.ndarray, reference: np.ndarray, labels: np
             results.append(V.compare(name, probs, reference, labels, quantized=name in V.QUANTIZED,
                                      reference_accuracy=V.accuracy(reference, labels)))
             V.check_batch_independence(results[-1], path, ids, probs)
+            V.check_edge_rows(results[-1], path, *edge)
             if name.endswith(".tflite"):  # LiteRT's default kernels depend on the CPU
                 results[-1].figures.update(V.kernel_figures(path, ids, reference, labels))
     return results
@@ -291,7 +294,7 @@ def step_verify(cfg: ExportConfig, log: Callable[[str], None] = _log) -> list[V.
     log(f"scoring {len(ids)} test reviews with Keras (the reference)")
     keras_model = load_keras(cfg.out)
     reference = keras_model.predict(ids, batch_size=V.SCORE_BATCH, verbose=0)[:, 0]
-    results = _format_results(cfg.out, ids, reference, imdb.test_labels, log)
+    results = _format_results(cfg.out, ids, reference, imdb.test_labels, log, V.edge_rows(tok))
     if not results:
         raise ExportError(f"{cfg.out}: no exported model to verify (run 'python -m export onnx' / 'tflite')")
     mp_results, mp_status = _mediapipe_results(cfg, imdb.test_texts, ids, log)

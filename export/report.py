@@ -6,6 +6,10 @@ import os
 from runtime.files import atomic_write_text
 
 
+EDGE_ROWS_LINE = (" Every format also scores the edge rows (empty, whitespace only, '<br />' only, one token, "
+                  "maxlen + 1 tokens) alone with each backend that opens it; a row it cannot score fails it.")
+
+
 def _fmt(value, spec: str) -> str:
     return "" if value is None else format(value, spec)
 
@@ -55,7 +59,8 @@ def write_report(out: str, manifest: dict) -> str:
         f"formats >= {tol['quantized_min_agreement']:.0%} agreement and accuracy within "
         f"{tol['quantized_max_accuracy_drop'] * 100:.1f} points of Keras; MediaPipe max |dp| <= "
         f"{tol['mediapipe_max_abs_diff']:g}. Every format: a review scored alone must match its score inside a "
-        f"batch (max |dp| <= {tol.get('batch_max_abs_diff', 0):g}, first 64 test reviews; 'alone vs batch').",
+        f"batch (max |dp| <= {tol.get('batch_max_abs_diff', 0):g}, first 64 test reviews; 'alone vs batch')."
+        + EDGE_ROWS_LINE * any("edge_rows" in r for r in ver["results"].values()),
         "",
         verification_table(manifest),
         "",

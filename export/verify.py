@@ -17,6 +17,7 @@ THRESHOLD = 0.5
 SCORE_BATCH = 1024  # rows per interpreter call: bounds memory of the resized TFLite tensors
 
 QUANTIZED = ("model.int8.onnx", "model.dynamic.tflite", "model.int8.tflite")
+ONE_TOKEN = "good"  # any word: an out-of-vocabulary one is still one <UNKNOWN> token
 
 
 def tolerances() -> dict:
@@ -108,3 +109,48 @@ def check_batch_independence(result: Result, path: str, ids: np.ndarray, probs: 
     if diff > BATCH_MAX_ABS_DIFF:
         result.failures.append(f"a review scored alone differs from the same review in a batch by {diff:.3g} "
                                f"> {BATCH_MAX_ABS_DIFF:g}")
+
+
+def edge_rows(tok) -> tuple[list[str], np.ndarray]:
+    """The reviews a model must score although no test review looks like them: (their names,
+    their ids [5, maxlen] int32 from ``tok``). No word at all gives a row of only <START>."""
+    texts = {"empty": "", "whitespace only": " \t\n ", "'<br />' only": "<br />", "one token": ONE_TOKEN,
+             f"maxlen+1 = {tok.maxlen + 1} tokens": " ".join([ONE_TOKEN] * (tok.maxlen + 1))}
+    return list(texts), tok.encode_batch(list(texts.values()))
+
+
+def edge_backends(path: str) -> list[tuple[str, object]]:
+    """Every way the runtime opens ``path``: its default, and LiteRT's built-in kernels for .tflite."""
+    from runtime.backends import open_backend
+
+    backends = [("default kernels", open_backend(path, "auto"))]
+    if path.endswith(".tflite"):
+        backends.append(("built-in kernels", open_backend(path, "tflite", deterministic=True)))
+    return backends
+
+
+def check_edge_rows(result: Result, path: str, names: list[str], ids: np.ndarray, backends=None) -> None:
+    """Score each edge row alone with every backend of ``path`` (``backends(path)``, default
+    ``edge_backends``); a row that raises or gives no probability in [0, 1] is a failure, each
+    one named. ``figures["edge_rows"]``: backend -> row -> score."""
+    result.figures["edge_rows"] = {}
+    for kind, backend in (backends or edge_backends)(path):
+        scores = result.figures["edge_rows"].setdefault(kind, {})
+        for name, row in zip(names, ids):
+            p, problem = _score_one(backend, row)
+            if problem:
+                result.failures.append(f"the edge row {name} ({kind}) {problem}")
+            else:
+                scores[name] = p
+
+
+def _score_one(backend, row: np.ndarray) -> tuple[float | None, str | None]:
+    """(the probability of one row [maxlen], None) or (None, what went wrong)."""
+    try:
+        p = np.asarray(backend.run(row[None, :]), dtype=np.float64).reshape(-1)
+    except Exception as e:  # whatever the interpreter raises, the row cannot be scored
+        lines = str(e).strip().splitlines()
+        return None, f"cannot be scored: {type(e).__name__}: {lines[0] if lines else ''}"
+    if p.shape != (1,) or not 0.0 <= p[0] <= 1.0:
+        return None, f"scored {p.tolist()}, not one probability in [0, 1]"
+    return float(p[0]), None

@@ -19,6 +19,7 @@ from keras import ops
 
 INT32_MAX = 2**31 - 1
 PAD = 0
+SMALL_COUNT = 128  # masked_mean: counts up to here divide in their own (finer) 8-bit range
 
 
 def first_prime_at_least(n: int) -> int:
@@ -73,6 +74,22 @@ class NgramIds(keras.layers.Layer):
         return {**super().get_config(), "num_words": self.num_words, "buckets": self.buckets}
 
 
+def masked_mean(total, ids):
+    """``total`` [batch, d] / the number of non-<PAD> ``ids`` [batch, T], floored at 1.
+
+    The count is exact in int32 and divides in one of two ranges, [1, SMALL_COUNT] or
+    [SMALL_COUNT, T]: the float result is ``total / max(count, 1)`` bit for bit, and in a
+    full-integer model each denominator is a tensor of its own whose 8-bit scale (its range /
+    255) keeps the smallest value it can hold apart from zero. One count tensor over [0, T]
+    had a scale of ~2 at T = 511, so a count of 1 (an empty review: only <START>) was stored
+    as the zero point and LiteRT's int8 DIV refused to run.
+    """
+    count = ops.sum(ops.cast(ops.not_equal(ids, PAD), "int32"), axis=1, keepdims=True)  # [batch, 1]
+    small = ops.cast(ops.clip(count, 1, SMALL_COUNT), total.dtype)  # 8-bit step <= 0.5
+    large = ops.cast(ops.maximum(count, SMALL_COUNT), total.dtype)  # 8-bit step T / 255 < 2 SMALL_COUNT
+    return ops.where(count <= SMALL_COUNT, total / small, total / large)
+
+
 @keras.saving.register_keras_serializable(package="reviewkit")
 class MaskedPooling(keras.layers.Layer):
     """(vectors [batch, T, d], ids [batch, T]) -> [batch, d]: sum over non-<PAD> positions,
@@ -90,8 +107,7 @@ class MaskedPooling(keras.layers.Layer):
         total = ops.sum(vectors * ops.expand_dims(mask, -1), axis=1)  # [batch, d]
         if self.mode == "sum":
             return total
-        count = ops.maximum(ops.sum(mask, axis=1, keepdims=True), 1.0)  # [batch, 1]
-        return total / count
+        return masked_mean(total, ids)
 
     def compute_output_shape(self, input_shapes):
         vectors_shape = input_shapes[0]

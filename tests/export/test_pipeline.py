@@ -70,6 +70,7 @@ def test_report_embeds_table_and_plots(exported):
     out, _ = exported
     report = open(os.path.join(out, "report.md")).read()
     assert "| model.int8.tflite " in report and "![loss](loss.png)" in report and "![accuracy](accuracy.png)" in report
+    assert "Every format also scores the edge rows (empty, whitespace only" in report
 
 
 def test_tampered_weight_fails_verify_with_exit_1(exported, tiny_imdb_tar, tmp_path, capsys):
@@ -96,6 +97,35 @@ def test_tampered_weight_fails_verify_with_exit_1(exported, tiny_imdb_tar, tmp_p
     assert captured.out.count("| PASS") == 4
     results = json.load(open(os.path.join(out, "manifest.json")))["verification"]["results"]
     assert results["model.onnx"]["passed"] is False
+
+
+def test_verify_fails_a_format_that_cannot_score_an_edge_row(exported, tiny_imdb_tar, tmp_path, monkeypatch, capsys):
+    from export import verify as V
+
+    class RefusesAnEmptyReview:  # as the full-integer bigram model's int8 DIV did
+        def __init__(self, backend):
+            self.backend = backend
+
+        def run(self, ids):
+            if int((ids != 0).sum()) == 1:
+                raise RuntimeError("Node number 24 (DIV) failed to invoke.")
+            return self.backend.run(ids)
+
+    real = V.edge_backends
+    monkeypatch.setattr(V, "edge_backends", lambda path: [
+        (kind, RefusesAnEmptyReview(b) if path.endswith("model.int8.tflite") else b) for kind, b in real(path)])
+    out = str(tmp_path / "bundle")
+    shutil.copytree(exported[0], out)
+    code = main(["verify", "--out", out, "--data", tiny_imdb_tar, "--mediapipe-samples", "0"])
+    captured = capsys.readouterr()
+    assert code == 1
+    assert ("FAILED model.int8.tflite: the edge row empty (default kernels) cannot be scored: RuntimeError: "
+            "Node number 24 (DIV) failed to invoke.; the edge row whitespace only (default kernels)") in captured.err
+    assert captured.out.count("| PASS") == 4  # the other formats scored every edge row
+    results = json.load(open(os.path.join(out, "manifest.json")))["verification"]["results"]
+    assert len(results["model.int8.tflite"]["failures"]) == 6  # 3 rows x 2 kernels
+    assert set(results["model.onnx"]["edge_rows"]["default kernels"]) == {
+        "empty", "whitespace only", "'<br />' only", "one token", "maxlen+1 = 257 tokens"}
 
 
 # Missing inputs, bad options, unknown data source: the error table in tests/test_errors.py.

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from export import micro as M
+from export import verify as V
 from tests.micro.conftest import bundle_copy
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -117,7 +118,17 @@ def test_export_micro_writes_the_directory_and_the_manifest_section(tiny_trained
     assert section["arena_measured"].startswith("the tflite-micro wheel's figure")
     ver = section["verification"]
     assert ver["n"] == len(texts) and ver["agreement"] == 1.0 and ver["max_abs_diff_vs_model_int8_tflite"] == 0.0
-    assert results[0].passed and ver["passed"] and ver["accuracy"] == 1.0
+    # How well the toy model learned depends on thread scheduling (0.98 was seen on a loaded
+    # machine); what holds for any outcome: the micro accuracy is model.int8.tflite's on LiteRT's
+    # built-in kernels, and the verdict is the 0.5-point rule applied to the recorded figures.
+    with open(os.path.join(out, "model.int8.tflite"), "rb") as f:
+        int8 = M.litert_builtin_scores(f.read(), tok.encode_batch(texts))
+    assert ver["accuracy"] == V.accuracy(int8, labels)
+    drop = manifest["verification"]["reference"]["accuracy"] - ver["accuracy"]
+    assert ver["accuracy_drop"] == drop
+    assert results[0].passed is ver["passed"] is (drop <= V.QUANT_MAX_ACCURACY_DROP)
+    assert all("below Keras" in failure for failure in ver["failures"])
+    assert list(ver["edge_rows"]["TFLM"]) == V.edge_rows(tok)[0]  # TFLM scored every edge row
     assert section["sizes"]["model_bytes"] == os.path.getsize(os.path.join(micro, "model.tflite"))
     assert Classifier.load(out).predict(["great film"]).shape == (1,)  # the runtime ignores the section
 

@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from trainer.ngrams import (INT32_MAX, MaskedPooling, NgramIds, check_bigram_range, first_prime_at_least,
-                            ngram_ids_numpy)
+from trainer.ngrams import (INT32_MAX, SMALL_COUNT, MaskedPooling, NgramIds, check_bigram_range,
+                            first_prime_at_least, ngram_ids_numpy)
 
 
 def _random_ids(rng, n, maxlen, num_words):
@@ -72,6 +72,22 @@ def test_masked_pooling_ignores_pad_and_an_empty_row_gives_zero():
     mean = np.asarray(MaskedPooling("mean")([vectors, ids]))
     np.testing.assert_allclose(mean, total / np.maximum(mask.sum(axis=1), 1), rtol=1e-5, atol=1e-6)
     assert np.all(mean[3] == 0)
+
+
+def test_masked_mean_is_the_plain_float_mean_bit_for_bit():
+    """Its two denominator ranges (kept for 8-bit models) change no float32 result: every count
+    from 0 (only <PAD>) to 511, both sides of SMALL_COUNT, divides exactly as total / max(count, 1)."""
+    rng = np.random.default_rng(0)
+    t = 511
+    ids = np.zeros((t + 1, t), np.int32)
+    for count, row in enumerate(ids):
+        row[:count] = rng.integers(1, 50, size=count)
+    vectors = rng.normal(size=(t + 1, t, 3)).astype(np.float32)
+    total = np.asarray(MaskedPooling("sum")([vectors, ids]))  # the same sum the mean divides
+    plain = total / np.maximum((ids != 0).sum(axis=1, keepdims=True), 1).astype(np.float32)
+    got = np.asarray(MaskedPooling("mean")([vectors, ids]))
+    assert got.dtype == np.float32 and SMALL_COUNT < t
+    np.testing.assert_array_equal(got, plain)
 
 
 def test_models_round_trip_through_safe_mode(tmp_path):
