@@ -17,7 +17,7 @@ import os
 import sys
 
 from runtime.errors import ArgumentParser, run_cli
-from trainer.cli import add_train_arguments, add_verbose_argument, config_from_args
+from trainer.cli import add_train_arguments, add_verbose_argument, config_from_args, log_to_stderr
 from trainer.data import RECORDED_DEFAULT, add_data_argument
 from trainer.noise import EXPORT_MODULES, check_extra, quiet_native
 
@@ -88,7 +88,7 @@ CONFIG_FIELDS = ("model", "int8", "int8_io", "calibration_size", "mediapipe_samp
 
 def build_parser() -> argparse.ArgumentParser:
     parser = ArgumentParser(prog="python -m export", description=__doc__.split("\n", 1)[1],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG)
+                            formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG)
     sub = parser.add_subparsers(dest="step", required=True, metavar="STEP")
     for step, adders in STEP_OPTIONS.items():
         p = sub.add_parser(step, help=__doc__.split(f"  {step:<8}")[1].split("\n")[0])
@@ -105,6 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _main(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
+    log_to_stderr()
     if args.step == "package":
         print(package_runtime_bundle(args.out, args.dest), file=sys.stderr)
         return 0

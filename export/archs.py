@@ -14,13 +14,15 @@ dynamic-range model is copied over it. The choice and its figures go to
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
-from typing import Callable
 
 import numpy as np
 
 from runtime.files import atomic_write_text
+
+logger = logging.getLogger(__name__)
 
 QUANTIZATION_FILE = "quantization.json"
 # Verify's bar is 99% on the test set; 0.3 pt of margin for the validation-to-test difference.
@@ -59,7 +61,7 @@ def int8_passes(int8: dict, dynamic: dict | None = None) -> bool:
     return 1 - int8["agreement"] <= max(INT8_MAX_DISAGREEMENT_RATIO * (1 - dynamic["agreement"]), 0.001)
 
 
-def choose_shipped_int8(out: str, ids: np.ndarray, labels: np.ndarray, log: Callable[[str], None],
+def choose_shipped_int8(out: str, ids: np.ndarray, labels: np.ndarray,
                         held_out: bool = True) -> dict:
     """Keep the full-integer ``model.int8.tflite`` or replace it by ``model.dynamic.tflite``.
 
@@ -87,8 +89,8 @@ def choose_shipped_int8(out: str, ids: np.ndarray, labels: np.ndarray, log: Call
         record["rule"] = "dynamic-range: the model was fitted on the validation reviews too, no held-out figures"
     atomic_write_text(os.path.join(out, QUANTIZATION_FILE), json.dumps(record, indent=2) + "\n")
     f = figures["int8"]
-    log(f"model.int8.tflite: {MODE_NAMES[mode]} (full-integer on {len(ids)} validation reviews: "
-        f"agreement {f['agreement']:.2%}, accuracy drop {f['accuracy_drop'] * 100:.2f} pt)")
+    logger.info(f"model.int8.tflite: {MODE_NAMES[mode]} (full-integer on {len(ids)} validation reviews: "
+                f"agreement {f['agreement']:.2%}, accuracy drop {f['accuracy_drop'] * 100:.2f} pt)")
     return record
 
 

@@ -8,9 +8,9 @@ verify -> manifest.json + report.md; micro -> micro/ (+ its section of manifest.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
-import sys
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -26,6 +26,8 @@ from . import verify as V
 from .errors import ExportError
 from .manifest import LABELS_FILE_LINES, build_manifest, write_manifest
 
+logger = logging.getLogger(__name__)
+
 MODEL_VERSION = "1.0.0"
 
 
@@ -39,10 +41,6 @@ class ExportConfig:
     mediapipe_samples: int = 500  # test reviews scored by MediaPipe in verify (0 = skip)
     node_modules: str | None = None  # web: onnxruntime-web etc. (None: web/node_modules)
     train: TrainConfig = field(default_factory=TrainConfig)
-
-
-def _log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
 
 
 def _need(out: str, *names: str) -> None:
@@ -73,12 +71,12 @@ def data_source(cfg: ExportConfig) -> str:
     return resolve_source(cfg.train.data, recorded if isinstance(recorded, str) else None, default=None)
 
 
-def _invalidate_manifest(out: str, log) -> None:
+def _invalidate_manifest(out: str) -> None:
     """A new model file makes the old manifest a lie; verify writes a fresh one."""
     path = os.path.join(out, MANIFEST)
     if os.path.exists(path):
         os.unlink(path)
-        log(f"removed stale {path}; run 'python -m export verify' to write a new one")
+        logger.info(f"removed stale {path}; run 'python -m export verify' to write a new one")
 
 
 def load_keras(out: str):
@@ -110,13 +108,13 @@ def load_tokenizer(out: str) -> Tokenizer:
     return Tokenizer.load(os.path.join(out, "vocab.txt"), maxlen=maxlen)
 
 
-def step_train(cfg: ExportConfig, log: Callable[[str], None] = _log) -> None:
+def step_train(cfg: ExportConfig) -> None:
     """Train into ``cfg.out``, or adopt ``cfg.model`` (copied, never modified)."""
     if cfg.model is None:
         from trainer.train import train
 
         cfg.train.out = cfg.out
-        train(cfg.train, log)
+        train(cfg.train)
         return
     src_dir = os.path.dirname(os.path.abspath(cfg.model))
     if not os.path.isfile(cfg.model):
@@ -125,59 +123,59 @@ def step_train(cfg: ExportConfig, log: Callable[[str], None] = _log) -> None:
         raise ExportError(f"{cfg.model}: no vocab.txt beside the model (the trainer writes both)")
     if os.path.abspath(src_dir) == os.path.abspath(cfg.out):
         return
-    refuse_verified_bundle(cfg.out, cfg.train.force, log)
+    refuse_verified_bundle(cfg.out, cfg.train.force)
     os.makedirs(cfg.out, exist_ok=True)
     for name in ("vocab.txt", TOKENIZER_FILE, "metrics.json", "history.json", "loss.png", "accuracy.png"):
         if os.path.isfile(os.path.join(src_dir, name)):
             shutil.copyfile(os.path.join(src_dir, name), os.path.join(cfg.out, name))
     shutil.copyfile(cfg.model, os.path.join(cfg.out, "model.keras"))
-    log(f"using {cfg.model}")
+    logger.info(f"using {cfg.model}")
 
 
-def step_onnx(cfg: ExportConfig, log: Callable[[str], None] = _log) -> None:
+def step_onnx(cfg: ExportConfig) -> None:
     from .onnx_export import quantize_onnx, to_onnx
 
     _need(cfg.out, "model.keras")
-    _invalidate_manifest(cfg.out, log)
+    _invalidate_manifest(cfg.out)
     to_onnx(load_keras(cfg.out), os.path.join(cfg.out, "model.onnx"))
-    log("wrote model.onnx")
+    logger.info("wrote model.onnx")
     if cfg.int8:
         quantize_onnx(os.path.join(cfg.out, "model.onnx"), os.path.join(cfg.out, "model.int8.onnx"))
-        log("wrote model.int8.onnx")
+        logger.info("wrote model.int8.onnx")
 
 
 _IMDB: dict = {}  # {source: Imdb}: the last source read, kept for the next step
 
 
-def _load_imdb(cfg: ExportConfig, log):
+def _load_imdb(cfg: ExportConfig):
     """The tflite and verify steps of one ``export all`` read the archive once, not twice."""
     from trainer.data import load_imdb
 
     source = data_source(cfg)
     if source not in _IMDB:
-        log(f"reading IMDB reviews from {source}")
+        logger.info(f"reading IMDB reviews from {source}")
         imdb = load_imdb(source)
         _IMDB.clear()
         _IMDB[source] = imdb
     return _IMDB[source]
 
 
-def trainer_split(cfg: ExportConfig, log=_log):
+def trainer_split(cfg: ExportConfig):
     """The trainer's ((train texts, labels), (validation texts, labels)) split of the IMDB training
     reviews: its validation size and seed from metrics.json when recorded."""
-    imdb = _load_imdb(cfg, log)
+    imdb = _load_imdb(cfg)
     trained = training_metadata(cfg.out).get("config") or {}
     size, seed = trained.get("validation_size", cfg.train.validation_size), trained.get("seed", cfg.train.seed)
     return split_train_validation(imdb.train_texts, imdb.train_labels, size, seed)
 
 
-def calibration_ids(cfg: ExportConfig, tok: Tokenizer, log=_log) -> np.ndarray:
+def calibration_ids(cfg: ExportConfig, tok: Tokenizer) -> np.ndarray:
     """The first reviews of the shuffled training split (never test reviews): [n, maxlen] int32."""
-    (texts, _), _ = trainer_split(cfg, log)
+    (texts, _), _ = trainer_split(cfg)
     return tok.encode_batch(texts[: cfg.calibration_size])
 
 
-def step_tflite(cfg: ExportConfig, log: Callable[[str], None] = _log) -> None:
+def step_tflite(cfg: ExportConfig) -> None:
     from .metadata import add_metadata
     from .tflite_export import to_tflite
 
@@ -186,14 +184,14 @@ def step_tflite(cfg: ExportConfig, log: Callable[[str], None] = _log) -> None:
         raise ExportError(f"--calibration-size must be at least 500, got {cfg.calibration_size}")
     if cfg.int8:
         data_source(cfg)  # calibration reads the training reviews: fail before converting anything
-    _invalidate_manifest(cfg.out, log)
+    _invalidate_manifest(cfg.out)
     model, tok = load_keras(cfg.out), load_tokenizer(cfg.out)
     labels_path = os.path.join(cfg.out, "labels.txt")
     atomic_write_text(labels_path, "".join(f"{label}\n" for label in LABELS_FILE_LINES))
     modes = [("float", "model.tflite")]
     if cfg.int8:
         modes += [("dynamic", "model.dynamic.tflite"), ("int8", "model.int8.tflite")]
-    calib = calibration_ids(cfg, tok, log) if cfg.int8 else None
+    calib = calibration_ids(cfg, tok) if cfg.int8 else None
     for mode, name in modes:
         flat = to_tflite(model, mode, calibration_ids=calib if mode == "int8" else None,
                          int8_io=cfg.int8_io and mode == "int8")
@@ -203,11 +201,11 @@ def step_tflite(cfg: ExportConfig, log: Callable[[str], None] = _log) -> None:
                                         "Lowercase the text before classifying.",
                             version=MODEL_VERSION)
         atomic_write_bytes(os.path.join(cfg.out, name), flat)
-        log(f"wrote {name} ({len(flat) / 1024:.0f} KiB)")
-    _ship_int8(cfg, tok, log)
+        logger.info(f"wrote {name} ({len(flat) / 1024:.0f} KiB)")
+    _ship_int8(cfg, tok)
 
 
-def _ship_int8(cfg: ExportConfig, tok: Tokenizer, log) -> None:
+def _ship_int8(cfg: ExportConfig, tok: Tokenizer) -> None:
     """model.int8.tflite: full-integer, or dynamic-range when full-integer loses on validation (export.archs)."""
     from .archs import QUANTIZATION_FILE, VALIDATION_REVIEWS, choose_shipped_int8
 
@@ -216,13 +214,13 @@ def _ship_int8(cfg: ExportConfig, tok: Tokenizer, log) -> None:
         os.unlink(record)
     if not cfg.int8 or cfg.int8_io:  # --int8-io asks for the full-integer model explicitly
         return
-    _, (texts, labels) = trainer_split(cfg, log)
+    _, (texts, labels) = trainer_split(cfg)
     held_out = not training_metadata(cfg.out).get("fit_on_validation", False)
-    choose_shipped_int8(cfg.out, tok.encode_batch(texts[:VALIDATION_REVIEWS]), labels[:VALIDATION_REVIEWS], log,
+    choose_shipped_int8(cfg.out, tok.encode_batch(texts[:VALIDATION_REVIEWS]), labels[:VALIDATION_REVIEWS],
                         held_out)
 
 
-def _mediapipe_results(cfg: ExportConfig, texts: list[str], ids: np.ndarray, log) -> tuple[list[V.Result], dict]:
+def _mediapipe_results(cfg: ExportConfig, texts: list[str], ids: np.ndarray) -> tuple[list[V.Result], dict]:
     """MediaPipe TextClassifier vs the LiteRT interpreter on an even sample of test reviews.
 
     Returns the results and what the manifest records: ``{"ran": [...], "skipped": {name: why}}``.
@@ -241,13 +239,13 @@ def _mediapipe_results(cfg: ExportConfig, texts: list[str], ids: np.ndarray, log
             continue
         if _output_dtype(path) == np.int8:
             status["skipped"][name] = "int8 output tensor (--int8-io); MediaPipe takes float32/uint8"
-            log(f"MediaPipe cannot run {name}: its output is int8 (--int8-io); MediaPipe takes float32/uint8")
+            logger.info(f"MediaPipe cannot run {name}: its output is int8 (--int8-io); MediaPipe takes float32/uint8")
             continue
         try:
             mp = mediapipe_scores(path, [texts[i] for i in rows])
         except MediaPipeUnavailable as e:
             status["skipped"]["*"] = str(e)
-            log(f"skipping the MediaPipe conformance check: {e}")
+            logger.info(f"skipping the MediaPipe conformance check: {e}")
             return [], status
         lite = V.score_file(path, ids[rows])
         results.append(V.compare(f"mediapipe:{name}", mp, lite, None, quantized=False,
@@ -262,7 +260,7 @@ def _output_dtype(path: str):
     return Interpreter(model_path=path).get_output_details()[0]["dtype"]
 
 
-def _format_results(out: str, ids: np.ndarray, reference: np.ndarray, labels: np.ndarray, log,
+def _format_results(out: str, ids: np.ndarray, reference: np.ndarray, labels: np.ndarray,
                     edge: tuple[list[str], np.ndarray]) -> list[V.Result]:
     """Every exported model file scored by its own interpreter and compared with Keras, and
     made to score the ``edge`` rows (names, ids) no test review looks like."""
@@ -270,7 +268,7 @@ def _format_results(out: str, ids: np.ndarray, reference: np.ndarray, labels: np
     for name in EXPORTED_MODELS:
         path = os.path.join(out, name)
         if os.path.isfile(path):
-            log(f"scoring with {name}")
+            logger.info(f"scoring with {name}")
             probs = V.score_file(path, ids)
             results.append(V.compare(name, probs, reference, labels, quantized=name in V.QUANTIZED,
                                      reference_accuracy=V.accuracy(reference, labels)))
@@ -281,23 +279,23 @@ def _format_results(out: str, ids: np.ndarray, reference: np.ndarray, labels: np
     return results
 
 
-def step_verify(cfg: ExportConfig, log: Callable[[str], None] = _log) -> list[V.Result]:
+def step_verify(cfg: ExportConfig) -> list[V.Result]:
     """Score the full IMDB test set with every format; write manifest.json and report.md."""
     from .archs import arch_section
     from .report import write_report
 
     _need(cfg.out, "model.keras", "vocab.txt")
     tok = load_tokenizer(cfg.out)
-    kept = kept_targets(cfg.out, log)  # read before anything is rewritten
-    imdb = _load_imdb(cfg, log)
+    kept = kept_targets(cfg.out)  # read before anything is rewritten
+    imdb = _load_imdb(cfg)
     ids = tok.encode_batch(imdb.test_texts)  # [25000, maxlen] int32
-    log(f"scoring {len(ids)} test reviews with Keras (the reference)")
+    logger.info(f"scoring {len(ids)} test reviews with Keras (the reference)")
     keras_model = load_keras(cfg.out)
     reference = keras_model.predict(ids, batch_size=V.SCORE_BATCH, verbose=0)[:, 0]
-    results = _format_results(cfg.out, ids, reference, imdb.test_labels, log, V.edge_rows(tok))
+    results = _format_results(cfg.out, ids, reference, imdb.test_labels, V.edge_rows(tok))
     if not results:
         raise ExportError(f"{cfg.out}: no exported model to verify (run 'python -m export onnx' / 'tflite')")
-    mp_results, mp_status = _mediapipe_results(cfg, imdb.test_texts, ids, log)
+    mp_results, mp_status = _mediapipe_results(cfg, imdb.test_texts, ids)
     results += mp_results
     verification = {
         "dataset": {"name": "IMDB test", "n": len(ids), "source": recorded_source(data_source(cfg))},
@@ -315,7 +313,7 @@ def step_verify(cfg: ExportConfig, log: Callable[[str], None] = _log) -> list[V.
 
 
 # the targets verify does not rebuild: manifest key -> (its directory, the check that it is current)
-def kept_targets(out: str, log) -> dict:
+def kept_targets(out: str) -> dict:
     """The ``micro`` and ``web`` sections of the manifest verify is about to replace, for targets
     whose directory is still there and still made from this bundle's files; any other is dropped
     with a line saying how to rebuild it. The old manifest is not trusted: each is re-checked."""
@@ -334,7 +332,7 @@ def kept_targets(out: str, log) -> dict:
         if why is None:
             kept[key] = section
         else:
-            log(f"dropping the manifest's {key} section: {why} (run 'python -m export {key} --out {out}')")
+            logger.info(f"dropping the manifest's {key} section: {why} (run 'python -m export {key} --out {out}')")
     return kept
 
 
@@ -372,15 +370,15 @@ def _web_stale(out: str, section: dict, models: dict) -> str | None:
     return None
 
 
-def step_micro(cfg: ExportConfig, log: Callable[[str], None] = _log) -> list[V.Result]:
+def step_micro(cfg: ExportConfig) -> list[V.Result]:
     """micro/: the TFLite Micro model and C sources, checked on the test set (export/micro.py)."""
     from .micro import export_micro
 
     _need(cfg.out, "model.keras", "vocab.txt")
     tok = load_tokenizer(cfg.out)
-    imdb = _load_imdb(cfg, log)
-    return export_micro(cfg.out, load_keras(cfg.out), tok, calibration_ids(cfg, tok, log), imdb.test_texts,
-                        imdb.test_labels, log)
+    imdb = _load_imdb(cfg)
+    return export_micro(cfg.out, load_keras(cfg.out), tok, calibration_ids(cfg, tok), imdb.test_texts,
+                        imdb.test_labels)
 
 
 def _shipped_int8_mode(out: str) -> str | None:
@@ -394,7 +392,7 @@ def _shipped_int8_mode(out: str) -> str | None:
         return None
 
 
-def _micro_applies(cfg: ExportConfig, log) -> bool:
+def _micro_applies(cfg: ExportConfig) -> bool:
     """export all makes micro/ for the full-integer tutorial model, where TFLite Micro is installed."""
     from .micro import tflm_available
 
@@ -402,39 +400,39 @@ def _micro_applies(cfg: ExportConfig, log) -> bool:
     if not cfg.int8 or cfg.int8_io:
         return False
     if trained.get("arch", "tutorial") != "tutorial" or trained.get("mask_padding"):
-        log("skipping the micro step: it covers the tutorial architecture without --mask-padding")
+        logger.info("skipping the micro step: it covers the tutorial architecture without --mask-padding")
         return False
     if _shipped_int8_mode(cfg.out) not in (None, "int8"):  # micro/ is checked against a full-integer model
-        log("skipping the micro step: model.int8.tflite ships dynamic-range for this model")
+        logger.info("skipping the micro step: model.int8.tflite ships dynamic-range for this model")
         return False
     if not tflm_available():
-        log("skipping the micro step: no tflite-micro here (its wheels are for Linux x86_64)")
+        logger.info("skipping the micro step: no tflite-micro here (its wheels are for Linux x86_64)")
         return False
     return True
 
 
-def export_all(cfg: ExportConfig, log: Callable[[str], None] = _log) -> list[V.Result]:
+def export_all(cfg: ExportConfig) -> list[V.Result]:
     """train, onnx, tflite, verify, then the micro and web targets. Into an existing bundle too: it ends with a
     fresh manifest
     (until then the old one is gone, so the directory never claims files it no longer has)."""
     cfg.train.force = True
-    step_train(cfg, log)
+    step_train(cfg)
     data_source(cfg)  # a model without a known data source fails now, not after two conversions
-    step_onnx(cfg, log)
-    step_tflite(cfg, log)
-    results = step_verify(cfg, log)
-    if _micro_applies(cfg, log):
-        results += step_micro(cfg, log)
+    step_onnx(cfg)
+    step_tflite(cfg)
+    results = step_verify(cfg)
+    if _micro_applies(cfg):
+        results += step_micro(cfg)
     if all(r.passed for r in results):  # no web site for a bundle that failed a check
-        step_web(cfg, log, required=False)
+        step_web(cfg, required=False)
     return results
 
 
-def step_web(cfg: ExportConfig, log: Callable[[str], None] = _log, required: bool = True) -> None:
+def step_web(cfg: ExportConfig, required: bool = True) -> None:
     """web/: the verified bundle as a static site (export/web.py)."""
     from .web import step_web as export_web
 
-    export_web(cfg, log, required)
+    export_web(cfg, required)
 
 
 # name -> the step's function; ``python -m export`` adds a sub-command per entry. A new target

@@ -12,16 +12,17 @@ from __future__ import annotations
 
 import gzip
 import json
+import logging
 import os
 import shutil
-import sys
 import tempfile
-from typing import Callable
 
 from runtime.bundle import MANIFEST, Bundle
 from runtime.files import atomic_write_text, sha256_file
 
 from .errors import ExportError
+
+logger = logging.getLogger(__name__)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WEB_DIR = os.path.join(ROOT, "web")
@@ -44,10 +45,6 @@ DEMO_FILES = ("index.html", "served.js", "style.css", "app.js", "worker.js", "cl
               MANIFEST, "vocab.txt", "model.onnx", "ort.wasm.min.mjs", "ort-wasm-simd-threaded.mjs",
               "ort-wasm-simd-threaded.wasm")
 GZIP_MIN_BYTES = 16 * 1024  # smaller files are not worth a .gz copy
-
-
-def _log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
 
 
 def npm_sources(node_modules: str) -> dict[str, str]:
@@ -142,7 +139,7 @@ def _replace_dir(src: str, dest: str) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def export_web(out: str, node_modules: str = DEFAULT_NODE_MODULES, log: Callable[[str], None] = _log) -> dict:
+def export_web(out: str, node_modules: str = DEFAULT_NODE_MODULES) -> dict:
     """Build ``out/web/`` from the verified bundle ``out``; record the summary in its manifest."""
     if not os.path.isfile(os.path.join(out, MANIFEST)):
         raise ExportError(f"{out}: no {MANIFEST} (run 'python -m export verify' first)")
@@ -161,12 +158,13 @@ def export_web(out: str, node_modules: str = DEFAULT_NODE_MODULES, log: Callable
         bundle_manifest = json.load(f)
     bundle_manifest["web"] = {**bundle_manifest.get("web", {}), **summary}
     atomic_write_text(os.path.join(out, MANIFEST), json.dumps(bundle_manifest, indent=2) + "\n")
-    log(f"wrote {dest}/: the demo loads {web['demo_bytes'] / 1e6:.1f} MB "
-        f"({web['demo_gzip_bytes'] / 1e6:.1f} MB gzipped); try: cd {dest} && python -m http.server --bind 127.0.0.1")
+    logger.info(f"wrote {dest}/: the demo loads {web['demo_bytes'] / 1e6:.1f} MB "
+                f"({web['demo_gzip_bytes'] / 1e6:.1f} MB gzipped); "
+                f"try: cd {dest} && python -m http.server --bind 127.0.0.1")
     return manifest
 
 
-def step_web(cfg, log: Callable[[str], None] = _log, required: bool = True) -> None:
+def step_web(cfg, required: bool = True) -> None:
     """The ``web`` step of ``python -m export`` (``cfg``: an ExportConfig). In ``export all``
     (``required=False``) a missing ``npm ci`` skips the site with a note instead of failing."""
     node_modules = getattr(cfg, "node_modules", None) or DEFAULT_NODE_MODULES
@@ -174,6 +172,6 @@ def step_web(cfg, log: Callable[[str], None] = _log, required: bool = True) -> N
         try:
             npm_sources(node_modules)
         except ExportError as e:
-            log(f"skipping the web site: {e}")
+            logger.info(f"skipping the web site: {e}")
             return
-    export_web(cfg.out, node_modules, log)
+    export_web(cfg.out, node_modules)

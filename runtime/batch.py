@@ -38,8 +38,8 @@ label, probability, error (why a row's text was unusable; empty when fine), then
 
 def build_parser() -> argparse.ArgumentParser:
     p = ArgumentParser(prog="python -m runtime.batch", epilog=EXAMPLES,
-                                description="Score a large file of movie reviews as positive or negative.",
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+                       description="Score a large file of movie reviews as positive or negative.",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("input", metavar="INPUT", help="Parquet file or directory, CSV, TSV, JSONL or text file "
                                                   "(spark: any path or URI Spark reads)")
     p.add_argument("output", metavar="OUTPUT", help="output file: .parquet (default), .csv, .tsv or .jsonl "

@@ -1,6 +1,7 @@
 """Shared fixtures: a tiny trained model and a complete tiny bundle built by the real export code."""
 from __future__ import annotations
 
+import logging
 import os
 import random
 
@@ -26,6 +27,26 @@ def tiny_corpus(n: int = 400, seed: int = 0) -> tuple[list[str], np.ndarray]:
         texts.append(" ".join(words).capitalize() + ".")
         labels.append(label)
     return texts, np.array(labels, dtype=np.int32)
+
+
+@pytest.fixture
+def progress_lines():
+    """The INFO lines the trainer and export libraries log (what their CLIs print), in order."""
+    lines = []
+
+    class Collect(logging.Handler):
+        def emit(self, record):
+            lines.append(record.getMessage())
+
+    handler, loggers = Collect(), [logging.getLogger(name) for name in ("trainer", "export")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+    yield lines
+    for logger, level in zip(loggers, levels):
+        logger.removeHandler(handler)
+        logger.setLevel(level)
 
 
 @pytest.fixture(scope="session")

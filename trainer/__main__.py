@@ -6,7 +6,7 @@ import sys
 
 from runtime.errors import ArgumentParser, run_cli
 
-from .cli import add_train_arguments, add_verbose_argument, config_from_args
+from .cli import add_train_arguments, add_verbose_argument, config_from_args, log_to_stderr
 from .noise import TRAIN_MODULES, check_extra, quiet_native
 from .train import TrainConfig
 
@@ -32,6 +32,7 @@ def _main(argv: list[str] | None) -> int:
     from .train import train
 
     args = build_parser().parse_args(argv)
+    log_to_stderr()
     config = config_from_args(args)
     check_extra(TRAIN_MODULES)  # before the data: a runtime-only install fails in a second
     with quiet_native(args.verbose):  # validate() may import Keras, which logs at import

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import logging
+import sys
 from dataclasses import fields
 
 from .data import add_data_argument
@@ -45,3 +47,28 @@ def add_verbose_argument(parser: argparse.ArgumentParser) -> None:
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
     return TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig) if hasattr(args, f.name)})
+
+
+class _Stderr(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is when a line is logged (a test may have replaced it)."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value):  # StreamHandler.__init__ sets it; the property above wins
+        pass
+
+
+def log_to_stderr() -> None:
+    """The CLIs' progress lines: the ``trainer`` and ``export`` loggers' INFO lines, as they are,
+    on stderr (stdout carries data only). Libraries log there too but print nothing unless asked."""
+    for name in ("trainer", "export"):
+        logger = logging.getLogger(name)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False  # TensorFlow's absl may give the root logger a handler of its own
+        if not any(isinstance(h, _Stderr) for h in logger.handlers):
+            handler = _Stderr()
+            handler.setFormatter(logging.Formatter("%(message)s"))
+            logger.addHandler(handler)

@@ -10,14 +10,16 @@ One deterministic fit (liblinear, fixed random_state): no seeds.
 """
 from __future__ import annotations
 
+import logging
 import time
-from typing import Callable
 
 import numpy as np
 
 from runtime.errors import require
 
 from .ngrams import PAD, ngram_ids_numpy
+
+logger = logging.getLogger(__name__)
 
 C_GRID = (0.03, 0.1, 0.3, 1.0)
 NB_ALPHA = 1.0
@@ -49,7 +51,7 @@ def _logistic(c: float):
     return linear_model.LogisticRegression(C=c, solver="liblinear", max_iter=1000, random_state=0)
 
 
-def fit_nblr(x_train, y_train, x_val, y_val, log: Callable[[str], None], c_grid=C_GRID):
+def fit_nblr(x_train, y_train, x_val, y_val, c_grid=C_GRID):
     """-> (weights [V + B] float32, bias float, chosen C, {C: validation accuracy})."""
     r = nb_ratios(x_train, y_train)
     xr_train, xr_val = x_train.multiply(r).tocsr(), x_val.multiply(r).tocsr()
@@ -59,7 +61,7 @@ def fit_nblr(x_train, y_train, x_val, y_val, log: Callable[[str], None], c_grid=
         clf = _logistic(c)
         clf.fit(xr_train, y_train)
         scores[c] = float(np.mean(clf.predict(xr_val) == y_val))
-        log(f"NB-LR C={c:g}: validation accuracy {scores[c]:.4f} ({time.perf_counter() - t0:.1f} s)")
+        logger.info(f"NB-LR C={c:g}: validation accuracy {scores[c]:.4f} ({time.perf_counter() - t0:.1f} s)")
         if best is None or scores[c] > scores[best[0]]:
             best = (c, clf)
     c, clf = best

@@ -16,7 +16,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from runtime.errors import ArgumentParser, UserError, run_cli
 from runtime.files import atomic_write_text
 
-from .cli import add_train_arguments, config_from_args
+from .cli import add_train_arguments, config_from_args, log_to_stderr
 from .train import TrainConfig, train
 
 EPILOG = """example (the recipe that beats the tutorial's 87.3% on every seed):
@@ -41,11 +41,11 @@ def summarize_seeds(accuracies: dict[int, float]) -> dict:
             "mean": sum(values) / len(values), "min": min(values), "max": max(values)}
 
 
-def run_seeds(config: TrainConfig, seeds: list[int], log=None) -> dict:
+def run_seeds(config: TrainConfig, seeds: list[int]) -> dict:
     accuracies = {}
     for seed in seeds:
         cfg = replace(config, seed=seed, out=os.path.join(config.out, f"seed-{seed}"))
-        metrics = train(cfg, log) if log else train(cfg)
+        metrics = train(cfg)
         accuracies[seed] = metrics["test_accuracy"]
     summary = {**summarize_seeds(accuracies), "config": {k: v for k, v in vars(config).items() if k != "seed"}}
     os.makedirs(config.out, exist_ok=True)
@@ -55,11 +55,12 @@ def run_seeds(config: TrainConfig, seeds: list[int], log=None) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = ArgumentParser(prog="python -m trainer.seeds", description=__doc__.split(":", 1)[1].strip(),
-                                     epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+                            epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_train_arguments(parser)
     parser.add_argument("--seeds", default="42,43,44", help="comma-separated seeds (default %(default)s)")
     parser.add_argument("--out", default="runs", help="one seed-N directory per seed inside (default %(default)s)")
     args = parser.parse_args(argv)
+    log_to_stderr()
     seeds = parse_seeds(args.seeds)
     s = run_seeds(config_from_args(args), seeds)
     print(f"test accuracy over {s['n']} seeds: mean {s['mean']:.4f} (min {s['min']:.4f}, max {s['max']:.4f}) "

@@ -7,12 +7,11 @@ into ``config.out``.
 from __future__ import annotations
 
 import json
+import logging
 import os
-import sys
 import tempfile
 import time
 from dataclasses import asdict, dataclass
-from typing import Callable
 
 import numpy as np
 
@@ -23,6 +22,8 @@ from runtime.bundle import MANIFEST
 from runtime.errors import UserError
 
 from .data import load_imdb, recorded_source, resolve_source
+
+logger = logging.getLogger(__name__)
 
 
 TOKENIZER_FILE = "tokenizer.json"  # beside vocab.txt: maxlen and num_words the model was trained with
@@ -76,7 +77,7 @@ class TrainConfig:
                 raise TrainError(f"--num-words/--buckets: {e}") from None
 
 
-def refuse_verified_bundle(out: str, force: bool, log: Callable[[str], None]) -> None:
+def refuse_verified_bundle(out: str, force: bool) -> None:
     """A new model.keras would no longer match the bundle's manifest.json: refuse, or with
     ``force`` remove the manifest (``export verify`` writes a new one)."""
     path = os.path.join(out, MANIFEST)
@@ -86,11 +87,7 @@ def refuse_verified_bundle(out: str, force: bool, log: Callable[[str], None]) ->
         raise TrainError(f"{out} holds a verified bundle ({MANIFEST}); training there would replace its "
                          "model and break it: choose another --out, or pass --force")
     os.unlink(path)
-    log(f"removed {path}: it would no longer match the new model")
-
-
-def _log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
+    logger.info(f"removed {path}: it would no longer match the new model")
 
 
 def split_train_validation(texts: list[str], labels: np.ndarray, size: int, seed: int):
@@ -103,16 +100,16 @@ def split_train_validation(texts: list[str], labels: np.ndarray, size: int, seed
     return (texts[size:], labels[size:]), (texts[:size], labels[:size])
 
 
-def train(config: TrainConfig, log: Callable[[str], None] = _log) -> dict:
+def train(config: TrainConfig) -> dict:
     """Run the whole training stage; returns the metrics written to ``metrics.json``."""
     config.validate()
-    refuse_verified_bundle(config.out, config.force, log)
+    refuse_verified_bundle(config.out, config.force)
     source = resolve_source(config.data)
     t0 = time.perf_counter()
     imdb = load_imdb(source)
     os.makedirs(config.out, exist_ok=True)  # only once there is something to write into it
-    log(f"loaded {len(imdb.train_texts)} training and {len(imdb.test_texts)} test reviews "
-        f"in {time.perf_counter() - t0:.1f} s")
+    logger.info(f"loaded {len(imdb.train_texts)} training and {len(imdb.test_texts)} test reviews "
+                f"in {time.perf_counter() - t0:.1f} s")
 
     t0 = time.perf_counter()
     # The vocabulary comes from the whole training split, never from the test split.
@@ -121,22 +118,22 @@ def train(config: TrainConfig, log: Callable[[str], None] = _log) -> dict:
         imdb.train_texts, imdb.train_labels, config.validation_size, config.seed)
     x_train, x_val = tokenizer.encode_batch(x_train), tokenizer.encode_batch(x_val)  # [n, maxlen] int32
     x_test = tokenizer.encode_batch(imdb.test_texts)
-    log(f"built a {tokenizer.num_words}-word vocabulary and tokenized {len(imdb.train_texts) + len(imdb.test_texts)} "
-        f"reviews in {time.perf_counter() - t0:.1f} s")
+    logger.info(f"built a {tokenizer.num_words}-word vocabulary and tokenized "
+                        f"{len(imdb.train_texts) + len(imdb.test_texts)} reviews in {time.perf_counter() - t0:.1f} s")
 
     if config.arch == "linear":
-        model, history, seconds, extra = fit_linear(config, x_train, y_train, x_val, y_val, log)
+        model, history, seconds, extra = fit_linear(config, x_train, y_train, x_val, y_val)
     else:
-        (model, history, seconds), extra = fit(config, x_train, y_train, x_val, y_val, log), {}
+        (model, history, seconds), extra = fit(config, x_train, y_train, x_val, y_val), {}
     test_loss, test_accuracy = model.evaluate(x_test, imdb.test_labels, batch_size=config.batch_size, verbose=0)
     metrics = {**summarize(config, history, seconds, test_loss, test_accuracy), **extra}
     metrics["data"] = recorded_source(source)  # export's calibration and verify default to it
     write_outputs(config.out, model, tokenizer, history, metrics)
-    log(f"test accuracy {test_accuracy:.4f} (loss {test_loss:.4f}); outputs in {config.out}")
+    logger.info(f"test accuracy {test_accuracy:.4f} (loss {test_loss:.4f}); outputs in {config.out}")
     return metrics
 
 
-def fit(config: TrainConfig, x_train, y_train, x_val, y_val, log):
+def fit(config: TrainConfig, x_train, y_train, x_val, y_val):
     import keras
     import tensorflow as tf
 
@@ -146,7 +143,7 @@ def fit(config: TrainConfig, x_train, y_train, x_val, y_val, log):
     tf.config.experimental.enable_op_determinism()  # same weights on every run on one machine
     model = build_model(config.num_words, config.maxlen, arch=config.arch, mask_padding=config.mask_padding,
                         buckets=config.buckets or None)
-    callbacks = [epoch_logger(keras, config.epochs, log)]
+    callbacks = [epoch_logger(keras, config.epochs)]
     if config.early_stopping:
         callbacks.append(keras.callbacks.EarlyStopping(
             monitor="val_loss", patience=config.early_stopping, restore_best_weights=True))
@@ -156,7 +153,7 @@ def fit(config: TrainConfig, x_train, y_train, x_val, y_val, log):
     return model, {k: [float(v) for v in vs] for k, vs in history.history.items()}, time.perf_counter() - t0
 
 
-def fit_linear(config: TrainConfig, x_train, y_train, x_val, y_val, log):
+def fit_linear(config: TrainConfig, x_train, y_train, x_val, y_val):
     """The linear architecture: one deterministic NB-LR fit (no epochs, no seed)."""
     from runtime.errors import require
 
@@ -166,7 +163,7 @@ def fit_linear(config: TrainConfig, x_train, y_train, x_val, y_val, log):
     buckets = config.buckets or DEFAULT_BUCKETS["linear"]
     t0 = time.perf_counter()
     x_tr, x_va = (count_features(x, config.num_words, buckets) for x in (x_train, x_val))
-    weights, bias, c, scores = fit_nblr(x_tr, y_train, x_va, y_val, log)
+    weights, bias, c, scores = fit_nblr(x_tr, y_train, x_va, y_val)
     model = build_model(config.num_words, config.maxlen, arch="linear", buckets=buckets)
     set_linear_weights(model, weights, bias)
     seconds = time.perf_counter() - t0
@@ -179,13 +176,13 @@ def fit_linear(config: TrainConfig, x_train, y_train, x_val, y_val, log):
     stacked = require("scipy.sparse", "train").vstack([x_tr, x_va])
     set_linear_weights(model, *refit_nblr(stacked, np.concatenate([y_train, y_val]), c))
     seconds += time.perf_counter() - t0
-    log(f"NB-LR C={c:g} refitted on all {len(y_train) + len(y_val)} training reviews")
+    logger.info(f"NB-LR C={c:g} refitted on all {len(y_train) + len(y_val)} training reviews")
     return model, history, seconds, {"fit_on_validation": True, "linear": {
         "C": c, "validation_accuracy_by_C": {str(k): v for k, v in scores.items()}, "buckets": buckets,
         "nb_alpha": 1.0, "final_fit": "train + validation, with the C chosen on validation"}}
 
 
-def epoch_logger(keras, epochs: int, log):
+def epoch_logger(keras, epochs: int):
     """One line per epoch on stderr (Keras' own progress bars are too noisy for logs)."""
 
     class EpochLogger(keras.callbacks.Callback):
@@ -194,7 +191,8 @@ def epoch_logger(keras, epochs: int, log):
 
         def on_epoch_end(self, epoch, logs=None):
             parts = [f"{k} {logs[k]:.4f}" for k in ("loss", "accuracy", "val_loss", "val_accuracy") if k in logs]
-            log(f"epoch {epoch + 1:>3}/{epochs}  " + "  ".join(parts) + f"  ({time.perf_counter() - self.t0:.1f} s)")
+            logger.info(f"epoch {epoch + 1:>3}/{epochs}  " + "  ".join(parts) +
+                                f"  ({time.perf_counter() - self.t0:.1f} s)")
 
     return EpochLogger()
 

@@ -26,7 +26,7 @@ def exported(request, tiny_imdb_tar, tmp_path_factory):
     overrides = CASES[request.param]
     out = tmp_path_factory.mktemp(request.param)
     train = TrainConfig(data=tiny_imdb_tar, epochs=40, batch_size=32, num_words=40, validation_size=50, **overrides)
-    results = export_all(ExportConfig(out=str(out), train=train, mediapipe_samples=40), log=lambda m: None)
+    results = export_all(ExportConfig(out=str(out), train=train, mediapipe_samples=40))
     return request.param, str(out), results
 
 
@@ -77,7 +77,7 @@ def test_full_integer_that_fails_the_bar_is_replaced_by_dynamic_range(exported, 
     shutil.copytree(out, bundle)
     ids = Tokenizer.load(os.path.join(out, "vocab.txt"), maxlen=CASES[name]["maxlen"]).encode_batch(["great film"] * 8)
     monkeypatch.setattr(archs, "INT8_MIN_AGREEMENT", 1.01)  # nothing passes
-    record = archs.choose_shipped_int8(bundle, ids, np.ones(8), log=lambda m: None)
+    record = archs.choose_shipped_int8(bundle, ids, np.ones(8))
     assert record["mode"] == "dynamic" and archs.shipped_int8(bundle) == record
     assert _read(bundle, "model.int8.tflite") == _read(bundle, "model.dynamic.tflite")
 
@@ -117,7 +117,7 @@ def test_linear_fit_is_deterministic(tiny_imdb_tar, tmp_path):
 
     overrides = CASES["linear"]
     runs = [train(TrainConfig(data=tiny_imdb_tar, num_words=40, validation_size=50, out=str(tmp_path / str(i)),
-                              **overrides), log=lambda m: None) for i in range(2)]
+                              **overrides)) for i in range(2)]
     assert runs[0]["test_accuracy"] == runs[1]["test_accuracy"] and runs[0]["linear"] == runs[1]["linear"]
     from export.pipeline import load_keras
 

@@ -28,7 +28,7 @@ def _config(data, out, **kw):
 @pytest.fixture(scope="module")
 def exported(tiny_imdb_tar, tmp_path_factory):
     out = tmp_path_factory.mktemp("export")
-    results = export_all(_config(tiny_imdb_tar, out), log=lambda m: None)
+    results = export_all(_config(tiny_imdb_tar, out))
     return str(out), results
 
 
@@ -137,14 +137,14 @@ def test_verify_without_models_is_a_clear_error(exported, tiny_imdb_tar, tmp_pat
     for name in ("model.keras", "vocab.txt"):
         shutil.copy(os.path.join(exported[0], name), out / name)
     with pytest.raises(ExportError, match="no exported model to verify"):
-        step_verify(_config(tiny_imdb_tar, out), log=lambda m: None)
+        step_verify(_config(tiny_imdb_tar, out))
 
 
 def test_all_with_model_copies_and_never_modifies_the_input(exported, tiny_imdb_tar, tmp_path):
     src = os.path.join(exported[0], "model.keras")
     before = sha256_file(src)
     cfg = _config(tiny_imdb_tar, tmp_path / "b", model=src, int8=False)
-    results = export_all(cfg, log=lambda m: None)
+    results = export_all(cfg)
     assert sha256_file(src) == before
     assert sha256_file(tmp_path / "b" / "model.keras") == before
     assert sorted(r.name for r in results) == ["mediapipe:model.tflite", "model.onnx", "model.tflite"]
@@ -167,7 +167,7 @@ def test_int8_io_model_is_dequantized_and_skips_mediapipe(exported, tiny_imdb_ta
     from runtime import Classifier
 
     cfg = _config(tiny_imdb_tar, tmp_path / "b", model=os.path.join(exported[0], "model.keras"), int8_io=True)
-    results = {r.name: r for r in export_all(cfg, log=lambda m: None)}
+    results = {r.name: r for r in export_all(cfg)}
     assert "mediapipe:model.int8.tflite" not in results and "mediapipe:model.tflite" in results
     assert results["model.int8.tflite"].passed, results["model.int8.tflite"].failures
     clf = Classifier.load(tmp_path / "b", model="model.int8.tflite")
@@ -264,7 +264,7 @@ def test_all_into_an_existing_bundle_leaves_it_verified(exported, tiny_imdb_tar,
     shutil.copytree(exported[0], out)
     cfg = _config(tiny_imdb_tar, out, int8=False)
     cfg.train.epochs = 2
-    export_all(cfg, log=lambda m: None)
+    export_all(cfg)
     Bundle.load(out)  # the new model.keras is the one the new manifest vouches for
 
 
@@ -272,8 +272,7 @@ def test_all_with_model_reuses_the_recorded_source_offline(exported, tiny_imdb_t
     monkeypatch.delenv("IMDB_DATA", raising=False)
     cfg = _config(None, tmp_path / "other", model=os.path.join(exported[0], "model.keras"), int8=False)
     cfg.mediapipe_samples = 0
-    lines = []
-    results = export_all(cfg, log=lines.append)
+    results = export_all(cfg)
     assert all(r.passed for r in results)
     assert Bundle.load(tmp_path / "other").manifest["verification"]["dataset"]["source"] == tiny_imdb_tar
 

@@ -14,7 +14,7 @@ from tests.micro.conftest import bundle_copy
 def test_benchmark_row_for_a_bundle_with_micro(tiny_trained, tiny_bundle, tmp_path, capsys):
     model, tok, texts, labels = tiny_trained
     bundle = bundle_copy(tiny_bundle, tmp_path)
-    M.export_micro(bundle, model, tok, tok.encode_batch(texts), texts, labels, log=lambda msg: None)
+    M.export_micro(bundle, model, tok, tok.encode_batch(texts), texts, labels)
     data = write_imdb_tar(tmp_path / "imdb.tar.gz", n_per_split=40)
     out = tmp_path / "bench"
     assert run_cli(B.main, ["--bundle", bundle, "--data", data, "--out", str(out)]) == 0

@@ -105,7 +105,7 @@ def test_export_micro_writes_the_directory_and_the_manifest_section(tiny_trained
     model, tok, texts, labels = tiny_trained
     out = bundle_copy(tiny_bundle, tmp_path)
     files_before = json.load(open(os.path.join(out, "manifest.json")))["files"]
-    results = M.export_micro(out, model, tok, tok.encode_batch(texts), texts, labels, log=lambda msg: None)
+    results = M.export_micro(out, model, tok, tok.encode_batch(texts), texts, labels)
     manifest = json.load(open(os.path.join(out, "manifest.json")))
     micro, section = os.path.join(out, "micro"), manifest["micro"]
     assert sorted(os.listdir(micro)) == sorted([*M.GENERATED, *M.COPIED, "SHA256SUMS"])
@@ -136,13 +136,13 @@ def test_export_micro_writes_the_directory_and_the_manifest_section(tiny_trained
 def test_export_micro_needs_a_verified_bundle(tiny_trained, tmp_path):
     model, tok, texts, labels = tiny_trained
     with pytest.raises(M.MicroError, match="export verify"):
-        M.export_micro(str(tmp_path), model, tok, tok.encode_batch(texts), texts, labels, log=print)
+        M.export_micro(str(tmp_path), model, tok, tok.encode_batch(texts), texts, labels)
 
 
 def test_export_micro_fails_below_the_keras_accuracy(tiny_trained, tiny_bundle, tmp_path):
     model, tok, texts, labels = tiny_trained
     out = bundle_copy(tiny_bundle, tmp_path)  # reference accuracy 1.0; inverted labels score 0
-    results = M.export_micro(out, model, tok, tok.encode_batch(texts), texts, 1 - labels, log=lambda msg: None)
+    results = M.export_micro(out, model, tok, tok.encode_batch(texts), texts, 1 - labels)
     ver = json.load(open(os.path.join(out, "manifest.json")))["micro"]["verification"]
     assert not results[0].passed and not ver["passed"] and "below Keras" in ver["failures"][0]
 

@@ -34,7 +34,7 @@ def _config(data, out, **kw):
 
 
 def test_train_writes_every_output(tiny_imdb_tar, tmp_path):
-    metrics = train(_config(tiny_imdb_tar, tmp_path), log=lambda m: None)
+    metrics = train(_config(tiny_imdb_tar, tmp_path))
     for name in ("model.keras", "vocab.txt", "history.json", "metrics.json", "loss.png", "accuracy.png"):
         assert (tmp_path / name).stat().st_size > 0, name
     assert (tmp_path / "loss.png").read_bytes()[:8] == PNG_MAGIC
@@ -52,7 +52,7 @@ def test_training_is_deterministic(tiny_imdb_tar, tmp_path):
 
     weights = []
     for run in ("a", "b"):
-        train(_config(tiny_imdb_tar, tmp_path / run), log=lambda m: None)
+        train(_config(tiny_imdb_tar, tmp_path / run))
         model = keras.models.load_model(tmp_path / run / "model.keras", safe_mode=True)
         weights.append(model.get_weights())
     for w1, w2 in zip(*weights):
@@ -62,14 +62,14 @@ def test_training_is_deterministic(tiny_imdb_tar, tmp_path):
 def test_early_stopping_restores_best_epoch(tiny_imdb_tar, tmp_path):
     cfg = _config(tiny_imdb_tar, tmp_path)
     cfg.epochs, cfg.early_stopping = 60, 1
-    metrics = train(cfg, log=lambda m: None)
+    metrics = train(cfg)
     assert metrics["epochs_run"] < 60  # patience 1 on a tiny set stops early
     assert metrics["epochs_run"] <= metrics["best_epoch"] + 1
 
 
-def test_progress_is_one_line_per_epoch(tiny_imdb_tar, tmp_path):
-    lines = []
-    train(_config(tiny_imdb_tar, tmp_path), log=lines.append)
+def test_progress_is_one_line_per_epoch(tiny_imdb_tar, tmp_path, progress_lines):
+    lines = progress_lines
+    train(_config(tiny_imdb_tar, tmp_path))
     epochs = [line for line in lines if line.startswith("epoch")]
     assert len(epochs) == 3 and epochs[0].startswith("epoch   1/3  loss ")
     assert lines[-1].startswith("test accuracy ")
@@ -79,30 +79,30 @@ def test_progress_is_one_line_per_epoch(tiny_imdb_tar, tmp_path):
 
 def test_metrics_record_the_data_source_as_an_absolute_path(tiny_imdb_tar, tmp_path, monkeypatch):
     monkeypatch.chdir(os.path.dirname(tiny_imdb_tar))
-    metrics = train(_config(os.path.basename(tiny_imdb_tar), tmp_path / "m"), log=lambda m: None)
+    metrics = train(_config(os.path.basename(tiny_imdb_tar), tmp_path / "m"))
     assert metrics["data"] == tiny_imdb_tar
     assert json.loads((tmp_path / "m" / "metrics.json").read_text())["data"] == tiny_imdb_tar
 
 
-def test_training_into_a_verified_bundle_needs_force(tiny_imdb_tar, tmp_path):
+def test_training_into_a_verified_bundle_needs_force(tiny_imdb_tar, tmp_path, progress_lines):
     out = tmp_path / "bundle"
     out.mkdir()
     (out / "manifest.json").write_text("{}")
     (out / "model.keras").write_bytes(b"the bundle's model")
     with pytest.raises(TrainError) as e:
-        train(_config(tiny_imdb_tar, out), log=lambda m: None)
+        train(_config(tiny_imdb_tar, out))
     assert str(e.value) == (f"{out} holds a verified bundle (manifest.json); training there would replace "
                             "its model and break it: choose another --out, or pass --force")
     assert (out / "model.keras").read_bytes() == b"the bundle's model"  # untouched
-    lines = []
-    train(_config(tiny_imdb_tar, out, force=True), log=lines.append)
+    lines = progress_lines
+    train(_config(tiny_imdb_tar, out, force=True))
     assert lines[0] == f"removed {out / 'manifest.json'}: it would no longer match the new model"
     assert not (out / "manifest.json").exists()  # never a manifest that does not match the files
 
 
 def test_validation_size_must_leave_training_reviews(tiny_imdb_tar, tmp_path):
     with pytest.raises(TrainError, match="--validation-size 400 leaves no training reviews"):
-        train(TrainConfig(data=tiny_imdb_tar, out=str(tmp_path), validation_size=400), log=lambda m: None)
+        train(TrainConfig(data=tiny_imdb_tar, out=str(tmp_path), validation_size=400))
 
 
 REFUSED = [("trainer", ["--data", "/nonexistent"], "Error: IMDB data path does not exist: /nonexistent"),

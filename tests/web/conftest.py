@@ -18,5 +18,5 @@ def default_site(tmp_path_factory) -> str:
     bundle = str(tmp_path_factory.mktemp("default_bundle"))
     for name in os.listdir(default_bundle_path()):
         shutil.copyfile(os.path.join(default_bundle_path(), name), os.path.join(bundle, name))
-    export_web(bundle, log=lambda msg: None)
+    export_web(bundle)
     return os.path.join(bundle, "web")

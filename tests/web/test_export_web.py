@@ -64,7 +64,7 @@ def test_missing_npm_packages_fail_with_one_clear_line(bundle_copy):
 
 
 def test_a_tampered_bundle_is_refused_and_an_old_site_kept(bundle_copy):
-    export_web(str(bundle_copy), log=lambda m: None)
+    export_web(str(bundle_copy))
     before = sorted(os.listdir(bundle_copy / "web"))
     with open(bundle_copy / "model.onnx", "r+b") as f:
         f.seek(200)
@@ -72,11 +72,11 @@ def test_a_tampered_bundle_is_refused_and_an_old_site_kept(bundle_copy):
         f.seek(200)
         f.write(bytes([byte[0] ^ 1]))
     with pytest.raises(BundleError, match="model.onnx"):
-        export_web(str(bundle_copy), log=lambda m: None)
+        export_web(str(bundle_copy))
     assert sorted(os.listdir(bundle_copy / "web")) == before
     assert not [n for n in os.listdir(bundle_copy) if n.startswith(".web")]
 
 
 def test_no_manifest_is_an_export_error(tmp_path):
     with pytest.raises(ExportError, match="no manifest.json"):
-        export_web(str(tmp_path), log=lambda m: None)
+        export_web(str(tmp_path))
