@@ -52,7 +52,7 @@ def quiet_native(verbose: bool):
 
     Python's ``sys.stderr`` is re-pointed at a duplicate of the real stderr (when it is fd 2:
     under pytest's capsys it is not, and is left alone). Python warnings and log records below
-    ERROR are dropped too. ``verbose`` turns all of this off.
+    ERROR from other libraries are dropped too. ``verbose`` turns all of this off.
     """
     if verbose:
         yield
@@ -71,16 +71,31 @@ def quiet_native(verbose: bool):
     if stream_is_fd2:
         sys.stderr = os.fdopen(os.dup(saved), "w", buffering=1, encoding=old_stream.encoding,
                                errors=old_stream.errors)
-    previous_disable = logging.root.manager.disable
-    logging.disable(logging.WARNING)
+    with _library_records_below_error_dropped():
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                yield
+        finally:
+            if stream_is_fd2:
+                sys.stderr.close()
+                sys.stderr = old_stream
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+@contextlib.contextmanager
+def _library_records_below_error_dropped():
+    """Log records under ERROR from other libraries' loggers are dropped; ours (``trainer``,
+    ``export``: their own level and handler, see trainer.cli.log_to_stderr) still print. The
+    root logger's level is what a library logger without its own inherits; the NullHandler
+    stops a module-level ``logging.warning()`` (onnxruntime's quantizer) from configuring one."""
+    root, null = logging.getLogger(), logging.NullHandler()
+    level = root.level
+    root.addHandler(null)
+    root.setLevel(logging.ERROR)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            yield
+        yield
     finally:
-        logging.disable(previous_disable)
-        if stream_is_fd2:
-            sys.stderr.close()
-            sys.stderr = old_stream
-        os.dup2(saved, 2)
-        os.close(saved)
+        root.setLevel(level)
+        root.removeHandler(null)

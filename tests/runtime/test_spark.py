@@ -72,6 +72,13 @@ def spark_lines(folder: str) -> tuple[list[str], list[str]]:
     return headers, lines
 
 
+def assert_same_probabilities(got, want) -> None:
+    """Equal within 1e-6, and null (a row with an error) in the same rows."""
+    got, want = (np.array(p, dtype=float) for p in (got, want))  # null: nan
+    assert np.array_equal(np.isnan(got), np.isnan(want))
+    assert np.nanmax(np.abs(got - want), initial=0.0) <= 1e-6
+
+
 def in_order(cols: dict, key: str, order: list) -> dict:
     """Columns with rows put in ``order`` of their ``key`` value."""
     at = {k: i for i, k in enumerate(cols[key])}
@@ -125,9 +132,7 @@ def test_csv_jsonl_text_inputs_give_the_local_engines_rows(session, bundle, clf,
         spark = in_order(pq.read_table(out_spark).to_pydict(), "row", local["row"])
         assert {n: v for n, v in spark.items() if n != "probability"} == \
             {n: v for n, v in local.items() if n != "probability"}
-        spark_p, local_p = (np.array(t["probability"], dtype=float) for t in (spark, local))  # null: nan
-        assert np.array_equal(np.isnan(spark_p), np.isnan(local_p))
-        assert np.nanmax(np.abs(spark_p - local_p)) <= 1e-6
+        assert_same_probabilities(spark["probability"], local["probability"])
         return
     headers, lines = spark_lines(out_spark)
     local_lines = open(out_local, encoding="utf-8").read().splitlines()
@@ -186,6 +191,7 @@ def test_a_crashed_python_worker_fails_the_job_and_leaves_the_old_output(session
     out = tmp_path / "out.csv"
     out.mkdir()
     (out / "part-0").write_text("earlier result")
+    (out / "_SUCCESS").write_text("")  # an earlier Spark output: the kind a run may replace
     monkeypatch.setattr(rs, "score_batches", crash_batches)  # each Python worker dies at its first batch
     with pytest.raises(WorkerError) as e:
         rs.score_file(inp, str(out), model=bundle, spark=session)

@@ -17,14 +17,13 @@ import sys
 import textwrap
 from pathlib import Path
 
-import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
 from tests.runtime.cluster import REPO, Cluster, _alive, _descendants, app_ids, kill_tree, running_under, wait_until
 from tests.runtime.test_batch import make_ids, make_texts, write_csv, write_jsonl, write_parquet
 from tests.runtime.test_kill import _cmdline
-from tests.runtime.test_spark import in_order, spark_lines
+from tests.runtime.test_spark import assert_same_probabilities, in_order, spark_lines
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc (Linux)")
 
@@ -171,7 +170,7 @@ def test_every_row_once_with_the_local_engines_scores(workers, tmp_path, fmt, ou
         got = in_order(pq.read_table(spark).to_pydict(), "id", want["id"])  # each id exactly once
         assert {k: v for k, v in got.items() if k != "probability"} == \
             {k: v for k, v in want.items() if k != "probability"}
-        assert np.max(np.abs(np.asarray(got["probability"]) - np.asarray(want["probability"]))) <= 1e-6
+        assert_same_probabilities(got["probability"], want["probability"])
         assert want["error"].count("text is null") == N // 101 + 1
         return
     headers, lines = spark_lines(spark)
@@ -221,7 +220,7 @@ def test_spark_submit_of_the_readme_example(workers, tmp_path):
     got = in_order(table.to_pydict(), "review_id", want["review_id"])
     assert got["label"] == want["label"] and got["movie_id"] == want["movie_id"]
     assert [e or None for e in got["error"]] == [e or None for e in want["error"]]
-    assert np.max(np.abs(np.asarray(got["probability"]) - np.asarray(want["probability"]))) <= 1e-6
+    assert_same_probabilities(got["probability"], want["probability"])
 
 
 def python_workers(cluster: Cluster, app: str) -> list[str]:
