@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import shutil
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -41,6 +42,9 @@ class ExportConfig:
     mediapipe_samples: int = 500  # test reviews scored by MediaPipe in verify (0 = skip)
     node_modules: str | None = None  # web: onnxruntime-web etc. (None: web/node_modules)
     train: TrainConfig = field(default_factory=TrainConfig)
+    # What one command has read, kept for its later steps (never across commands): the IMDB
+    # data by source, metrics.json by its file state.
+    read: dict = field(default_factory=dict, repr=False, compare=False)
 
 
 def _need(out: str, *names: str) -> None:
@@ -50,11 +54,20 @@ def _need(out: str, *names: str) -> None:
                           "first: it trains, or adopts an existing model with --model PATH)")
 
 
-def training_metadata(out: str) -> dict:
-    """The trainer's metrics.json in ``out`` ({} for a bare model): its ``data`` source and ``config``."""
-    path = os.path.join(out, "metrics.json")
+def training_metadata(cfg: ExportConfig) -> dict:
+    """The trainer's metrics.json in ``cfg.out`` ({} for a bare model): its ``data`` source and
+    ``config``; parsed once per command unless the file changes (the train step writes it)."""
+    path = os.path.join(cfg.out, "metrics.json")
     if not os.path.isfile(path):
         return {}
+    st = os.stat(path)
+    key = ("metrics", st.st_mtime_ns, st.st_size)
+    if key not in cfg.read:
+        cfg.read[key] = _read_metadata(path)
+    return cfg.read[key]
+
+
+def _read_metadata(path: str) -> dict:
     try:
         with open(path, encoding="utf-8") as f:
             meta = json.load(f)
@@ -67,7 +80,7 @@ def training_metadata(out: str) -> dict:
 
 def data_source(cfg: ExportConfig) -> str:
     """--data, else $IMDB_DATA, else the source recorded at training; never a silent download."""
-    recorded = training_metadata(cfg.out).get("data")
+    recorded = training_metadata(cfg).get("data")
     return resolve_source(cfg.train.data, recorded if isinstance(recorded, str) else None, default=None)
 
 
@@ -113,8 +126,7 @@ def step_train(cfg: ExportConfig) -> None:
     if cfg.model is None:
         from trainer.train import train
 
-        cfg.train.out = cfg.out
-        train(cfg.train)
+        train(dataclasses.replace(cfg.train, out=cfg.out))
         return
     src_dir = os.path.dirname(os.path.abspath(cfg.model))
     if not os.path.isfile(cfg.model):
@@ -144,27 +156,22 @@ def step_onnx(cfg: ExportConfig) -> None:
         logger.info("wrote model.int8.onnx")
 
 
-_IMDB: dict = {}  # {source: Imdb}: the last source read, kept for the next step
-
-
 def _load_imdb(cfg: ExportConfig):
     """The tflite and verify steps of one ``export all`` read the archive once, not twice."""
     from trainer.data import load_imdb
 
-    source = data_source(cfg)
-    if source not in _IMDB:
-        logger.info(f"reading IMDB reviews from {source}")
-        imdb = load_imdb(source)
-        _IMDB.clear()
-        _IMDB[source] = imdb
-    return _IMDB[source]
+    key = ("imdb", data_source(cfg))
+    if key not in cfg.read:
+        logger.info(f"reading IMDB reviews from {key[1]}")
+        cfg.read[key] = load_imdb(key[1])
+    return cfg.read[key]
 
 
 def trainer_split(cfg: ExportConfig):
     """The trainer's ((train texts, labels), (validation texts, labels)) split of the IMDB training
     reviews: its validation size and seed from metrics.json when recorded."""
     imdb = _load_imdb(cfg)
-    trained = training_metadata(cfg.out).get("config") or {}
+    trained = training_metadata(cfg).get("config") or {}
     size, seed = trained.get("validation_size", cfg.train.validation_size), trained.get("seed", cfg.train.seed)
     return split_train_validation(imdb.train_texts, imdb.train_labels, size, seed)
 
@@ -215,7 +222,7 @@ def _ship_int8(cfg: ExportConfig, tok: Tokenizer) -> None:
     if not cfg.int8 or cfg.int8_io:  # --int8-io asks for the full-integer model explicitly
         return
     _, (texts, labels) = trainer_split(cfg)
-    held_out = not training_metadata(cfg.out).get("fit_on_validation", False)
+    held_out = not training_metadata(cfg).get("fit_on_validation", False)
     choose_shipped_int8(cfg.out, tok.encode_batch(texts[:VALIDATION_REVIEWS]), labels[:VALIDATION_REVIEWS],
                         held_out)
 
@@ -304,7 +311,7 @@ def step_verify(cfg: ExportConfig) -> list[V.Result]:
         "results": {r.name: {**r.figures, "passed": r.passed, "failures": r.failures} for r in results},
         "mediapipe": mp_status,
     }
-    manifest = build_manifest(cfg.out, tok, training_metadata(cfg.out) or None, verification)
+    manifest = build_manifest(cfg.out, tok, training_metadata(cfg) or None, verification)
     manifest["arch"] = arch_section(keras_model, cfg.out)  # the architecture and what model.int8.tflite holds
     manifest.update(kept)
     write_manifest(cfg.out, manifest)
@@ -396,7 +403,7 @@ def _micro_applies(cfg: ExportConfig) -> bool:
     """export all makes micro/ for the full-integer tutorial model, where TFLite Micro is installed."""
     from .micro import tflm_available
 
-    trained = training_metadata(cfg.out).get("config") or {}
+    trained = training_metadata(cfg).get("config") or {}
     if not cfg.int8 or cfg.int8_io:
         return False
     if trained.get("arch", "tutorial") != "tutorial" or trained.get("mask_padding"):
