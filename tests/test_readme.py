@@ -2,7 +2,7 @@
 
 Every shell line of README.md and docs/*.md that calls ``runtime.predict`` or ``runtime.batch``
 is run as written (in a directory holding ``reviews.jsonl``, ``big.txt``, ``reviews.parquet`` ...
-and an ``artifacts`` bundle), except those that need a cluster (``hdfs://``, ``s3a://``, ``yarn``).
+and an ``artifacts`` bundle), except those that need a cluster (``hdfs://``, ``s3a://``, ``yarn``, ``spark://``).
 A docs change that breaks an example, or adds one this file cannot feed, fails here. The README
 stays a map (short, the layout near the top), and a table row is written in one file only.
 """
@@ -19,7 +19,7 @@ import pytest
 from runtime.bundle import default_bundle_path
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CLUSTER = ("hdfs://", "s3a://", "--master yarn")
+CLUSTER = ("hdfs://", "s3a://", "--master yarn", "spark://")  # spark://: tests/runtime/test_spark_cluster.py
 REVIEWS = ["A wonderful, moving film.", "Dull and far too long.", "", "Great acting, weak plot."]
 
 
