@@ -12,7 +12,7 @@ import argparse
 import sys
 from typing import IO, Sequence
 
-from . import engine, quiet
+from . import engine, model as quiet
 from .errors import ArgumentParser, run_cli
 from .options import add_options, keep_list
 from .sinks import Progress, Summary, output_format_of

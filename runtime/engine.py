@@ -125,7 +125,7 @@ def merge(chunks: list[Chunk], layout: Layout) -> Chunk:
 
 
 def load_classifier(job: Job):
-    from .classifier import Classifier  # loads onnxruntime: not needed for --help or bad options
+    from .model import Classifier  # loads onnxruntime: not needed for --help or bad options
 
     return Classifier.load(job.model, backend=job.backend, threads=job.threads,
                            batch_size=min(job.batch_size, DEFAULT_CLASSIFIER_BATCH), deterministic=job.deterministic)

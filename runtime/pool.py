@@ -82,7 +82,7 @@ def _exit_on_eof(lifeline) -> None:
 
 def _load(path, backend, model, threads, batch_size, deterministic, parent_pid, lifeline) -> None:
     global _worker_clf
-    from .classifier import Classifier
+    from .model import Classifier
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     _die_with_parent(parent_pid)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import engine, quiet
+from . import engine, model as quiet
 from .errors import ArgumentParser, run_cli
 from .options import add_options, keep_list
 from .sinks import Progress

@@ -89,7 +89,7 @@ _CLASSIFIERS: dict = {}  # one Classifier per Python worker process and model
 def _classifier(work: Work):
     from pyspark import SparkFiles
 
-    from .classifier import Classifier
+    from .model import Classifier
 
     key = (SparkFiles.get(work.archive), work.model, work.backend)
     if key not in _CLASSIFIERS:
@@ -198,7 +198,7 @@ def _ship_bundle(spark, bundle) -> str:
 
 def _load(model: str | None, backend: str):
     """The Classifier on the driver: checks the bundle before any Spark job starts."""
-    from .classifier import Classifier
+    from .model import Classifier
     return Classifier.load(model, backend=backend, threads=1)
 
 

@@ -26,7 +26,7 @@ from runtime.pool import WorkerError
 from runtime.sources import InputError as BatchError
 from runtime.sinks import output_format_of
 from runtime.batch import main
-from runtime.classifier import Classifier
+from runtime.model import Classifier
 from tests.conftest import NEGATIVE, NEUTRAL, POSITIVE
 from tests.runtime.faults import CrashAt
 

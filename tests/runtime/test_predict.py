@@ -19,7 +19,7 @@ import time
 import numpy as np
 import pytest
 
-from runtime.classifier import Classifier
+from runtime.model import Classifier
 from runtime.predict import main
 from runtime.sources import judge
 from tests.conftest import tiny_corpus
