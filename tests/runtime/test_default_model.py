@@ -6,7 +6,7 @@ import pytest
 from export.manifest import tokenizer_contract
 from runtime import Bundle, Classifier
 from runtime.bundle import default_bundle_path
-from runtime.manifest import load_manifest
+from runtime.bundle import load_manifest
 
 SAMPLES = os.path.join(os.path.dirname(__file__), "..", "..", "samples")
 

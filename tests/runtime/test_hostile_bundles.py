@@ -19,7 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from runtime import Bundle, BundleError, Classifier
-from runtime.manifest import MAX_MANIFEST_BYTES, parse_manifest
+from runtime.bundle import MAX_MANIFEST_BYTES, parse_manifest
 from runtime.tokenizer import Tokenizer, TokenizerError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
