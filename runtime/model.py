@@ -164,9 +164,9 @@ class Classifier:
 @dataclass(frozen=True)
 class ModelRef:
     """A resolved, verified model as plain values: what a worker process loads again."""
-    path: str
-    backend: str
-    model: str
+    path: str | None = None  # None: the bundled model
+    backend: str = "auto"
+    model: str | None = None
     threads: int | None = None
     batch_size: int = DEFAULT_BATCH_SIZE
     deterministic: bool = False

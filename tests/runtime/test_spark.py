@@ -21,8 +21,8 @@ import pytest
 
 from runtime import batch, spark as rs
 from runtime.batch import main
-from runtime.pool import WorkerError
-from runtime.sources import InputError
+from runtime.engine import WorkerError
+from runtime.records import InputError
 from tests.runtime.faults import crash_batches
 from tests.runtime.test_batch import (REPO, check_scores, errors_of, make_ids, make_texts, write_csv,
                                       write_jsonl, write_parquet)
@@ -186,6 +186,7 @@ def test_a_crashed_python_worker_fails_the_job_and_leaves_the_old_output(session
     out = tmp_path / "out.csv"
     out.mkdir()
     (out / "part-0").write_text("earlier result")
+    (out / "_SUCCESS").write_text("")  # an earlier Spark output: replaced only on success
     monkeypatch.setattr(rs, "score_batches", crash_batches)  # each Python worker dies at its first batch
     with pytest.raises(WorkerError) as e:
         rs.score_file(inp, str(out), model=bundle, spark=session)
