@@ -42,6 +42,7 @@ EXTENSIONS = {".txt": TEXT, ".text": TEXT, ".jsonl": JSONL, ".ndjson": JSONL, ".
 FILE, ROW, LABEL, PROBABILITY, ERROR = "file", "row", "label", "probability", "error"
 RESERVED = (FILE, ROW, LABEL, PROBABILITY, ERROR)
 CLI_OPTIONS = ("--text-column", "--id-column", "--keep-columns")  # how check_names names each column
+DATAFRAME_OPTIONS = ("text_col", "id_col / keep_columns", "id_col / keep_columns")  # spark.score_dataframe's
 STDIN, TEXT_SOURCE = "-", "--text"  # the source name of stdin and of --text reviews
 DEFAULT_MAX_RECORD_BYTES = 16 << 20  # one record; IMDB reviews are 14 KB at most
 CHUNK_BYTES = 1 << 20  # a piece of a regular file (~800 IMDB reviews): small enough to stay in cache

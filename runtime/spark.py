@@ -39,12 +39,11 @@ from .engine import Job, WorkerError
 from .errors import Failure, Terminated, require, start_term_watchdog
 from .files import redirected, temp_output
 from .output import Layout, Progress, Summary, check_output, output_format_of
-from .records import (CSV, DEFAULT_MAX_RECORD_BYTES, OUTPUT_FORMATS, PARQUET, ROW, TEXT, TSV, InputError, Rows,
-                      Spec, canonical, check_names, decode_lines, format_of, jsonl_rows, nul_message, open_source,
-                      rows_of_values)
+from .records import (CSV, DATAFRAME_OPTIONS, DEFAULT_MAX_RECORD_BYTES, OUTPUT_FORMATS, PARQUET, ROW, TEXT, TSV,
+                      InputError, Rows, Spec, canonical, check_names, decode_lines, format_of, jsonl_rows,
+                      nul_message, open_source, rows_of_values)
 
 DEFAULT_MASTER = "local[2]"
-DATAFRAME_OPTIONS = ("text_col", "id_col / keep_columns", "id_col / keep_columns")  # check_names
 _OFFSET_BITS = 33  # monotonically_increasing_id(): partition index << 33 | position in partition
 
 
