@@ -2,10 +2,10 @@
 
 Columns: ``[file,] key, label, probability, error, *kept`` -- ``key`` is the id column, else
 ``row`` (the input's row number); ``file`` only when several inputs go to one output;
-``error`` is empty (null) for a good row. ``check_output`` is the one rule for where the
-result may go, ``Summary`` and ``Progress`` report on stderr. csv/tsv/jsonl print the probability with 6 decimals,
+``error`` is empty (null) for a good row. csv/tsv/jsonl print the probability with 6 decimals,
 Parquet keeps it as float32. ``Layout.encode`` turns scored rows into a ``Chunk`` (text or an
-Arrow table) wherever they were scored; the parent only writes chunks in order.
+Arrow table) wherever they were scored; the parent only writes chunks in order. ``check_output``
+is the one rule for where a result may go; ``Summary`` and ``Progress`` report on stderr.
 """
 from __future__ import annotations
 
@@ -231,22 +231,23 @@ def open_sink(path: str | None, layout: Layout) -> Iterator:
             finally:
                 writer.close()
         return
-    if path in (None, STDIN):
-        with _stdout() as out:
-            writer = TextWriter(out, layout)
-            yield writer
-            writer.finish()
-        return
-    if os.path.islink(path) or (os.path.exists(path) and not os.path.isfile(path)):
-        with open(path, "w", encoding="utf-8", errors="replace", newline="") as f:
-            writer = TextWriter(f, layout)
-            yield writer
-            writer.finish()
-        return
-    with temp_output(path) as tmp, open(tmp, "w", encoding="utf-8", errors="replace", newline="") as f:
-        writer = TextWriter(f, layout)
+    with _text_stream(path) as stream:
+        writer = TextWriter(stream, layout)
         yield writer
         writer.finish()
+
+
+@contextmanager
+def _text_stream(path: str | None) -> Iterator[IO[str]]:
+    if path in (None, STDIN):
+        with _stdout() as out:
+            yield out
+    elif os.path.islink(path) or (os.path.exists(path) and not os.path.isfile(path)):
+        with open(path, "w", encoding="utf-8", errors="replace", newline="") as f:
+            yield f
+    else:
+        with temp_output(path) as tmp, open(tmp, "w", encoding="utf-8", errors="replace", newline="") as f:
+            yield f
 
 
 @contextmanager

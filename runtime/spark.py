@@ -21,7 +21,7 @@ into place on success; a URI OUTPUT is replaced by Spark (``overwrite``).
 from __future__ import annotations
 
 import atexit
-import hashlib
+import dataclasses
 import os
 import re
 import shutil
@@ -37,7 +37,9 @@ from typing import IO, Iterator, Sequence
 
 from .engine import Job, WorkerError
 from .errors import Failure, Terminated, require, start_term_watchdog
-from .files import redirected, temp_output
+from .bundle import MANIFEST
+from .files import redirected, sha256_file, temp_output
+from .model import ModelRef
 from .output import Layout, Progress, Summary, check_output, output_format_of
 from .records import (CSV, DATAFRAME_OPTIONS, DEFAULT_MAX_RECORD_BYTES, OUTPUT_FORMATS, PARQUET, ROW, TEXT, TSV,
                       InputError, Rows, Spec, canonical, check_names, decode_lines, format_of, jsonl_rows,
@@ -70,9 +72,7 @@ def local_path(path: str) -> str | None:
 @dataclass(frozen=True)
 class Work:
     """Everything a Python worker needs (shipped in the ``mapInArrow`` closure)."""
-    archive: str  # SparkFiles name of the zipped bundle
-    model: str
-    backend: str
+    model: ModelRef  # its path: the SparkFiles name of the zipped bundle
     layout: Layout
     spec: Spec
     mode: str  # column (a typed column) | csv (a CSV/TSV column) | text | jsonl (raw lines)
@@ -89,12 +89,9 @@ _CLASSIFIERS: dict = {}  # one Classifier per Python worker process and model
 def _classifier(work: Work):
     from pyspark import SparkFiles
 
-    from .model import Classifier
-
-    key = (SparkFiles.get(work.archive), work.model, work.backend)
-    if key not in _CLASSIFIERS:
-        _CLASSIFIERS[key] = Classifier.load(key[0], backend=work.backend, model=work.model, threads=1)
-    return _CLASSIFIERS[key]
+    if work.model not in _CLASSIFIERS:
+        _CLASSIFIERS[work.model] = dataclasses.replace(work.model, path=SparkFiles.get(work.model.path)).load()
+    return _CLASSIFIERS[work.model]
 
 
 def score_batches(batches, work: Work):
@@ -158,14 +155,11 @@ def _file_key(uri: str) -> str:
 _SHIPPED: dict = {}  # (application id, manifest digest) -> archive name
 
 
-def _ship_bundle(spark, bundle) -> str:
+def _ship_bundle(spark, clf) -> ModelRef:
     """Zip the bundle (manifest + the files it lists) in a fresh private temp dir, add it to the
-    SparkContext (once per application); its SparkFiles name."""
-    from .bundle import MANIFEST
-
-    with open(bundle.path(MANIFEST), "rb") as f:
-        digest = hashlib.sha256(f.read()).hexdigest()[:16]  # the manifest pins every file's sha256
-    sc = spark.sparkContext
+    SparkContext (once per application); the model in it, on one thread per task."""
+    bundle, sc = clf.bundle, spark.sparkContext
+    digest = sha256_file(bundle.path(MANIFEST))[:16]  # the manifest pins every file's sha256
     key = (sc.applicationId, digest)
     if key not in _SHIPPED:
         folder = tempfile.mkdtemp(prefix="reviewkit-spark-")  # 0700, never a shared name
@@ -176,7 +170,7 @@ def _ship_bundle(spark, bundle) -> str:
                 z.write(bundle.path(member), member)
         sc.addArchive(os.path.join(folder, name))
         _SHIPPED[key] = name
-    return _SHIPPED[key]
+    return dataclasses.replace(clf.ref(threads=1), path=_SHIPPED[key])
 
 
 def _load(model: str | None, backend: str):
@@ -228,8 +222,7 @@ def score_dataframe(df, text_col: str = "text", id_col: str | None = None, model
     spec = Spec(text_col, id_col, keep)
     layout = Layout(PARQUET, tuple(clf.labels), clf.threshold, id_col, keep,
                     types=_arrow_types(df.schema, spec.columns))
-    work = Work(_ship_bundle(df.sparkSession, clf.bundle), clf.model, clf.backend_name, layout, spec, "column",
-                "dataframe", text_col)
+    work = Work(_ship_bundle(df.sparkSession, clf), layout, spec, "column", "dataframe", text_col)
     scored = _apply(df.select(*dict.fromkeys([text_col, *spec.columns])), work)
     return scored if id_col is not None else scored.drop(ROW)
 
@@ -508,8 +501,8 @@ def _run(spark, input: str, output: str, fmt: str, out_fmt: str, spec: Spec, thr
                         spec.id_column, spec.keep, types=types)
         sc = spark.sparkContext
         counters = tuple(sc.accumulator(0) for _ in range(3))
-        work = Work(_ship_bundle(spark, clf.bundle), clf.model, clf.backend_name, layout, spec, mode, input,
-                    raw or spec.text_column, counters=counters, **rows)
+        work = Work(_ship_bundle(spark, clf), layout, spec, mode, input, raw or spec.text_column,
+                    counters=counters, **rows)
         if df.rdd.getNumPartitions() < sc.defaultParallelism:  # e.g. one small file: use every core
             df = df.repartition(sc.defaultParallelism)
         scored = _apply(df, work)
