@@ -248,10 +248,9 @@ def parse_manifest(obj: Any, path: str) -> Manifest:
         raise BundleError(f"{path}: unknown format_version {shown} "
                           f"(this runtime reads {', '.join(map(str, SUPPORTED_FORMAT_VERSIONS))})")
     problems: list[str] = []
-    tokenizer = _tokenizer(obj, problems)
-    labels = _labels(obj, problems)
-    threshold = _threshold(obj, problems)
-    files = _files(obj, problems)
+    found = {key: read(obj[key], problems) if key in obj else problems.append(f"{key}: missing ({what})")
+             for key, what, read in _SECTIONS}  # a section with problems reads as None
+    tokenizer, labels, threshold, files = found.values()
     if tokenizer is not None and files is not None and tokenizer.vocab_file not in files:
         problems.append(f"tokenizer.vocab_file: {tokenizer.vocab_file!r} is not listed in files")
     if problems:
@@ -259,22 +258,8 @@ def parse_manifest(obj: Any, path: str) -> Manifest:
     return Manifest(path, version, tokenizer, labels, threshold, files, obj)
 
 
-# -- the sections ---------------------------------------------------------------------------
-_MISSING = object()
-
-
-def _section(obj: dict, key: str, problems: list[str], what: str) -> Any:
-    """``obj[key]``, or ``_MISSING`` with a problem when it is missing."""
-    if key not in obj:
-        problems.append(f"{key}: missing ({what})")
-        return _MISSING
-    return obj[key]
-
-
-def _tokenizer(obj: dict, problems: list[str]) -> TokenizerSpec | None:
-    cfg = _section(obj, "tokenizer", problems, "the tokenizer contract")
-    if cfg is _MISSING:
-        return None
+# -- the sections: each reader gives the section's value, or None with its problems noted ----
+def _tokenizer(cfg: Any, problems: list[str]) -> TokenizerSpec | None:
     if not isinstance(cfg, dict):
         problems.append(f"tokenizer: must be an object, got {_show(cfg)}")
         return None
@@ -291,10 +276,7 @@ def _tokenizer(obj: dict, problems: list[str]) -> TokenizerSpec | None:
     return None if len(problems) > before else TokenizerSpec(maxlen, num_words, vocab_file)
 
 
-def _labels(obj: dict, problems: list[str]) -> tuple[str, str] | None:
-    labels = _section(obj, "labels", problems, "the two class names")
-    if labels is _MISSING:
-        return None
+def _labels(labels: Any, problems: list[str]) -> tuple[str, str] | None:
     if (not isinstance(labels, list) or len(labels) != 2 or not all(isinstance(x, str) and x for x in labels)
             or labels[0] == labels[1]):
         problems.append(f"labels: must be two distinct non-empty strings [negative, positive], got {_show(labels)}")
@@ -302,20 +284,14 @@ def _labels(obj: dict, problems: list[str]) -> tuple[str, str] | None:
     return labels[0], labels[1]
 
 
-def _threshold(obj: dict, problems: list[str]) -> float | None:
-    value = _section(obj, "threshold", problems, "the probability from which a review is positive")
-    if value is _MISSING:
-        return None
+def _threshold(value: Any, problems: list[str]) -> float | None:
     if not _is_number(value) or not math.isfinite(value) or not 0 < value < 1:
         problems.append(f"threshold: must be a number between 0 and 1 (exclusive), got {_show(value)}")
         return None
     return float(value)
 
 
-def _files(obj: dict, problems: list[str]) -> Mapping[str, FileEntry] | None:
-    files = _section(obj, "files", problems, "the size and sha256 of every file")
-    if files is _MISSING:
-        return None
+def _files(files: Any, problems: list[str]) -> Mapping[str, FileEntry] | None:
     if not isinstance(files, dict):
         problems.append(f"files: must be an object of name -> {{size, sha256}}, got {_show(files)}")
         return None
@@ -337,6 +313,11 @@ def _files(obj: dict, problems: list[str]) -> Mapping[str, FileEntry] | None:
         else:
             entries[name] = FileEntry(size, digest)
     return None if len(problems) > before else MappingProxyType(entries)
+
+
+_SECTIONS = (("tokenizer", "the tokenizer contract", _tokenizer), ("labels", "the two class names", _labels),
+             ("threshold", "the probability from which a review is positive", _threshold),
+             ("files", "the size and sha256 of every file", _files))
 
 
 # -- values ---------------------------------------------------------------------------------
