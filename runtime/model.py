@@ -32,7 +32,7 @@ from typing import Iterable, Iterator, TypeVar
 import numpy as np
 
 from .bundle import DEFAULT_MODELS, MODEL_SUFFIXES, Bundle, BundleError
-from .errors import Failure
+from .errors import Failure, one_line
 from .files import redirected
 
 BACKENDS = ("onnx", "tflite")
@@ -286,9 +286,7 @@ def _read_model(path: str) -> bytes:
 
 def _detail(error: Exception) -> str:
     """A runtime's error as one short line (onnxruntime prefixes '[ONNXRuntimeError] : 7 : X : ')."""
-    text = re.sub(r"^\[ONNXRuntimeError\] : \d+ : \w+ : ", "", str(error).strip())
-    line = text.splitlines()[0] if text else type(error).__name__
-    return line if len(line) <= 200 else line[:197] + "..."
+    return one_line(re.sub(r"^\[ONNXRuntimeError\] : \d+ : \w+ : ", "", str(error).strip()) or error, 200)
 
 
 def _shape_text(dims) -> str:

@@ -25,11 +25,12 @@ import json
 import os
 import stat
 import sys
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from itertools import islice
 from typing import IO, Iterator, Sequence
 
-from .errors import UserError, require
+from .errors import UserError, one_line, require
 from .files import ChangedWhileRead, check_unchanged, file_state, read_span
 
 TEXT, JSONL, CSV, TSV, PARQUET = "text", "jsonl", "csv", "tsv", "parquet"
@@ -312,7 +313,7 @@ class RowGroup:
             try:
                 batch = next(batches, None)
             except (OSError, pa.ArrowException) as e:
-                raise InputError(f"{self.source}: cannot read row group {self.group}: {arrow_error(e)}") from None
+                raise InputError(f"{self.source}: cannot read row group {self.group}: {one_line(e, 200)}") from None
             if batch is None:
                 return
             text = batch.column(spec.text_column)
@@ -352,7 +353,7 @@ class Source:
 
     def open(self) -> IO[bytes]:
         if self.path == STDIN:
-            return _Unclosed(sys.stdin.buffer)
+            return nullcontext(sys.stdin.buffer)  # left open
         try:
             return open(self.path, "rb")
         except OSError as e:
@@ -391,19 +392,6 @@ class LineSource(Source):
                 yield LinePiece(self.path, self.format, first, span=(offset, len(block)), state=state)
                 first, offset = first + block.count(b"\n"), offset + len(block)
             check_unchanged(f, state, name, state[2], self.path)  # cut short, grown or replaced
-
-
-class _Unclosed:
-    """stdin as a context manager that leaves it open."""
-
-    def __init__(self, f):
-        self.f = f
-
-    def __enter__(self):
-        return self.f
-
-    def __exit__(self, *exc):
-        return False
 
 
 class CsvSource(Source):
@@ -501,11 +489,6 @@ def pyarrow():
     return pa
 
 
-def arrow_error(e: Exception) -> str:
-    text = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-    return text if len(text) <= 200 else text[:197] + "..."
-
-
 def parquet_files(path: str) -> list[str]:
     """A file, or a directory's data files in name order (hidden and ``_`` names, such as
     Spark's ``_SUCCESS`` and ``.crc`` files, are skipped)."""
@@ -526,7 +509,7 @@ def open_parquet(pa, path: str, f: IO[bytes] | None = None):
     try:
         return pa.parquet.ParquetFile(f if f is not None else path)
     except (OSError, pa.ArrowException) as e:
-        raise InputError(f"{path}: not a readable Parquet file: {arrow_error(e)}") from None
+        raise InputError(f"{path}: not a readable Parquet file: {one_line(e, 200)}") from None
 
 
 def plain(pa, t):

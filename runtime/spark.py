@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from typing import IO, Iterator, Sequence
 
 from .engine import Job, WorkerError
-from .errors import Failure, Terminated, require, start_term_watchdog
+from .errors import Failure, Terminated, one_line, require, start_term_watchdog
 from .bundle import MANIFEST
 from .files import redirected, sha256_file, temp_output
 from .model import ModelRef
@@ -427,7 +427,7 @@ def _jvm_reason(log: str) -> str | None:
             for line in f:
                 found = re.search(r"Exception in thread \S+ [\w.$]+: (.+)", line)
                 if found:
-                    return _short(found.group(1).strip())
+                    return one_line(found.group(1), 300)
     except OSError:
         pass
     return None
@@ -571,12 +571,8 @@ def _first_line(text: str) -> str:
     for line in lines:
         m = re.search(r"(\[[A-Z_.]+\].*)", line)
         if m:
-            return _short(m.group(1))
+            return one_line(m.group(1), 300)
     for line in lines:
         if "Exception:" in line or "Error:" in line:
-            return _short(line.split(": ", 1)[-1] if line.startswith(":") else line)
-    return _short(lines[0] if lines else "unknown error")
-
-
-def _short(line: str) -> str:
-    return line if len(line) <= 300 else line[:297] + "..."
+            return one_line(line.split(": ", 1)[-1] if line.startswith(":") else line, 300)
+    return one_line(lines[0] if lines else "unknown error", 300)
