@@ -155,10 +155,6 @@ class Bundle:
     def threshold(self) -> float:
         return self.spec.threshold
 
-    @property
-    def maxlen(self) -> int:
-        return self.spec.tokenizer.maxlen
-
     def tokenizer(self) -> Tokenizer:
         """The bundle's tokenizer; its vocabulary must hold exactly ``num_words`` words."""
         cfg = self.spec.tokenizer
