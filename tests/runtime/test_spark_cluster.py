@@ -171,7 +171,8 @@ def test_every_row_once_with_the_local_engines_scores(workers, tmp_path, fmt, ou
         got = in_order(pq.read_table(spark).to_pydict(), "id", want["id"])  # each id exactly once
         assert {k: v for k, v in got.items() if k != "probability"} == \
             {k: v for k, v in want.items() if k != "probability"}
-        assert np.max(np.abs(np.asarray(got["probability"]) - np.asarray(want["probability"]))) <= 1e-6
+        np.testing.assert_allclose(np.asarray(got["probability"], float),  # an error row: None in both
+                                   np.asarray(want["probability"], float), rtol=0, atol=1e-6)
         assert want["error"].count("text is null") == N // 101 + 1
         return
     headers, lines = spark_lines(spark)
@@ -221,7 +222,8 @@ def test_spark_submit_of_the_readme_example(workers, tmp_path):
     got = in_order(table.to_pydict(), "review_id", want["review_id"])
     assert got["label"] == want["label"] and got["movie_id"] == want["movie_id"]
     assert [e or None for e in got["error"]] == [e or None for e in want["error"]]
-    assert np.max(np.abs(np.asarray(got["probability"]) - np.asarray(want["probability"]))) <= 1e-6
+    np.testing.assert_allclose(np.asarray(got["probability"], float),  # an error row: None in both
+                               np.asarray(want["probability"], float), rtol=0, atol=1e-6)
 
 
 def python_workers(cluster: Cluster, app: str) -> list[str]:
