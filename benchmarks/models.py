@@ -32,7 +32,7 @@ def parse_bundle(spec: str) -> tuple[str, str, str | None]:
 def model_only_us(path: str, ids: np.ndarray) -> dict:
     """µs per review: one review per call (p50 over the rows), and batches of each BATCHES size
     (best of 3 passes over the full batches: a ragged last batch would resize the tensors)."""
-    from runtime.backends import open_backend
+    from runtime.model import open_backend
 
     backend = open_backend(path, "tflite", threads=1)
     backend.run(ids[:1])

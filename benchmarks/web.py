@@ -49,7 +49,7 @@ def even_sample(texts, n):
 
 def parity_figures(site: str, texts: list[str], result: dict) -> dict:
     """ids / probabilities of the browser vs Python onnxruntime and LiteRT."""
-    from runtime.backends import open_backend
+    from runtime.model import open_backend
     from runtime.bundle import Bundle
 
     ids = Bundle.load(site).tokenizer().encode_batch(texts)

@@ -8,8 +8,7 @@ import platform
 from datetime import datetime, timezone
 from importlib import metadata
 
-from runtime.bundle import FILES
-from runtime.manifest import FORMAT_VERSION, MANIFEST, parse_manifest
+from runtime.bundle import FILES, FORMAT_VERSION, MANIFEST, parse_manifest
 from runtime.files import atomic_write_text, sha256_file
 from runtime.tokenizer import CONTRACT, Tokenizer
 

@@ -300,6 +300,7 @@ def step_verify(cfg: ExportConfig) -> list[V.Result]:
     keras_model = load_keras(cfg.out)
     reference = keras_model.predict(ids, batch_size=V.SCORE_BATCH, verbose=0)[:, 0]
     results = _format_results(cfg.out, ids, reference, imdb.test_labels, V.edge_rows(tok))
+    V.check_vocab_fits(results, cfg.out, tok.num_words)
     if not results:
         raise ExportError(f"{cfg.out}: no exported model to verify (run 'python -m export onnx' / 'tflite')")
     mp_results, mp_status = _mediapipe_results(cfg, imdb.test_texts, ids)

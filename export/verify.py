@@ -75,7 +75,7 @@ def compare(name: str, probs: np.ndarray, reference: np.ndarray, labels: np.ndar
 
 def score_file(path: str, ids: np.ndarray, threads: int | None = None) -> np.ndarray:
     """Score ``ids`` ([n, maxlen] int32) with the format's own interpreter -> [n] float32."""
-    from runtime.backends import open_backend
+    from runtime.model import open_backend
 
     backend = open_backend(path, "auto", threads)
     return np.concatenate([backend.run(ids[i:i + SCORE_BATCH]) for i in range(0, len(ids), SCORE_BATCH)]
@@ -85,7 +85,7 @@ def score_file(path: str, ids: np.ndarray, threads: int | None = None) -> np.nda
 def kernel_figures(path: str, ids: np.ndarray, reference: np.ndarray, labels: np.ndarray) -> dict:
     """Which LiteRT kernels produced a .tflite file's figures here; if XNNPACK (CPU-dependent),
     also the figures of the built-in kernels, which ``deterministic=True`` gives on every CPU."""
-    from runtime.backends import open_backend
+    from runtime.model import open_backend
 
     kernels = open_backend(path, "tflite").kernels
     if kernels == "builtin":
@@ -99,7 +99,7 @@ def kernel_figures(path: str, ids: np.ndarray, reference: np.ndarray, labels: np
 
 def check_batch_independence(result: Result, path: str, ids: np.ndarray, probs: np.ndarray) -> None:
     """Score the first rows one at a time; they must match their scores inside a batch."""
-    from runtime.backends import open_backend
+    from runtime.model import open_backend
 
     backend = open_backend(path, "auto")
     rows = min(BATCH_CHECK_ROWS, len(ids))
@@ -121,7 +121,7 @@ def edge_rows(tok) -> tuple[list[str], np.ndarray]:
 
 def edge_backends(path: str) -> list[tuple[str, object]]:
     """Every way the runtime opens ``path``: its default, and LiteRT's built-in kernels for .tflite."""
-    from runtime.backends import open_backend
+    from runtime.model import open_backend
 
     backends = [("default kernels", open_backend(path, "auto"))]
     if path.endswith(".tflite"):
@@ -154,3 +154,23 @@ def _score_one(backend, row: np.ndarray) -> tuple[float | None, str | None]:
     if p.shape != (1,) or not 0.0 <= p[0] <= 1.0:
         return None, f"scored {p.tolist()}, not one probability in [0, 1]"
     return float(p[0]), None
+
+
+def check_vocab_fits(results: list[Result], out: str, num_words: int) -> None:
+    """Every ``.onnx`` model's embedding table (the 2-D initializer a Gather reads) has a row for
+    each of the ``num_words`` vocabulary ids: more words would feed ids past its end. Checked
+    here, once, where ``onnx`` is at hand; the manifest's sha256 then vouches for the pair."""
+    import os
+
+    import onnx
+
+    for result in results:
+        if not result.name.endswith(".onnx"):
+            continue
+        graph = onnx.load(os.path.join(out, result.name), load_external_data=False).graph
+        shapes = {t.name: list(t.dims) for t in graph.initializer}
+        rows = [shapes[n.input[0]][0] for n in graph.node
+                if n.op_type == "Gather" and n.input and len(shapes.get(n.input[0], ())) == 2]
+        if rows and min(rows) < num_words:
+            result.failures.append(f"the embedding table has {min(rows)} rows, fewer than the {num_words} "
+                                   f"words of vocab.txt")

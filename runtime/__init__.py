@@ -1,18 +1,9 @@
-"""TensorFlow-free scoring of raw review text: ``from runtime import Classifier``."""
+"""TensorFlow-free scoring of raw review text: ``from runtime import Classifier``.
+
+Importing it loads numpy and this package only: onnxruntime or LiteRT load when a model opens.
+"""
+from .bundle import Bundle, BundleError
+from .model import Classifier
+from .tokenizer import Tokenizer
 
 __all__ = ["Bundle", "BundleError", "Classifier", "Tokenizer"]
-
-
-def __getattr__(name):
-    # Lazy: importing ``runtime`` or any of its modules loads no inference runtime (onnxruntime,
-    # LiteRT) until a Classifier is made: ``runtime.tokenizer`` (the trainer), ``--help``.
-    if name == "Classifier":
-        from .classifier import Classifier
-        return Classifier
-    if name in ("Bundle", "BundleError"):
-        from . import bundle
-        return getattr(bundle, name)
-    if name == "Tokenizer":
-        from .tokenizer import Tokenizer
-        return Tokenizer
-    raise AttributeError(f"module 'runtime' has no attribute {name!r}")

@@ -4,7 +4,7 @@ with a pool of worker processes (``engine``) or on Spark (``spark``).
 Formats are told by extension (``--input-format``/``--format`` override): INPUT is Parquet (a
 file or a directory of them), CSV, TSV, JSONL or text; OUTPUT is Parquet (the default), CSV,
 TSV or JSONL. Rows, columns and the bad-row rule are those of ``runtime.predict`` (see
-``sources`` and ``sinks``). Errors go through ``runtime.errors.run_cli``; stdout stays empty.
+``records`` and ``output``). Errors go through ``runtime.errors.run_cli``; stdout stays empty.
 """
 from __future__ import annotations
 
@@ -12,11 +12,11 @@ import argparse
 import sys
 from typing import IO, Sequence
 
-from . import engine, quiet
+from . import engine
 from .errors import ArgumentParser, run_cli
-from .options import add_options, keep_list
-from .sinks import Progress, Summary, output_format_of
-from .sources import InputError
+from .model import set_verbose
+from .output import Progress, Summary, output_format_of
+from .records import DEFAULT_MAX_RECORD_BYTES, InputError
 
 DEFAULT_BATCH_SIZE = 4096  # rows per unit of work: ~5 MB of IMDB-sized reviews
 
@@ -53,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true",
                    help="spark engine: replace an OUTPUT directory that is not an earlier Spark output "
                         "(one without _SUCCESS), and everything in it")
-    add_options(p, batch_size=DEFAULT_BATCH_SIZE)
+    engine.add_options(p, batch_size=DEFAULT_BATCH_SIZE)
     return p
 
 
@@ -61,13 +61,15 @@ def score_file(input: str, output: str, *, text_column: str = "text", id_column:
                keep_columns: Sequence[str] = (), model: str | None = None, backend: str = "auto",
                workers: int | None = None, batch_size: int = DEFAULT_BATCH_SIZE,
                input_format: str | None = None, output_format: str | None = None, threshold: float | None = None,
-               max_record_bytes: int = engine.DEFAULT_MAX_RECORD_BYTES, progress: bool = False,
-               stream: IO[str] | None = None, wrap=None, deterministic: bool = False) -> Summary:
+               max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES, progress: bool = False,
+               stream: IO[str] | None = None, deterministic: bool = False) -> Summary:
     """The local engine on one input file into one output file (in input order)."""
-    job = engine.Job((str(input),), str(output), input_format, output_format or output_format_of(str(output)),
-                     (), text_column, id_column, tuple(keep_columns), threshold, batch_size, max_record_bytes,
-                     model=model, backend=backend, threads=1, workers=workers, deterministic=deterministic)
-    return engine.run(job, Progress(stream, enabled=progress), wrap=wrap)
+    job = engine.Job(inputs=(str(input),), output=str(output), input_format=input_format,
+                     output_format=output_format or output_format_of(str(output)), text_column=text_column,
+                     id_column=id_column, keep=tuple(keep_columns), threshold=threshold, batch_size=batch_size,
+                     max_record_bytes=max_record_bytes, model=model, backend=backend, threads=1, workers=workers,
+                     deterministic=deterministic)
+    return engine.run(job, Progress(stream, enabled=progress))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -85,23 +87,23 @@ def _main(argv) -> int:
         raise InputError("--spark-conf takes KEY=VALUE")
     if args.deterministic and args.engine != "local":
         raise InputError("--deterministic is for --engine local")
-    quiet.set_verbose(args.verbose)  # also for the worker processes
+    set_verbose(args.verbose)  # also for the worker processes
     if args.workers is not None and args.engine != "local":
         raise InputError("--workers is for --engine local; give Spark cores with --master 'local[N]'")
-    options = dict(text_column=args.text_column, id_column=args.id_column, keep_columns=keep_list(args.keep_columns),
-                   model=args.model, backend=args.backend, batch_size=args.batch_size,
-                   input_format=args.input_format, output_format=args.format, threshold=args.threshold,
-                   max_record_bytes=args.max_record_bytes,
-                   progress=sys.stderr.isatty() if args.progress is None else args.progress)
-    if args.engine == "spark":
-        from . import spark
-        summary = spark.score_file(args.input, args.output, master=args.master or spark.DEFAULT_MASTER,
-                                   debug=args.debug, conf=dict(c.split("=", 1) for c in args.spark_conf),
-                                   overwrite=args.overwrite,
-                                   **options)
+    progress = Progress(sys.stderr, enabled=sys.stderr.isatty() if args.progress is None else args.progress)
+    if args.engine == "local":
+        job = engine.Job.from_args(args, inputs=(args.input,), output=args.output, threads=1,
+                                   output_format=args.format or output_format_of(args.output))
+        summary = engine.run(job, progress)
     else:
-        summary = score_file(args.input, args.output, workers=args.workers, deterministic=args.deterministic,
-                             **options)
+        from . import spark
+        summary = spark.score_file(args.input, args.output, text_column=args.text_column, id_column=args.id_column,
+                                   keep_columns=engine.keep_list(args.keep_columns), model=args.model,
+                                   backend=args.backend, batch_size=args.batch_size, input_format=args.input_format,
+                                   output_format=args.format, threshold=args.threshold,
+                                   max_record_bytes=args.max_record_bytes, master=args.master or spark.DEFAULT_MASTER,
+                                   progress=progress.enabled, debug=args.debug, overwrite=args.overwrite,
+                                   conf=dict(c.split("=", 1) for c in args.spark_conf))
     print(summary, file=sys.stderr)
     return 0
 

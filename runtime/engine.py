@@ -1,34 +1,52 @@
-"""The local engine of ``runtime.predict`` and ``runtime.batch``: sources -> score -> sink.
+"""The local engine of ``runtime.predict`` and ``runtime.batch``: a ``Job`` -> records -> score -> output.
 
-Inputs are cut into pieces in input order (``sources``); each piece is read, scored and
-encoded by ``score_piece`` -- in this process, or in a ``WorkerPool`` whose workers each hold
-a ``Classifier`` on one thread -- and the chunks are written in input order (``sinks``) while
-at most ``2 x workers`` pieces are in flight, so memory stays flat. The same function makes
-every chunk either way, so the output of N workers is byte-identical to one process.
+A ``Job`` holds every option of one run and checks them when it is made, before anything is
+read, loaded or written. Its inputs are cut into pieces in input order (``records``); each piece
+is read, scored and encoded by ``score_piece`` -- in this process, or in a ``WorkerPool`` whose
+workers each hold a ``Classifier`` on one thread -- and the chunks are written in input order
+(``output``) while at most ``2 x workers`` pieces are in flight, so memory stays flat. The same
+function makes every chunk either way, so the output of N workers is byte-identical to one process.
+
+Workers never outlive the parent, however it ends: each holds the read end of a pipe whose only
+write end is the parent's, and exits when it reads end-of-file (the parent died or left the
+``with`` block on an error); on Linux the kernel also kills it the moment the parent dies
+(``PR_SET_PDEATHSIG``; strictly, when the parent *thread* that started it ends: use a pool
+from the thread that will also close it). With the workers gone, multiprocessing's resource
+tracker (which they hold open too) exits as well.
 """
 from __future__ import annotations
 
+import argparse
+import ctypes
 import dataclasses
+import multiprocessing
 import os
+import signal
+import sys
+import threading
 import time
+from collections import deque
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import IO, Iterator, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
-from .errors import check_int
-from .parquet import ParquetSource
-from .pool import WorkerPool, default_workers
-from .sinks import CSV, OUTPUT_FORMATS, PARQUET, RESERVED, Chunk, Layout, Progress, Summary, check_output, \
-    open_sink
-from .sources import (DEFAULT_MAX_RECORD_BYTES, INPUT_FORMATS, STDIN, TEXT, TSV, CsvSource,
-                      InputError, LineSource, Source, Spec, canonical, check_input, format_of, text_pieces)
+from .errors import Failure, check_int
+from .model import ModelRef
+from .output import Chunk, Layout, Progress, Summary, check_output, open_sink
+from .records import (ALIASES, CSV, DEFAULT_MAX_RECORD_BYTES, INPUT_FORMATS, OUTPUT_FORMATS, PARQUET, STDIN, TEXT,
+                      InputError, Spec, canonical, check_input, check_names, format_of, open_source, pyarrow,
+                      text_pieces)
 
-DEFAULT_CLASSIFIER_BATCH = 256  # texts per model call
+AUTO_WORKERS_MIN_BYTES = 4 << 20  # ~4,000 reviews: below that, starting workers costs more than it saves
 
 
-@dataclass(frozen=True)
+# -- the options of a run -------------------------------------------------------------------
+@dataclass(frozen=True, kw_only=True)
 class Job:
-    """One scoring run; ``check`` refuses bad options before anything is read or loaded."""
+    """One scoring run, checked when made: options, paths and names (the inputs' columns are
+    checked when their sources open)."""
     inputs: tuple[str, ...]
     output: str | None = None  # None or "-": stdout
     input_format: str | None = None  # None: each input's extension
@@ -47,61 +65,94 @@ class Job:
     workers: int | None = None  # None: default_workers(input size)
     deterministic: bool = False  # TFLite built-in kernels only (the same int8 scores on every CPU)
 
+    @classmethod
+    def from_args(cls, args: argparse.Namespace, **fields) -> "Job":
+        """A job of the options ``add_options`` defines, and ``fields``."""
+        return cls(**{"input_format": args.input_format, "text_column": args.text_column, "id_column": args.id_column,
+                      "keep": keep_list(args.keep_columns), "threshold": args.threshold,
+                      "batch_size": args.batch_size, "max_record_bytes": args.max_record_bytes, "model": args.model,
+                      "backend": args.backend, "workers": getattr(args, "workers", None),
+                      "deterministic": args.deterministic, **fields})
+
+    def __post_init__(self) -> None:
+        self._check_options()
+        for path in self.inputs:
+            if path != STDIN:
+                check_input(path)
+                if os.path.isdir(path) and canonical(self.format_of(path)) != PARQUET:
+                    raise InputError(f"{path}: is a directory (only Parquet input may be one)")
+        formats = lambda: {canonical(self.input_format)} if self.input_format else set(map(format_of, self.inputs))  # noqa: E731
+        if (self.id_column is not None or self.keep) and TEXT in formats():
+            raise InputError("plain text has no columns: --id-column and --keep-columns need "
+                             "Parquet, CSV, TSV or JSONL input")
+        check_names(None, None, self.text_column, self.id_column, self.keep)
+        check_output(self.output, self.inputs)
+
+    def _check_options(self) -> None:
+        check_int("--batch-size", self.batch_size, error=InputError)
+        check_int("--max-record-bytes", self.max_record_bytes, error=InputError)
+        for value, what in ((self.workers, "--workers"), (self.threads, "--threads")):
+            if value is not None:
+                check_int(what, value, error=InputError)
+        if self.threshold is not None and not 0.0 <= self.threshold <= 1.0:  # also refuses nan
+            raise InputError(f"--threshold must be between 0 and 1, got {self.threshold}")
+        if self.input_format is not None:
+            canonical(self.input_format, INPUT_FORMATS)
+        canonical(self.output_format, OUTPUT_FORMATS)
+        if list(self.inputs).count(STDIN) > 1:
+            raise InputError("'-' (stdin) given more than once")
+
     def format_of(self, path: str) -> str:
-        return self.input_format or format_of(path)
+        return canonical(self.input_format) if self.input_format else format_of(path)
+
+    @property
+    def spec(self) -> Spec:
+        return Spec(self.text_column, self.id_column, self.keep, self.max_record_bytes, self.skip_blank)
 
 
-def open_source(path: str, fmt: str, spec: Spec, id_column: str | None, keep: Sequence[str], batch_size: int,
-                stdin: IO[bytes] | None = None) -> Source:
-    """The source for one input; its columns are checked here, before any work."""
-    cls = ParquetSource if fmt == PARQUET else CsvSource if fmt in (CSV, TSV) else LineSource
-    return cls(path, fmt, spec, id_column, keep, batch_size, stdin)
+def add_options(p: argparse.ArgumentParser, batch_size: int) -> None:
+    """The options ``runtime.predict`` and ``runtime.batch`` share: same names, same meaning."""
+    p.add_argument("--input-format", choices=INPUT_FORMATS + tuple(ALIASES), metavar="FORMAT",
+                   help=f"one of {', '.join(INPUT_FORMATS)} ('lines' = text)")
+    p.add_argument("--format", choices=OUTPUT_FORMATS, help=f"output format: {', '.join(OUTPUT_FORMATS)}")
+    p.add_argument("--text-column", "--text-field", dest="text_column", default="text", metavar="NAME",
+                   help="review column/field (default: text)")
+    p.add_argument("--id-column", "--id-field", dest="id_column", metavar="NAME",
+                   help="column/field written as the row key instead of the 'row' number")
+    p.add_argument("--keep-columns", default="", metavar="A,B", help="more columns copied to the output")
+    p.add_argument("--model", metavar="PATH", help="bundle directory or a model file in one (default: bundled model)")
+    p.add_argument("--backend", choices=("auto", "onnx", "tflite"), default="auto",
+                   help="inference runtime (default: auto, from the model file)")
+    p.add_argument("--threshold", type=float, help="probability at or above which a review is positive "
+                                                   "(default: the model's)")
+    p.add_argument("--batch-size", type=int, default=batch_size, metavar="N",
+                   help=f"rows per unit of work (default: {batch_size})")
+    p.add_argument("--max-record-bytes", type=int, default=DEFAULT_MAX_RECORD_BYTES, metavar="N",
+                   help=f"longest record (line, CSV record) accepted (default: {DEFAULT_MAX_RECORD_BYTES})")
+    p.add_argument("--workers", type=int, metavar="N", help="scoring processes (default: all cores for "
+                                                            "inputs over 4 MiB, else 1); output order is kept")
+    p.add_argument("--deterministic", action="store_true",
+                   help="TFLite on its built-in kernels only: int8 scores identical on every CPU "
+                        "(x86, ARM, TFLite Micro); implies --backend tflite unless given")
+    p.add_argument("--verbose", action="store_true",
+                   help="let the inference libraries' own messages through to stderr")
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                   help="progress on stderr: a status line on a terminal, plain lines elsewhere "
+                        "(default: when stderr is a terminal)")
 
 
-def check(job: Job) -> None:
-    """Options, paths and names; the inputs' columns are checked when their sources open."""
-    _check_options(job)
-    for path in job.inputs:
-        if path != STDIN:
-            check_input(path)
-            if os.path.isdir(path) and canonical(job.format_of(path)) != PARQUET:
-                raise InputError(f"{path}: is a directory (only Parquet input may be one)")
-    _check_names(job)
-    check_output(job.output, job.inputs)
+def keep_list(text: str) -> tuple[str, ...]:
+    names = [n.strip() for n in text.split(",")] if text.strip() else []
+    if any(not n for n in names):
+        raise InputError(f"--keep-columns {text!r} has an empty name")
+    return tuple(names)
 
 
-def _check_options(job: Job) -> None:
-    check_int("--batch-size", job.batch_size, error=InputError)
-    check_int("--max-record-bytes", job.max_record_bytes, error=InputError)
-    for value, what in ((job.workers, "--workers"), (job.threads, "--threads")):
-        if value is not None:
-            check_int(what, value, error=InputError)
-    if job.threshold is not None and not 0.0 <= job.threshold <= 1.0:  # also refuses nan
-        raise InputError(f"--threshold must be between 0 and 1, got {job.threshold}")
-    if job.input_format is not None:
-        canonical(job.input_format, INPUT_FORMATS)
-    canonical(job.output_format, OUTPUT_FORMATS)
-    if list(job.inputs).count(STDIN) > 1:
-        raise InputError("'-' (stdin) given more than once")
-
-
-def _check_names(job: Job) -> None:
-    names = ([job.id_column] if job.id_column is not None else []) + list(job.keep)
-    if names and (job.input_format in (TEXT, "lines") or any(job.format_of(p) == TEXT for p in job.inputs)):
-        raise InputError("plain text has no columns: --id-column and --keep-columns need "
-                         "Parquet, CSV, TSV or JSONL input")
-    for name in names:
-        if name in RESERVED:
-            raise InputError(f"column {name!r} clashes with the output column of that name")
-    dupes = sorted({n for n in names if names.count(n) > 1})
-    if dupes:
-        raise InputError(f"column {dupes[0]!r} is asked for twice (--id-column / --keep-columns)")
-
-
+# -- a run ----------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Task:
     """One unit of work for ``score_piece`` (picklable)."""
-    piece: object  # sources.TextPiece | sources.LinePiece | parquet.RowGroup
+    piece: object  # records.TextPiece | records.LinePiece | records.RowGroup
     spec: Spec
     layout: Layout
 
@@ -109,50 +160,31 @@ class Task:
 def score_piece(clf, task: Task) -> Chunk:
     """Read, score and encode one piece: the same in a worker and in this process."""
     chunks = [task.layout.encode(rows, clf.predict(rows.texts)) for rows in task.piece.read(task.spec)]
-    return merge(chunks, task.layout)
-
-
-def merge(chunks: list[Chunk], layout: Layout) -> Chunk:
     if len(chunks) == 1:
         return chunks[0]
-    if layout.format == PARQUET:
-        from .parquet import pyarrow
-        pa = pyarrow()
-        data = pa.concat_tables([c.data for c in chunks]) if chunks else layout.schema().empty_table()
+    if task.layout.format == PARQUET:
+        data = pyarrow().concat_tables([c.data for c in chunks]) if chunks else task.layout.schema().empty_table()
     else:
         data = "".join(c.data for c in chunks)
     return Chunk(data, *(sum(getattr(c, f) for c in chunks) for f in ("rows", "positive", "bad")))
 
 
-def load_classifier(job: Job):
-    from .classifier import Classifier  # loads onnxruntime: not needed for --help or bad options
+def run(job: Job, progress: Progress | None = None) -> Summary:
+    """Score ``job`` into its output."""
+    from .model import Classifier  # loads onnxruntime: not needed for --help or bad options
 
-    return Classifier.load(job.model, backend=job.backend, threads=job.threads,
-                           batch_size=min(job.batch_size, DEFAULT_CLASSIFIER_BATCH), deterministic=job.deterministic)
-
-
-def run(job: Job, progress: Progress | None = None, stdin: IO[bytes] | None = None, clf=None,
-        wrap=None) -> Summary:
-    """Score ``job`` into its output. ``wrap(fn)`` replaces the worker function (tests inject faults)."""
-    check(job)
-    spec = Spec(job.text_column, tuple(dict.fromkeys(([job.id_column] if job.id_column else []) + list(job.keep))),
-                job.max_record_bytes, job.skip_blank)
-    sources = [open_source(p, canonical(job.format_of(p)), spec, job.id_column, job.keep, job.batch_size, stdin)
-               for p in job.inputs]  # every input's columns, before the model loads
-    types = next((s.types for s in sources if hasattr(s, "types")), None)
-    clf = clf or load_classifier(job)
+    spec = job.spec
+    sources = [open_source(p, job.format_of(p), spec, job.batch_size) for p in job.inputs]  # columns: now
+    types = next((s.types for s in sources if s.types is not None), None)
+    clf = Classifier.load(job.model, backend=job.backend, threads=job.threads, deterministic=job.deterministic)
     threshold = clf.threshold if job.threshold is None else job.threshold
     layout = Layout(canonical(job.output_format, OUTPUT_FORMATS), tuple(clf.labels), threshold, job.id_column,
                     job.keep, len(job.inputs) + bool(job.texts) > 1, types)
     summary, start = Summary(output=job.output), time.perf_counter()
     tasks = _tasks(job, spec, sources, layout)
-    fn = wrap(score_piece) if wrap else score_piece
-    with open_sink(job.output, layout) as sink, _pool(job, clf) as pool:
-        if pool is None:
-            results = (fn(clf, task) for task in tasks)
-        else:
-            results = (chunk for _, chunk in pool.map(fn, ((None, task) for task in tasks)))
-        for chunk in results:
+    workers = job.workers or default_workers(input_bytes(job.inputs))
+    with open_sink(job.output, layout) as sink, _scored(workers, clf.ref(job.threads or 1), clf, tasks) as chunks:
+        for chunk in chunks:
             sink.write(chunk)
             summary.add(chunk)
             if progress is not None:
@@ -167,9 +199,21 @@ def _tasks(job: Job, spec: Spec, sources: list, layout: Layout) -> Iterator[Task
     for piece in text_pieces(job.texts, job.batch_size):
         yield Task(piece, spec, layout)
     for source in sources:
-        typed = dataclasses.replace(spec, types=getattr(source, "types", None))
+        typed = dataclasses.replace(spec, types=source.types)
         for piece in source.pieces():
             yield Task(piece, typed, layout)
+
+
+@contextmanager
+def _scored(workers: int, ref: ModelRef, clf, tasks: Iterator[Task]) -> Iterator[Iterator[Chunk]]:
+    """The chunks of ``tasks`` in order: here, or by workers that load exactly the model the
+    parent resolved (and verified), on one thread each. ``score_piece`` is looked up now: tests
+    replace it (tests/runtime/faults.py)."""
+    if workers == 1:
+        yield (score_piece(clf, task) for task in tasks)
+        return
+    with WorkerPool(workers, ref) as pool:
+        yield pool.map(score_piece, tasks)
 
 
 def input_bytes(paths: Sequence[str]) -> int | None:
@@ -185,13 +229,120 @@ def input_bytes(paths: Sequence[str]) -> int | None:
     return total
 
 
-@contextmanager
-def _pool(job: Job, clf) -> Iterator[WorkerPool | None]:
-    """Workers load exactly the model the parent resolved (and verified); one thread each."""
-    workers = job.workers or default_workers(input_bytes(job.inputs))
-    if workers == 1:
-        yield None
+# -- the worker pool ------------------------------------------------------------------------
+class WorkerError(Failure, RuntimeError):
+    """A worker process died (killed, out of memory) or could not load the model."""
+
+
+def cpu_count() -> int:
+    """Cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
+def default_workers(input_bytes: int | None) -> int:
+    """All cores for large inputs, one process otherwise (``None``: size unknown, e.g. stdin)."""
+    if input_bytes is None or input_bytes < AUTO_WORKERS_MIN_BYTES:
+        return 1
+    return cpu_count()
+
+
+_worker_clf = None  # the Classifier of this worker process
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+EXIT_ORPHANED = 70  # a worker's exit code when its parent is gone
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    """Linux: SIGKILL this process when its parent dies (set in the child, then checked:
+    a parent that died before the call would otherwise go unnoticed)."""
+    if not sys.platform.startswith("linux"):
         return
-    with WorkerPool(workers, clf.bundle.root, clf.backend_name, clf.model, threads=job.threads or 1,
-                    batch_size=clf.batch_size, deterministic=clf.deterministic) as pool:
-        yield pool
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):  # no usable libc: the pipe below still ends us
+        pass
+    if os.getppid() != parent_pid:
+        os._exit(EXIT_ORPHANED)
+
+
+def _exit_on_eof(lifeline) -> None:
+    """Block until the parent's end of ``lifeline`` is closed, then end this process at once."""
+    try:
+        lifeline.recv_bytes()
+    except (EOFError, OSError):
+        pass
+    os._exit(EXIT_ORPHANED)
+
+
+def _load(ref: ModelRef, parent_pid: int, lifeline) -> None:
+    global _worker_clf
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    _die_with_parent(parent_pid)
+    threading.Thread(target=_exit_on_eof, args=(lifeline,), name="lifeline", daemon=True).start()
+    _worker_clf = ref.load()
+
+
+def _call(fn, arg):
+    return fn(_worker_clf, arg)
+
+
+class WorkerPool:
+    """``with WorkerPool(2, ModelRef(bundle)) as pool: for result in pool.map(fn, items): ...``"""
+
+    def __init__(self, workers: int, ref: ModelRef | None = None):
+        check_int("workers", workers, error=ValueError)
+        ref = ref or ModelRef()
+        # spawn: a fresh interpreter per worker, no onnxruntime thread state copied by fork.
+        context = multiprocessing.get_context("spawn")
+        # The lifeline's write end stays in this process only (spawned children inherit no fds
+        # but those passed to them): closing it, or dying, tells every worker to exit.
+        lifeline, self._lifeline = context.Pipe(duplex=False)
+        self._executor = ProcessPoolExecutor(workers, mp_context=context, initializer=_load,
+                                             initargs=(ref, os.getpid(), lifeline))
+        self.window = 2 * workers  # items in flight: every worker busy, one more queued each
+
+    def map(self, fn: Callable, items: Iterable) -> Iterator:
+        """``fn(classifier, item)`` in the workers for each item; the results in order.
+
+        ``fn`` must be picklable (a module-level function is pickled by name).
+        """
+        pending: deque = deque()
+        try:
+            for item in items:
+                pending.append(self._executor.submit(_call, fn, item))
+                if len(pending) >= self.window:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+        except BrokenProcessPool:
+            raise WorkerError("a worker process died (killed, out of memory, or the model failed "
+                              "to load in it)") from None
+        finally:
+            for future in pending:
+                future.cancel()
+
+    def close(self, abort: bool = False) -> None:
+        """Wait for the workers to finish and exit; ``abort``: end them now (an error, Ctrl-C,
+        SIGTERM), without waiting for the batches they are scoring."""
+        if abort:
+            self._lifeline.close()
+            # A worker that dies while sending a result leaves half a message in the result pipe;
+            # the executor's thread then waits for the rest for as long as a write end is open,
+            # and this process holds one. Closing it turns that wait into end-of-file once the
+            # workers are gone (CPython's ProcessPoolExecutor keeps the queue in _result_queue).
+            queue = getattr(self._executor, "_result_queue", None)
+            writer = getattr(queue, "_writer", None)
+            if writer is not None:
+                writer.close()
+        self._executor.shutdown(wait=True, cancel_futures=True)
+        self._lifeline.close()
+
+    def __enter__(self) -> "WorkerPool":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self.close(abort=exc_type is not None)

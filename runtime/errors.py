@@ -96,14 +96,12 @@ def _hard_exit() -> None:
         os._exit(EXIT_TERMINATED)
 
 
-def one_line(e: BaseException) -> str:
-    """An exception as one short line: its first non-blank line, else its type's name.
-
-    For messages we did not write (a library's multi-line error, a JVM stack trace)."""
-    for line in str(e).splitlines():
-        if line.strip():
-            return line.strip()
-    return type(e).__name__
+def one_line(e: BaseException | str, limit: int = 0) -> str:
+    """An exception (or text) as one short line: its first non-blank line, else its type's name;
+    cut to ``limit`` characters if given. For messages we did not write (a library's multi-line
+    error, a JVM stack trace)."""
+    line = next((line.strip() for line in str(e).splitlines() if line.strip()), type(e).__name__)
+    return line if not limit or len(line) <= limit else line[:limit - 3] + "..."
 
 
 def check_int(name: str, value, minimum: int = 1, error: type[Exception] = UserError) -> int:

@@ -209,28 +209,29 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
 def redirected(target: int, fds: tuple[int, ...] = (2,)) -> Iterator[None]:
     """Point the process-wide descriptors ``fds`` at the open descriptor ``target`` inside the
     block, and back afterwards. Native code (C++, the JVM) writes to fd 2 directly, so this is
-    the only way to keep its lines out of our stderr; ``sys.stderr``'s buffer is flushed first."""
-    import sys
-
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except (AttributeError, ValueError, OSError):  # None, closed or broken
-            pass
+    the only way to keep its lines out of our stderr; Python's buffers of those fds are flushed
+    first and last, so that its own text lands where it was written."""
     saved = [os.dup(fd) for fd in fds]
     try:
+        _flush(fds)
         for fd in fds:
             os.dup2(target, fd)
         yield
     finally:
-        for stream in (sys.stdout, sys.stderr):
-            try:
-                stream.flush()
-            except (AttributeError, ValueError, OSError):
-                pass
+        _flush(fds)
         for fd, copy in zip(fds, saved):
             os.dup2(copy, fd)
             os.close(copy)
+
+
+def _flush(fds: tuple[int, ...]) -> None:
+    import sys
+
+    for stream in (sys.stdout if 1 in fds else None, sys.stderr if 2 in fds else None):
+        try:
+            stream.flush()
+        except Exception:  # None, closed (errors._ClosedStream) or broken: nothing to keep apart
+            pass
 
 
 def sha256_file(path: str | os.PathLike) -> str:

@@ -1,6 +1,6 @@
 """``python -m runtime.predict``: score raw reviews from files, stdin or the command line.
 
-A thin composition: options -> ``engine.Job`` -> ``engine.run`` (sources -> score -> sink),
+A thin front end: options -> ``engine.Job`` -> ``engine.run`` (records -> score -> output),
 streaming to stdout by default. Errors go through ``runtime.errors.run_cli``: one ``Error:``
 line on stderr; stdout carries data only.
 """
@@ -9,11 +9,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import engine, quiet
+from . import engine
 from .errors import ArgumentParser, run_cli
-from .options import add_options, keep_list
-from .sinks import Progress
-from .sources import STDIN
+from .model import set_verbose
+from .output import Progress
+from .records import STDIN
 
 EXAMPLES = """\
 examples:
@@ -45,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", "-o", metavar="FILE", help="write here instead of stdout (replaced only on success)")
     p.add_argument("--threads", type=int, help="inference threads per process (default: the runtime's "
                                                "choice; 1 with --workers)")
-    add_options(p, batch_size=256)
+    engine.add_options(p, batch_size=256)
     return p
 
 
@@ -57,17 +57,14 @@ def main(argv: list[str] | None = None) -> int:
 def _main(argv, progress: Progress) -> int:
     args = build_parser().parse_args(argv)
     files = args.files or ([] if args.text else [STDIN])
-    job = engine.Job(tuple(files), args.output, args.input_format or "text", args.format or "csv",
-                     tuple(args.text), args.text_column, args.id_column, keep_list(args.keep_columns),
-                     args.threshold, args.batch_size, args.max_record_bytes, args.skip_blank, args.model,
-                     args.backend, args.threads, args.workers, args.deterministic)
-    quiet.set_verbose(args.verbose)  # also for the worker processes
-    engine.check(job)  # before the model loads or anything is written
+    set_verbose(args.verbose)  # also for the worker processes
+    job = engine.Job.from_args(args, inputs=tuple(files), output=args.output,
+                               input_format=args.input_format or "text", output_format=args.format or "csv",
+                               texts=tuple(args.text), skip_blank=args.skip_blank, threads=args.threads)
     progress.enabled = args.progress if args.progress is not None else bool(files) and sys.stderr.isatty()
     if STDIN in files and sys.stdin.isatty():
         print("reading reviews from the terminal, one per line; end with Ctrl-D", file=sys.stderr)
-    summary = engine.run(job, progress)
-    print(summary, file=sys.stderr)
+    print(engine.run(job, progress), file=sys.stderr)
     return 0
 
 

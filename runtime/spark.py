@@ -21,7 +21,7 @@ into place on success; a URI OUTPUT is replaced by Spark (``overwrite``).
 from __future__ import annotations
 
 import atexit
-import hashlib
+import dataclasses
 import os
 import re
 import shutil
@@ -35,13 +35,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import IO, Iterator, Sequence
 
-from . import engine
-from .errors import Failure, Terminated, require, start_term_watchdog
-from .files import temp_output
-from .pool import WorkerError
-from .sinks import CSV, PARQUET, RESERVED, ROW, TSV, Layout, Progress, Summary, output_format_of
-from .sources import (JSONL, MISSING, TEXT, InputError, Rows, Spec, canonical, decode, format_of, judge,
-                      parse_object, too_long)
+from .engine import Job, WorkerError
+from .errors import Failure, Terminated, one_line, require, start_term_watchdog
+from .bundle import MANIFEST
+from .files import redirected, sha256_file, temp_output
+from .model import ModelRef
+from .output import Layout, Progress, Summary, check_output, output_format_of
+from .records import (CSV, DATAFRAME_OPTIONS, DEFAULT_MAX_RECORD_BYTES, OUTPUT_FORMATS, PARQUET, ROW, TEXT, TSV,
+                      InputError, Rows, Spec, canonical, check_names, decode_lines, format_of, jsonl_rows,
+                      nul_message, open_source, rows_of_values)
 
 DEFAULT_MASTER = "local[2]"
 _OFFSET_BITS = 33  # monotonically_increasing_id(): partition index << 33 | position in partition
@@ -70,9 +72,7 @@ def local_path(path: str) -> str | None:
 @dataclass(frozen=True)
 class Work:
     """Everything a Python worker needs (shipped in the ``mapInArrow`` closure)."""
-    archive: str  # SparkFiles name of the zipped bundle
-    model: str
-    backend: str
+    model: ModelRef  # its path: the SparkFiles name of the zipped bundle
     layout: Layout
     spec: Spec
     mode: str  # column (a typed column) | csv (a CSV/TSV column) | text | jsonl (raw lines)
@@ -89,12 +89,9 @@ _CLASSIFIERS: dict = {}  # one Classifier per Python worker process and model
 def _classifier(work: Work):
     from pyspark import SparkFiles
 
-    from .classifier import Classifier
-
-    key = (SparkFiles.get(work.archive), work.model, work.backend)
-    if key not in _CLASSIFIERS:
-        _CLASSIFIERS[key] = Classifier.load(key[0], backend=work.backend, model=work.model, threads=1)
-    return _CLASSIFIERS[key]
+    if work.model not in _CLASSIFIERS:
+        _CLASSIFIERS[work.model] = dataclasses.replace(work.model, path=SparkFiles.get(work.model.path)).load()
+    return _CLASSIFIERS[work.model]
 
 
 def score_batches(batches, work: Work):
@@ -118,35 +115,18 @@ def score_batches(batches, work: Work):
 
 
 def _rows(batch, work: Work) -> Rows:
-    numbers = _row_numbers(batch, work)
+    """The rows of one Arrow batch, by the local engine's rules (``records``)."""
+    numbers, spec = _row_numbers(batch, work), work.spec
     values = batch.column(work.text).to_pylist()
     if work.mode in ("column", CSV):
-        kept = {c: batch.column(c) for c in work.spec.columns}
         for value, number in zip(values, numbers if work.mode == CSV else ()):
             if isinstance(value, str) and "\0" in value:  # the NUL rule of the text formats
-                where = f"row {number}" if number else "a row"
-                raise InputError(f"{work.name}: {where}: NUL byte: binary input is not supported")
-        judged = [judge(v, work.spec.text_column) for v in values]
-        return Rows(work.name, numbers, [t for t, _ in judged], [e for _, e in judged], kept)
-    cap = work.spec.max_record_bytes
-    for raw, number in zip(values, numbers):
-        if len(raw) > cap:
-            raise too_long(work.name, number, cap)
-    lines = [decode(raw, work.name, n) for raw, n in zip(values, numbers)]
+                raise InputError(nul_message(work.name, number))
+        return rows_of_values(work.name, numbers, values, {c: batch.column(c) for c in spec.columns}, spec)
+    lines = [decode_lines(raw + b"\n", work.name, n - 1, spec.max_record_bytes)[0] for raw, n in zip(values, numbers)]
     if work.mode == TEXT:
-        judged = [judge(v) for v in lines]
-        return Rows(work.name, numbers, [t for t, _ in judged], [e for _, e in judged])
-    kept, keys, texts, errors = {c: [] for c in work.spec.columns}, [], [], []
-    for line, number in zip(lines, numbers):
-        if line.strip():
-            obj = parse_object(line, work.name, number)
-            text, error = judge(obj.get(work.spec.text_column, MISSING), work.spec.text_column)
-            keys.append(number)
-            texts.append(text)
-            errors.append(error)
-            for c in work.spec.columns:
-                kept[c].append(obj.get(c))
-    return Rows(work.name, keys, texts, errors, kept)
+        return rows_of_values(work.name, numbers, lines, {}, spec)
+    return jsonl_rows(work.name, lines, numbers, spec)
 
 
 def _row_numbers(batch, work: Work) -> list[int]:
@@ -175,14 +155,11 @@ def _file_key(uri: str) -> str:
 _SHIPPED: dict = {}  # (application id, manifest digest) -> archive name
 
 
-def _ship_bundle(spark, bundle) -> str:
+def _ship_bundle(spark, clf) -> ModelRef:
     """Zip the bundle (manifest + the files it lists) in a fresh private temp dir, add it to the
-    SparkContext (once per application); its SparkFiles name."""
-    from .bundle import MANIFEST
-
-    with open(bundle.path(MANIFEST), "rb") as f:
-        digest = hashlib.sha256(f.read()).hexdigest()[:16]  # the manifest pins every file's sha256
-    sc = spark.sparkContext
+    SparkContext (once per application); the model in it, on one thread per task."""
+    bundle, sc = clf.bundle, spark.sparkContext
+    digest = sha256_file(bundle.path(MANIFEST))[:16]  # the manifest pins every file's sha256
     key = (sc.applicationId, digest)
     if key not in _SHIPPED:
         folder = tempfile.mkdtemp(prefix="reviewkit-spark-")  # 0700, never a shared name
@@ -193,12 +170,12 @@ def _ship_bundle(spark, bundle) -> str:
                 z.write(bundle.path(member), member)
         sc.addArchive(os.path.join(folder, name))
         _SHIPPED[key] = name
-    return _SHIPPED[key]
+    return dataclasses.replace(clf.ref(threads=1), path=_SHIPPED[key])
 
 
 def _load(model: str | None, backend: str):
     """The Classifier on the driver: checks the bundle before any Spark job starts."""
-    from .classifier import Classifier
+    from .model import Classifier
     return Classifier.load(model, backend=backend, threads=1)
 
 
@@ -237,31 +214,17 @@ def score_dataframe(df, text_col: str = "text", id_col: str | None = None, model
     from pyspark.sql import types as T
 
     keep = tuple(keep_columns)
-    _check_names(df.columns, text_col, id_col, keep, "text_col", "id_col / keep_columns")
+    check_names(None, df.columns, text_col, id_col, keep, options=DATAFRAME_OPTIONS)
     text_type = df.schema[text_col].dataType
     if not isinstance(text_type, (T.StringType, T.NullType)):
         raise InputError(f"column {text_col!r} is {text_type.simpleString()}, not text")
     clf = _load(model, backend)
-    spec = Spec(text_col, tuple(dict.fromkeys(([id_col] if id_col else []) + list(keep))))
+    spec = Spec(text_col, id_col, keep)
     layout = Layout(PARQUET, tuple(clf.labels), clf.threshold, id_col, keep,
                     types=_arrow_types(df.schema, spec.columns))
-    work = Work(_ship_bundle(df.sparkSession, clf.bundle), clf.model, clf.backend_name, layout, spec, "column",
-                "dataframe", text_col)
+    work = Work(_ship_bundle(df.sparkSession, clf), layout, spec, "column", "dataframe", text_col)
     scored = _apply(df.select(*dict.fromkeys([text_col, *spec.columns])), work)
     return scored if id_col is not None else scored.drop(ROW)
-
-
-def _check_names(columns: Sequence[str], text: str, id_col: str | None, keep: Sequence[str],
-                 text_what: str = "--text-column", other: str = "--id-column / --keep-columns") -> None:
-    named = ([id_col] if id_col else []) + list(keep)
-    for col, what in [(text, text_what)] + [(c, other) for c in named]:
-        if col not in columns:
-            raise InputError(f"no column {col!r} ({what}); columns: {', '.join(columns)}")
-    for col in named:
-        if col in RESERVED:
-            raise InputError(f"column {col!r} clashes with the output column of that name")
-    if len(set(named)) != len(named):
-        raise InputError(f"a column is asked for twice ({other})")
 
 
 # -- sessions ---------------------------------------------------------------------------------
@@ -297,26 +260,19 @@ def _jvm_output(path: str | None) -> Iterator[None]:
     if path is None:
         yield
         return
-    sys.stdout.flush()
-    sys.stderr.flush()
-    saved = os.dup(1), os.dup(2)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     try:
-        os.dup2(fd, 1)
-        os.dup2(fd, 2)
-        yield
+        with redirected(fd, (1, 2)):
+            yield
     finally:
-        os.dup2(saved[0], 1)
-        os.dup2(saved[1], 2)
-        for f in (fd, *saved):
-            os.close(f)
+        os.close(fd)
 
 
 # -- the CLI engine ---------------------------------------------------------------------------
 def score_file(input: str, output: str, *, text_column: str = "text", id_column: str | None = None,
                keep_columns: Sequence[str] = (), model: str | None = None, backend: str = "auto",
                batch_size: int = 4096, input_format: str | None = None, output_format: str | None = None,
-               threshold: float | None = None, max_record_bytes: int = engine.DEFAULT_MAX_RECORD_BYTES,
+               threshold: float | None = None, max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
                master: str = DEFAULT_MASTER, spark=None, progress: bool = False, stream: IO[str] | None = None,
                debug: bool = False, conf: dict | None = None, overwrite: bool = False) -> Summary:
     """``python -m runtime.batch --engine spark``: INPUT scored into the directory OUTPUT.
@@ -329,23 +285,24 @@ def score_file(input: str, output: str, *, text_column: str = "text", id_column:
     pyspark()
     input, output = os.fspath(input), os.fspath(output)
     fmt = canonical(input_format or _format_of(input))
-    out_fmt = canonical(output_format or output_format_of(output), (CSV, TSV, JSONL, PARQUET))
+    out_fmt = canonical(output_format or output_format_of(output), OUTPUT_FORMATS)
     keep, local = tuple(keep_columns), local_path(input)
-    job = engine.Job((local,) if local else (), None, fmt, out_fmt, (), text_column, id_column, keep,
-                     threshold, batch_size, max_record_bytes)
-    engine.check(job)  # options, names and a local INPUT's columns: before Spark or the model starts
-    _check_output(input, output, overwrite)
-    spec = Spec(text_column, tuple(dict.fromkeys(([id_column] if id_column else []) + list(keep))), max_record_bytes)
-    source = engine.open_source(local, fmt, spec, id_column, keep, batch_size) if local else None
+    job = Job(inputs=(local,) if local else (), input_format=fmt, output_format=out_fmt, text_column=text_column,
+              id_column=id_column, keep=keep, threshold=threshold, batch_size=batch_size,
+              max_record_bytes=max_record_bytes)  # options, names, a local INPUT: before Spark or the model starts
+    if local_path(output) is not None:
+        check_output(local_path(output), [local] if local else [], directory=True, overwrite=overwrite)
+    spec = job.spec
+    source = open_source(local, fmt, spec, batch_size) if local else None
     if local and fmt in (CSV, TSV):  # Spark's CSV reader names no line: our parser checks the file first
-        for _ in engine.open_source(local, fmt, spec, id_column, keep, batch_size).pieces():
+        for _ in open_source(local, fmt, spec, batch_size).pieces():
             pass
     clf = _load(model, backend)
     start = time.perf_counter()
     with _session(spark, master, conf, debug) as (session, log):
         startup = time.perf_counter() - start if log else 0.0
         with _arrow_batches(session, batch_size), _Watch(session.sparkContext, Progress(stream, enabled=progress)):
-            summary = _run(session, input, output, fmt, out_fmt, spec, id_column, keep, threshold, clf, source, log)
+            summary = _run(session, input, output, fmt, out_fmt, spec, threshold, clf, source, log)
         summary.notes.append(f"Spark {session.version} {master if log else 'session'} (start {startup:.1f} s)")
     summary.seconds = time.perf_counter() - start
     return summary
@@ -453,26 +410,6 @@ def _format_of(path: str) -> str:
     return format_of(path.rstrip("/")) if os.path.splitext(path.rstrip("/"))[1] else "parquet"
 
 
-def _check_output(input: str, output: str, overwrite: bool = False) -> None:
-    local_out, local_in = local_path(output), local_path(input)
-    if local_out is None:
-        return
-    parent = os.path.dirname(os.path.abspath(local_out))
-    if not os.path.isdir(parent):
-        raise InputError(f"{output}: output directory {parent} does not exist")
-    if local_in is not None:
-        real_in, real_out = os.path.realpath(local_in), os.path.realpath(local_out)
-        if real_in == real_out or real_out.startswith(real_in.rstrip(os.sep) + os.sep) or \
-                real_in.startswith(real_out.rstrip(os.sep) + os.sep):
-            raise InputError(f"{output}: output and input {input} overlap; it would be overwritten")
-    if os.path.exists(local_out) and not os.path.isdir(local_out):
-        raise InputError(f"{output}: exists and is not a directory (Spark writes a directory of part files)")
-    if os.path.isdir(local_out) and os.listdir(local_out) and not overwrite and \
-            not os.path.exists(os.path.join(local_out, "_SUCCESS")):  # an empty one loses nothing
-        raise InputError(f"{output}: is a directory that is not a Spark output (no _SUCCESS): "
-                         f"pass --overwrite to replace it and everything in it")
-
-
 def _start(master: str, log: str, conf: dict | None = None):
     """``local_session`` for the CLI: a failure to start (no Java, bad master) as one line."""
     try:
@@ -490,7 +427,7 @@ def _jvm_reason(log: str) -> str | None:
             for line in f:
                 found = re.search(r"Exception in thread \S+ [\w.$]+: (.+)", line)
                 if found:
-                    return _short(found.group(1).strip())
+                    return one_line(found.group(1), 300)
     except OSError:
         pass
     return None
@@ -501,7 +438,7 @@ def _java_found() -> bool:
     return shutil.which("java") is not None or bool(home and os.path.exists(os.path.join(home, "bin", "java")))
 
 
-def _read(spark, input: str, fmt: str, source, spec: Spec, id_column: str | None, keep: Sequence[str]):
+def _read(spark, input: str, fmt: str, source, spec: Spec):
     """(DataFrame of only the columns the workers need, text column, mode, row-number fields of
     ``Work``). Columns are checked against Spark's schema before any scoring job."""
     from pyspark.sql import functions as F
@@ -514,19 +451,19 @@ def _read(spark, input: str, fmt: str, source, spec: Spec, id_column: str | None
         else:  # CSV has no nulls: an empty field is empty text, as the local engine reads it
             df = spark.read.options(header=True, multiLine=True, escape='"', mode="FAILFAST", inferSchema=False,
                                     encoding="UTF-8", sep="\t" if fmt == TSV else ",").csv(uri)
-        _check_names(df.columns, spec.text_column, id_column, keep)
+        check_names(input, df.columns, spec.text_column, spec.id_column, spec.keep)
         text_type = df.schema[spec.text_column].dataType.simpleString()
         if text_type not in ("string", "void"):
             raise InputError(f"{input}: column {spec.text_column!r} is {text_type}, not text (--text-column)")
         if fmt != PARQUET:
             df = df.select(*[F.coalesce(F.col(f"`{c}`"), F.lit("")).alias(c) for c in columns])
-        elif id_column is not None:  # the id is the key: no row numbers needed
+        elif spec.id_column is not None:  # the id is the key: no row numbers needed
             return df.select(*columns), None, "column", {}
         else:
             df = df.select(*columns, F.col("_metadata.file_path").alias("__file"),
                            F.col("_metadata.row_index").alias("__index"))
             return df, None, "column", dict(rows="parquet", offsets=_parquet_offsets(df, source))
-        if id_column is not None:
+        if spec.id_column is not None:
             return df, None, CSV, {}
         mode = CSV
     else:  # the raw bytes of each line: the workers decode them as the local engine does
@@ -555,17 +492,17 @@ def _parquet_offsets(df, source) -> tuple:
     return tuple(pairs)
 
 
-def _run(spark, input: str, output: str, fmt: str, out_fmt: str, spec: Spec, id_column, keep, threshold, clf,
-         source, log) -> Summary:
+def _run(spark, input: str, output: str, fmt: str, out_fmt: str, spec: Spec, threshold, clf, source,
+         log) -> Summary:
     try:
-        df, raw, mode, rows = _read(spark, input, fmt, source, spec, id_column, keep)
+        df, raw, mode, rows = _read(spark, input, fmt, source, spec)
         types = _arrow_types(df.schema, spec.columns) if mode in ("column", CSV) else None
-        layout = Layout(out_fmt, tuple(clf.labels), clf.threshold if threshold is None else threshold, id_column,
-                        keep, types=types)
+        layout = Layout(out_fmt, tuple(clf.labels), clf.threshold if threshold is None else threshold,
+                        spec.id_column, spec.keep, types=types)
         sc = spark.sparkContext
         counters = tuple(sc.accumulator(0) for _ in range(3))
-        work = Work(_ship_bundle(spark, clf.bundle), clf.model, clf.backend_name, layout, spec, mode, input,
-                    raw or spec.text_column, counters=counters, **rows)
+        work = Work(_ship_bundle(spark, clf), layout, spec, mode, input, raw or spec.text_column,
+                    counters=counters, **rows)
         if df.rdd.getNumPartitions() < sc.defaultParallelism:  # e.g. one small file: use every core
             df = df.repartition(sc.defaultParallelism)
         scored = _apply(df, work)
@@ -634,12 +571,8 @@ def _first_line(text: str) -> str:
     for line in lines:
         m = re.search(r"(\[[A-Z_.]+\].*)", line)
         if m:
-            return _short(m.group(1))
+            return one_line(m.group(1), 300)
     for line in lines:
         if "Exception:" in line or "Error:" in line:
-            return _short(line.split(": ", 1)[-1] if line.startswith(":") else line)
-    return _short(lines[0] if lines else "unknown error")
-
-
-def _short(line: str) -> str:
-    return line if len(line) <= 300 else line[:297] + "..."
+            return one_line(line.split(": ", 1)[-1] if line.startswith(":") else line, 300)
+    return one_line(lines[0] if lines else "unknown error", 300)

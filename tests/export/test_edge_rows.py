@@ -44,7 +44,7 @@ def test_full_integer_bigram_scores_an_empty_review(bigram_int8, tok):
     model, path = bigram_int8
     empty = tok.encode_batch([""])  # [1, 256]: <START> alone, a count of 1
     for deterministic in (False, True):  # XNNPACK and LiteRT's built-in kernels
-        from runtime.backends import open_backend
+        from runtime.model import open_backend
 
         p = open_backend(path, "tflite", deterministic=deterministic).run(empty)
         keras_p = model.predict(empty, verbose=0)[:, 0]

@@ -6,7 +6,7 @@ import os
 import numpy as np
 
 from export import verify as V
-from runtime.backends import open_backend
+from runtime.model import open_backend
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 INT8 = os.path.join(ROOT, "runtime", "default_model", "model.int8.tflite")

@@ -1,4 +1,4 @@
-"""runtime.backends on real tiny model files (built in conftest.py with TensorFlow)."""
+"""runtime.model on real tiny model files (built in conftest.py with TensorFlow)."""
 from __future__ import annotations
 
 import json
@@ -12,9 +12,8 @@ import types
 import numpy as np
 import pytest
 
-import runtime.backends as backends
-from runtime.backends import (BackendError, OnnxBackend, TfliteBackend, available_backends,
-                              open_backend, resolve_backend)
+import runtime.model as backends
+from runtime.model import BackendError, OnnxBackend, TfliteBackend, open_backend, resolve_backend
 
 MAXLEN = 256  # the tiny models' sequence length (conftest.py)
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -123,10 +122,6 @@ def test_input_shape_and_name(tiny_models, kind):
 
 
 # -- backend names -------------------------------------------------------------------------
-def test_available_backends_lists_onnx_first():
-    assert available_backends() == ["onnx", "tflite"]
-
-
 def test_auto_resolution(tiny_models, tmp_path):
     assert resolve_backend("auto") == "onnx"
     assert resolve_backend("auto", "model.onnx") == "onnx"
@@ -144,14 +139,12 @@ def test_auto_resolution(tiny_models, tmp_path):
 
 def test_auto_without_onnxruntime_falls_back_to_tflite(tiny_models, monkeypatch):
     monkeypatch.setattr(backends, "_onnxruntime", lambda: None)
-    assert available_backends() == ["tflite"]
     assert resolve_backend("auto") == "tflite"
     assert resolve_backend("auto", "model.bin") == "tflite"
     with pytest.raises(BackendError) as e:
         open_backend(tiny_models.onnx)
     assert _message(e) == f"{tiny_models.onnx}: onnxruntime is not installed (pip install onnxruntime)"
     monkeypatch.setattr(backends, "_interpreter_class", lambda: None)
-    assert available_backends() == []
     with pytest.raises(BackendError) as e:
         resolve_backend("auto")
     assert _message(e) == "no inference runtime installed: pip install onnxruntime or ai-edge-litert"
@@ -292,14 +285,15 @@ def test_non_tflite_file(junk, data):
 
 
 def test_tflite_header_offsets_outside_the_file(junk):
+    """LiteRT's own verifier refuses offsets outside the file (one line, no crash)."""
     path = junk("root.tflite", (1_000_000).to_bytes(4, "little") + b"TFL3" + bytes(8))
     with pytest.raises(BackendError) as e:
         open_backend(path)
-    assert _message(e) == f"{path}: corrupt TFLite model (root table offset 1000000 outside the 16-byte file)"
+    assert _message(e).startswith(f"{path}: not a valid TFLite model: ")
     path = junk("vtable.tflite", (8).to_bytes(4, "little") + b"TFL3" + (-5000).to_bytes(4, "little", signed=True))
     with pytest.raises(BackendError) as e:
         open_backend(path)
-    assert _message(e) == f"{path}: corrupt TFLite model (vtable offset 5008 outside the 12-byte file)"
+    assert _message(e).startswith(f"{path}: not a valid TFLite model: ")
 
 
 @pytest.mark.parametrize("data", [RANDOM_BYTES, TEXT], ids=["random", "text"])
@@ -324,7 +318,7 @@ def test_truncated_models_raise_in_a_clean_process(tiny_models, tmp_path):
     code = (
         "import json, sys\n"
         "import numpy as np\n"
-        "from runtime.backends import BackendError, open_backend\n"
+        "from runtime.model import BackendError, open_backend\n"
         "out = {}\n"
         "for path in sys.argv[1:]:\n"
         "    try:\n"
@@ -345,8 +339,7 @@ def test_truncated_models_raise_in_a_clean_process(tiny_models, tmp_path):
         elif path.endswith("_4.tflite"):
             assert message == f"{path}: not a TFLite model (no TFL3 file identifier)"
         else:
-            assert message.startswith((f"{path}: not a valid TFLite model: ",
-                                       f"{path}: corrupt TFLite model (")), message
+            assert message.startswith(f"{path}: not a valid TFLite model: "), message
 
 
 def _onnx_model(path: str, in_type: int, in_dims: list, out_type: int | None = None,
@@ -429,7 +422,7 @@ def test_runtime_never_imports_tensorflow(tiny_models):
     code = (
         "import json, sys\n"
         "import numpy as np\n"
-        "import runtime.backends as b\n"
+        "import runtime.model as b\n"
         "ids = np.array(json.loads(sys.argv[1]), dtype=np.int32)\n"
         "probs = [b.open_backend(p).run(ids).tolist() for p in sys.argv[2:]]\n"
         "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras', 'tf_keras'))\n"

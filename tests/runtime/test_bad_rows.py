@@ -13,7 +13,7 @@ import pytest
 
 from runtime import batch, spark as rs
 from runtime.predict import main as predict
-from runtime.sources import EMPTY, INVALID_UTF8, NULL, InputError
+from runtime.records import EMPTY, INVALID_UTF8, NULL, InputError
 
 NUMBER = "text is a number, not a string"
 MISSING = "no 'text' field"

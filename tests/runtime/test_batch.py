@@ -22,11 +22,11 @@ import pytest
 
 from runtime import engine
 from runtime.batch import score_file
-from runtime.pool import WorkerError
-from runtime.sources import InputError as BatchError
-from runtime.sinks import output_format_of
+from runtime.engine import WorkerError
+from runtime.records import InputError as BatchError
+from runtime.output import output_format_of
 from runtime.batch import main
-from runtime.classifier import Classifier
+from runtime.model import Classifier
 from tests.conftest import NEGATIVE, NEUTRAL, POSITIVE
 from tests.runtime.faults import CrashAt
 
@@ -284,15 +284,15 @@ def leftovers(folder) -> list[str]:
 def test_a_killed_worker_fails_the_job_and_leaves_no_output(bundle, texts, ids, tmp_path, monkeypatch):
     inp = write_parquet(tmp_path / "in.parquet", {"id": ids, "text": texts}, row_group_size=200)
     out = tmp_path / "out.parquet"
-    crash = CrashAt(5).wrap  # the worker scoring row group 5 calls os._exit
+    monkeypatch.setattr(engine, "score_piece", CrashAt(5))  # the worker scoring row group 5 calls os._exit
     with pytest.raises(WorkerError) as e:
-        score_file(inp, str(out), model=bundle, workers=2, batch_size=200, wrap=crash)
+        score_file(inp, str(out), model=bundle, workers=2, batch_size=200)
     assert str(e.value) == WORKER_DIED
     assert leftovers(tmp_path) == ["in.parquet"]
     # an earlier result is left as it was, not half replaced
     out.write_bytes(b"earlier result")
     with pytest.raises(WorkerError):
-        score_file(inp, str(out), model=bundle, workers=2, batch_size=200, wrap=crash)
+        score_file(inp, str(out), model=bundle, workers=2, batch_size=200)
     assert out.read_bytes() == b"earlier result"
     assert leftovers(tmp_path) == ["in.parquet", "out.parquet"]
 
@@ -535,7 +535,7 @@ sys.exit(main([{str(tmp_path / 'in.txt')!r}, {str(tmp_path / 'out.parquet')!r}, 
 
 
 def test_progress_off_a_terminal_is_plain_lines(bundle, texts, tmp_path):
-    from runtime.sinks import Progress
+    from runtime.output import Progress
     stream = io.StringIO()
     progress = Progress(stream, plain_interval=0.0)
     for n in (10, 20):

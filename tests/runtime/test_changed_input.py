@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from runtime import files, sinks, sources
+from runtime import files, output as sinks, records as sources
 from runtime.batch import score_file
 from runtime.files import ChangedWhileRead
 

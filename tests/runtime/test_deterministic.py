@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from runtime import Classifier
-from runtime.backends import BackendError, TfliteBackend, open_backend
+from runtime.model import BackendError, TfliteBackend, open_backend
 from runtime.bundle import BundleError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

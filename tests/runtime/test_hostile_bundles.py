@@ -2,8 +2,8 @@
 
 The manifest is the root of trust (issue 10): names must be plain names of regular files inside
 the bundle, the tokenizer contract must equal the runtime's, every value has its type and range,
-manifest.json and vocab.txt are read capped and only if regular, and the model's embedding
-table must have a row for every vocabulary id.
+manifest.json and vocab.txt are read capped and only if regular. (That the model's embedding
+table has a row for every vocabulary id is checked by ``export verify``: tests/export/test_vocab_fits.py.)
 """
 from __future__ import annotations
 
@@ -19,8 +19,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from runtime import Bundle, BundleError, Classifier
-from runtime.manifest import MAX_MANIFEST_BYTES, parse_manifest
-from runtime.tokenizer import SPECIAL_TOKENS, Tokenizer, TokenizerError
+from runtime.bundle import MAX_MANIFEST_BYTES, parse_manifest
+from runtime.tokenizer import Tokenizer, TokenizerError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PLAIN = r"must be a plain file name inside the bundle (no /, \, .., NUL)"
@@ -348,7 +348,7 @@ def test_huge_vocab_is_refused_unread(tmp_path):
     assert str(err.value) == f"cannot read vocabulary {path}: it is larger than 64 MiB"
 
 
-# -- the vocabulary against num_words and the model's embedding table ---------------------------
+# -- the vocabulary against num_words -------------------------------------------------------------------------------
 def _relist(root, name) -> None:
     manifest = read_manifest(root)
     manifest["files"][name] = entry_of(root / name)
@@ -371,31 +371,6 @@ def test_vocab_larger_than_num_words(root):
     _relist(root, "vocab.txt")
     assert refusal(root, Classifier.load) == (f"{path}: {n + 1} words, manifest.json says tokenizer.num_words "
                                               f"is {n}")
-
-
-def _bundle_of_tiny_models(tmp_path, tiny_models, num_words: int):
-    """A bundle of the 50-row tiny models whose vocabulary has ``num_words`` words."""
-    from export.manifest import build_manifest, write_manifest as export_manifest
-
-    out = tmp_path / f"words{num_words}"
-    out.mkdir()
-    shutil.copy(tiny_models.onnx, out / "model.onnx")
-    shutil.copy(tiny_models.tflite, out / "model.tflite")
-    vocab = {token: i for i, token in enumerate(SPECIAL_TOKENS)}
-    vocab.update({f"word{i}": i for i in range(len(SPECIAL_TOKENS), num_words)})
-    tok = Tokenizer(vocab, maxlen=256)
-    tok.save(out / "vocab.txt")
-    export_manifest(str(out), build_manifest(str(out), tok, None, {"results": {}}))
-    return out
-
-
-@pytest.mark.parametrize("backend, model", [("onnx", "model.onnx"), ("tflite", "model.tflite")])
-def test_vocab_larger_than_the_embedding_table_is_refused(tmp_path, tiny_models, backend, model):
-    fits = _bundle_of_tiny_models(tmp_path, tiny_models, 50)  # exactly the table: loads
-    assert Classifier.load(fits, backend=backend, model=model)._backend.vocab_rows == 50
-    root = _bundle_of_tiny_models(tmp_path, tiny_models, 60)
-    assert refusal(root, lambda r: Classifier.load(r, backend=backend, model=model)) == (
-        f"{root}/{model}: the model's embedding table has 50 rows, fewer than the 60 words of vocab.txt")
 
 
 # -- any JSON anywhere: a BundleError or a Manifest, never another exception ------------------

@@ -12,7 +12,7 @@ import pytest
 
 from runtime.batch import main as batch_main, score_file
 from runtime.predict import main as predict_main
-from runtime.sources import InputError
+from runtime.records import InputError
 
 
 def run(main, capsys, *args):

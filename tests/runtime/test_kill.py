@@ -17,7 +17,8 @@ import time
 import pytest
 
 from runtime import files
-from runtime.pool import WorkerPool
+from runtime.engine import WorkerPool
+from tests.runtime.faults import predict
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 ROWS = 1_000_000  # ~10 s of scoring with two workers: still running when the signal comes
@@ -159,7 +160,7 @@ def test_workers_end_at_once_when_the_with_block_fails(tmp_path):
     """An error (or Ctrl-C) in the parent does not wait for the batches in flight."""
     with pytest.raises(ZeroDivisionError):
         with WorkerPool(2) as pool:
-            results = pool.score((i, ["a long dull film " * 50] * 256) for i in range(10_000))
+            results = pool.map(predict, (["a long dull film " * 50] * 256 for _ in range(10_000)))
             next(results)
             workers = _descendants(os.getpid())
             assert len([p for p in workers if "spawn_main" in _cmdline(p)]) == 2
@@ -170,10 +171,10 @@ def test_workers_end_at_once_when_the_with_block_fails(tmp_path):
 def test_a_worker_whose_parent_is_gone_exits(tmp_path):
     """The worker's own checks, without the kernel's help: a lifeline whose write end is closed."""
     code = ("import multiprocessing as mp, os, sys, time\n"
-            "from runtime import pool\n"
+            "from runtime import engine as pool\nfrom runtime.model import ModelRef\n"
             "r, w = mp.Pipe(duplex=False)\n"
             "w.close()\n"
-            "pool._load(None, 'auto', None, 1, 8, False, os.getppid(), r)\n"
+            "pool._load(ModelRef(threads=1, batch_size=8), os.getppid(), r)\n"
             "time.sleep(30)\n"
             "sys.exit(0)\n")
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO, env={**os.environ, "PYTHONPATH": REPO},

@@ -1,4 +1,4 @@
-"""The output rules written once in runtime/sinks.py: a row with an error is not a prediction,
+"""The output rules written once in runtime/output.py: a row with an error is not a prediction,
 and a csv/tsv field holding a CR or an LF is quoted so every reader gets the rows back."""
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import pyarrow.csv as pacsv
 import pytest
 
 from runtime.predict import main as predict
-from runtime.sinks import Layout
-from runtime.sources import Rows
+from runtime.output import Layout
+from runtime.records import Rows
 
 AWKWARD = ["a\rb", "c\nd", "e\r\nf", "\r", "plain", 'q"uote', "tab\tbed", ""]
 

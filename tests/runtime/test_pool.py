@@ -6,8 +6,10 @@ import signal
 import numpy as np
 import pytest
 
-from runtime import Classifier, sources
-from runtime.pool import AUTO_WORKERS_MIN_BYTES, WorkerError, WorkerPool, default_workers
+from runtime import Classifier, records as sources
+from runtime.engine import AUTO_WORKERS_MIN_BYTES, WorkerError, WorkerPool, default_workers
+from runtime.model import ModelRef
+from tests.runtime.faults import predict
 from runtime.predict import main
 
 
@@ -22,17 +24,17 @@ def _workers() -> list[int]:
 
 def test_results_come_back_in_order_and_match(tiny_bundle):
     texts = [f"{'great superb' if i % 3 else 'awful dull'} film number {i}" for i in range(500)]
-    batches = [(i, texts[i:i + 7]) for i in range(0, len(texts), 7)]
-    with WorkerPool(2, tiny_bundle, batch_size=7) as pool:
-        scored = list(pool.score(iter(batches)))
-    assert [key for key, _ in scored] == [key for key, _ in batches]  # order, exactly once
-    probs = np.concatenate([p for _, p in scored])
+    batches = [texts[i:i + 7] for i in range(0, len(texts), 7)]
+    with WorkerPool(2, ModelRef(tiny_bundle, batch_size=7)) as pool:
+        scored = list(pool.map(predict, iter(batches)))
+    assert [len(p) for p in scored] == [len(b) for b in batches]  # order, exactly once
+    probs = np.concatenate(scored)
     assert np.array_equal(probs, Classifier.load(tiny_bundle).predict(texts))
 
 
 def test_a_killed_worker_is_an_error(tiny_bundle):
-    with WorkerPool(2, tiny_bundle) as pool:
-        results = pool.score((i, ["a film"] * 8) for i in range(10_000))
+    with WorkerPool(2, ModelRef(tiny_bundle)) as pool:
+        results = pool.map(predict, (["a film"] * 8 for _ in range(10_000)))
         next(results)  # the workers are up
         for pid in _workers():
             os.kill(pid, signal.SIGKILL)
@@ -41,9 +43,9 @@ def test_a_killed_worker_is_an_error(tiny_bundle):
 
 
 def test_a_model_that_does_not_load_in_workers_is_an_error(tmp_path):
-    with WorkerPool(1, str(tmp_path)) as pool:
+    with WorkerPool(1, ModelRef(str(tmp_path))) as pool:
         with pytest.raises(WorkerError):
-            list(pool.score([(0, ["a film"])]))
+            list(pool.map(predict, [["a film"]]))
 
 
 def test_default_workers():
@@ -133,8 +135,8 @@ def test_aborting_while_workers_send_large_results_does_not_hang(tiny_bundle):
 
     def abort_with_results_in_flight():
         with pytest.raises(KeyboardInterrupt):
-            with WorkerPool(2, tiny_bundle) as pool:
-                results = pool.map(big_result, ((i, 64 << 20) for i in range(8)))
+            with WorkerPool(2, ModelRef(tiny_bundle)) as pool:
+                results = pool.map(big_result, (64 << 20 for _ in range(8)))
                 next(results)  # the others are being sent now, with nobody reading
                 raise KeyboardInterrupt
         done.set()

@@ -19,9 +19,9 @@ import time
 import numpy as np
 import pytest
 
-from runtime.classifier import Classifier
+from runtime.model import Classifier
 from runtime.predict import main
-from runtime.sources import judge
+from runtime.records import judge
 from tests.conftest import tiny_corpus
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -425,7 +425,7 @@ def test_workers_write_the_same_bytes_as_one_process(bundle, tmp_path, capsys, m
         csv.writer(buf, lineterminator="\n").writerows([["id", "text"]] + [[i, t] for i, t in enumerate(texts)])
         data = buf.getvalue()
     p = write(tmp_path / f"in.{fmt}", data)
-    monkeypatch.setattr("runtime.sources.CHUNK_BYTES", 20_000)  # several pieces per worker
+    monkeypatch.setattr("runtime.records.CHUNK_BYTES", 20_000)  # several pieces per worker
     outs = []
     for workers in ("1", "2"):
         code, out, _ = run(capsys, p, "--input-format", fmt, "--workers", workers, "--batch-size", "300",

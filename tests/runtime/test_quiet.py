@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from runtime import quiet
+from runtime import model as quiet
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 XNNPACK_LINE = "INFO: Created TensorFlow Lite XNNPACK delegate"

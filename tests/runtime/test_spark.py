@@ -21,8 +21,8 @@ import pytest
 
 from runtime import batch, spark as rs
 from runtime.batch import main
-from runtime.pool import WorkerError
-from runtime.sources import InputError
+from runtime.engine import WorkerError
+from runtime.records import InputError
 from tests.runtime.faults import crash_batches
 from tests.runtime.test_batch import (REPO, check_scores, errors_of, make_ids, make_texts, write_csv,
                                       write_jsonl, write_parquet)

@@ -1,4 +1,4 @@
-"""``runtime.wordtable`` (the tokenizer's speed path) gives exactly the ids of the regex reference.
+"""``runtime.tokenizer``'s speed path gives exactly the ids of the regex reference.
 
 ``encode``/``encode_batch`` use ``split_word_bytes`` (lower, ASCII bytes, ``<br />`` replaced,
 translate, split) and, for batches, a numpy hash-table lookup; ``encode_reference``,
@@ -11,10 +11,10 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-import runtime.wordtable as wordtable_module
+import runtime.tokenizer as wordtable_module
 from runtime.bundle import default_bundle_path
 from runtime.tokenizer import SPECIAL_TOKENS, Tokenizer, split_words
-from runtime.wordtable import split_word_bytes
+from runtime.tokenizer import split_word_bytes
 from tests.conftest import SHARED_ARCHIVE
 
 # Pieces that stress every step of the fast path: the <br /> alternative and its near misses,

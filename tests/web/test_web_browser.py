@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 from benchmarks.web_browser import run_driver
-from runtime.backends import open_backend
+from runtime.model import open_backend
 from runtime.bundle import Bundle
 from tests.conftest import ROOT, SHARED_ARCHIVE
 

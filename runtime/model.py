@@ -1,42 +1,194 @@
-"""Run an exported model without TensorFlow: onnxruntime (``.onnx``) or LiteRT (``.tflite``).
+"""``Classifier``: raw review text in, positive-class probabilities out, on onnxruntime (``.onnx``)
+or LiteRT (``.tflite``). No TensorFlow: this module must never import tensorflow or keras.
 
-Both backends take int32 ids ``[n, seq_len]`` (``Tokenizer.encode_batch``) and return float32
-probabilities ``[n]``. Every failure to load or run a model -- missing, empty, corrupt or
-wrongly shaped file, bad ids, a runtime error -- surfaces as ``BackendError`` with a one-line
-message naming the file. This module must never import tensorflow or keras.
-
+    clf = Classifier.load()                       # the bundled model
+    clf.predict(["a great film"])                 # array([0.93], dtype=float32)
     backend = open_backend("model.tflite", threads=2)
-    probs = backend.run(tokenizer.encode_batch(texts))  # [n] float32
+    probs = backend.run(tokenizer.encode_batch(texts))  # [n, seq_len] int32 -> [n] float32
 
-``threads=None`` leaves the thread count to the runtime: onnxruntime uses one per core,
-LiteRT one. ``run`` may be called from several threads (LiteRT calls are serialised).
+Batching is bounded twice, once each: the Classifier encodes at most ``batch_size`` texts into
+one id matrix, and a backend feeds the model at most ``MAX_BATCH`` rows of it per call (the
+activations). Every failure to load or run a model -- missing, empty, corrupt or wrongly shaped
+file, bad ids, a runtime error -- is a ``BackendError`` (``BundleError`` from ``Classifier.load``)
+with one line naming the file. ``threads=None`` leaves the thread count to the runtime
+(onnxruntime: one per core, LiteRT: one). ``run`` may be called from several threads.
+
+Native libraries write to file descriptor 2 from C (onnxruntime's ``Error in cpuinfo: ...``,
+LiteRT's ``INFO: Created TensorFlow Lite XNNPACK delegate``), which ``sys.stderr`` cannot
+filter: model loading runs inside ``native_output()``, which drops them unless verbose
+(``--verbose``, inherited by worker processes through ``REVIEWKIT_VERBOSE``). fd 2 is
+process-wide, so captures wrap loading only, never scoring.
 """
 from __future__ import annotations
 
 import os
 import re
+import tempfile
 import threading
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Iterable, Iterator, TypeVar
 
 import numpy as np
 
-from .embedding import onnx_table_rows, tflite_table_rows
-from .errors import Failure
-from .quiet import native_output
+from .bundle import DEFAULT_MODELS, MODEL_SUFFIXES, Bundle, BundleError
+from .errors import Failure, one_line
+from .files import redirected
 
 BACKENDS = ("onnx", "tflite")
 _SUFFIX_BACKEND = {".onnx": "onnx", ".tflite": "tflite"}
 _TFLITE_IDENTIFIER = b"TFL3"  # FlatBuffer file identifier of every .tflite file, at bytes 4..8
 _QUANTIZED_OUTPUTS = (np.int8, np.uint8)
+DEFAULT_BATCH_SIZE = 256  # texts per id matrix: [256, maxlen] int32
 # Rows per model call: the embedding activations are [rows, seq_len, 16] float32, so 512 rows
 # of 256 ids take 8 MiB (25k rows in one call would take 400 MiB, too much for a Pi).
 MAX_BATCH = 512
+VERBOSE_ENV = "REVIEWKIT_VERBOSE"
+_LOCK = threading.RLock()  # fd 2 is one per process: captures take turns (and may nest)
+T = TypeVar("T")
 
 
 class BackendError(Failure):
     """A model file cannot be opened or run; the message names the file and the problem."""
 
 
-# -- which runtimes are installed ----------------------------------------------------------
+# -- native stderr -------------------------------------------------------------------------
+def set_verbose(verbose: bool) -> None:
+    """Show (True) or hide (False) native libraries' stderr output, here and in child processes."""
+    if verbose:
+        os.environ[VERBOSE_ENV] = "1"
+    else:
+        os.environ.pop(VERBOSE_ENV, None)
+
+
+def is_verbose() -> bool:
+    return os.environ.get(VERBOSE_ENV, "") not in ("", "0")
+
+
+@contextmanager
+def native_output() -> Iterator[None]:
+    """Drop what native code writes to fd 2 inside the block, unless verbose."""
+    if is_verbose():
+        yield
+        return
+    with _LOCK, tempfile.TemporaryFile() as sink, redirected(sink.fileno()):
+        yield
+
+
+# -- the classifier ------------------------------------------------------------------------
+class Classifier:
+    """``Classifier.load().predict(["a great film"])`` -> ``array([0.93], dtype=float32)``."""
+
+    def __init__(self, bundle: Bundle, model: str, backend, batch_size: int = DEFAULT_BATCH_SIZE):
+        self.bundle = bundle
+        self.model = model
+        self.backend_name = "onnx" if model.endswith(".onnx") else "tflite"
+        self._backend = backend
+        self.deterministic = getattr(backend, "deterministic", False)  # built-in TFLite kernels only
+        self.tokenizer = bundle.tokenizer()
+        self.batch_size = batch_size
+
+    @classmethod
+    def load(cls, path: str | os.PathLike | None = None, backend: str = "auto", model: str | None = None,
+             threads: int | None = None, batch_size: int = DEFAULT_BATCH_SIZE,
+             deterministic: bool = False) -> "Classifier":
+        """``path``: bundle directory or a model file in one (``None``: the bundled default model).
+
+        ``backend``: ``onnx``, ``tflite`` or ``auto``; ``model``: a model file name in the bundle.
+        ``deterministic``: TFLite on its built-in kernels (``auto`` then means tflite), so int8
+        scores are bit-identical on every CPU.
+        """
+        if path is not None and os.path.isfile(path) and model is None:
+            if not os.fspath(path).endswith(MODEL_SUFFIXES):
+                raise BundleError(f"{path}: not a model file: give a bundle directory, or a "
+                                  f"{' or '.join(MODEL_SUFFIXES)} file in one")
+            model = os.path.basename(path)
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        bundle = Bundle.load(path)
+        try:
+            name = resolve_backend("tflite" if deterministic and backend == "auto" and model is None
+                                   else backend, model)
+            model = model or DEFAULT_MODELS[name]
+            if model not in bundle.models:
+                raise BundleError(f"{bundle.root}: no model {model!r} in this bundle "
+                                  f"(it has: {', '.join(bundle.models) or 'none'})")
+            runner = open_backend(bundle.path(model), name, threads, deterministic)
+        except BackendError as e:
+            raise BundleError(str(e)) from None
+        maxlen = bundle.spec.tokenizer.maxlen
+        if list(runner.input_shape)[1:] != [maxlen]:
+            raise BundleError(f"{bundle.path(model)}: model input shape {list(runner.input_shape)} "
+                              f"does not take {maxlen} ids per review")
+        return cls(bundle, model, runner, batch_size)
+
+    def ref(self, threads: int | None = None) -> "ModelRef":
+        """This model as a picklable reference (for worker processes), on ``threads`` threads."""
+        return ModelRef(self.bundle.root, self.backend_name, self.model, threads, self.batch_size, self.deterministic)
+
+    @property
+    def manifest(self) -> dict:
+        return self.bundle.manifest
+
+    @property
+    def labels(self) -> list[str]:
+        return self.bundle.labels
+
+    @property
+    def threshold(self) -> float:
+        return self.bundle.threshold
+
+    def predict_ids(self, ids: np.ndarray) -> np.ndarray:
+        """``[n, maxlen]`` int32 ids -> ``[n]`` float32 probabilities."""
+        return self._backend.run(ids)
+
+    def predict(self, texts: Iterable[str]) -> np.ndarray:
+        """Positive-class probability of each text, ``[n]`` float32, in input order."""
+        if isinstance(texts, str):
+            raise TypeError("predict() takes an iterable of texts; use predict_one() for a single text")
+        parts = [self.predict_ids(self.tokenizer.encode_batch(batch)) for batch in batched(texts, self.batch_size)]
+        return np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)
+
+    def predict_one(self, text: str) -> float:
+        return float(self.predict([text])[0])
+
+    def label_of(self, probability: float, threshold: float | None = None) -> str:
+        negative, positive = self.labels
+        return positive if probability >= (self.threshold if threshold is None else threshold) else negative
+
+    def classify(self, texts: Iterable[str], threshold: float | None = None) -> list[tuple[str, float]]:
+        """``[(label, probability), ...]`` using the manifest threshold unless one is given."""
+        return [(self.label_of(p, threshold), float(p)) for p in self.predict(texts)]
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """A resolved, verified model as plain values: what a worker process loads again."""
+    path: str | None = None  # None: the bundled model
+    backend: str = "auto"
+    model: str | None = None
+    threads: int | None = None
+    batch_size: int = DEFAULT_BATCH_SIZE
+    deterministic: bool = False
+
+    def load(self) -> Classifier:
+        return Classifier.load(self.path, backend=self.backend, model=self.model, threads=self.threads,
+                               batch_size=self.batch_size, deterministic=self.deterministic)
+
+
+def batched(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    """Lists of ``size`` items (the last one shorter), lazily: memory stays flat."""
+    batch: list[T] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+# -- which runtime runs a model ------------------------------------------------------------
 def _onnxruntime():
     """The onnxruntime module, or None when it is not installed."""
     try:
@@ -57,12 +209,6 @@ def _interpreter_class():
         except ImportError:
             return None
     return Interpreter
-
-
-def available_backends() -> list[str]:
-    """Names of the backends whose runtime imports here, onnx first."""
-    found = {"onnx": _onnxruntime() is not None, "tflite": _interpreter_class() is not None}
-    return [name for name in BACKENDS if found[name]]
 
 
 def _has_tflite_identifier(model_file: str | os.PathLike) -> bool:
@@ -100,7 +246,21 @@ def resolve_backend(backend: str, model_file: str | os.PathLike | None = None) -
     raise BackendError("no inference runtime installed: pip install onnxruntime or ai-edge-litert")
 
 
-# -- shared checks -------------------------------------------------------------------------
+def open_backend(path: str | os.PathLike, backend: str = "auto", threads: int | None = None,
+                 deterministic: bool = False) -> "OnnxBackend | TfliteBackend":
+    """Open ``path`` on ``backend`` (``auto``, ``onnx`` or ``tflite``); see ``resolve_backend``.
+
+    ``deterministic`` (tflite only): built-in kernels, the same int8 scores on every CPU.
+    """
+    name = resolve_backend(backend, path)
+    if name == "onnx":
+        if deterministic:
+            raise BackendError(f"{os.fspath(path)}: deterministic kernels are a tflite backend option")
+        return OnnxBackend(path, threads)
+    return TfliteBackend(path, threads, deterministic)
+
+
+# -- what both backends share --------------------------------------------------------------
 def _check_threads(threads, path: str) -> int | None:
     if threads is None:
         return None
@@ -126,9 +286,7 @@ def _read_model(path: str) -> bytes:
 
 def _detail(error: Exception) -> str:
     """A runtime's error as one short line (onnxruntime prefixes '[ONNXRuntimeError] : 7 : X : ')."""
-    text = re.sub(r"^\[ONNXRuntimeError\] : \d+ : \w+ : ", "", str(error).strip())
-    line = text.splitlines()[0] if text else type(error).__name__
-    return line if len(line) <= 200 else line[:197] + "..."
+    return one_line(re.sub(r"^\[ONNXRuntimeError\] : \d+ : \w+ : ", "", str(error).strip()) or error, 200)
 
 
 def _shape_text(dims) -> str:
@@ -140,7 +298,6 @@ class _Backend:
     """Input checks and batching shared by both runtimes; subclasses define ``_run_chunk``."""
 
     name = ""
-    vocab_rows: int | None = None  # rows of the model's embedding table (None: not exposed)
     deterministic = False  # True: the same scores on every CPU (TfliteBackend's built-in kernels)
 
     def __init__(self, path: str | os.PathLike, seq_len: int):
@@ -184,8 +341,6 @@ class _Backend:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.path!r})"
-
-
 # -- onnxruntime ---------------------------------------------------------------------------
 class OnnxBackend(_Backend):
     """An ``.onnx`` model on onnxruntime's CPU provider."""
@@ -215,7 +370,6 @@ class OnnxBackend(_Backend):
             raise BackendError(f"{path}: not a valid ONNX model: {_detail(e)}") from e
         self._input, self._output, seq_len = self._signature(path)
         super().__init__(path, seq_len)
-        self.vocab_rows = onnx_table_rows(data)
 
     def _signature(self, path: str) -> tuple[str, str, int]:
         """Input name, output name and sequence length; the model must be int32 [batch, L] -> float."""
@@ -244,24 +398,6 @@ class OnnxBackend(_Backend):
 
 
 # -- LiteRT --------------------------------------------------------------------------------
-def _check_tflite_header(data: bytes, path: str) -> None:
-    """Refuse what is plainly not a TFLite FlatBuffer before the interpreter parses it.
-
-    Layout: uint32 offset of the root table, the identifier "TFL3", ...; the root table starts
-    with an int32 back-offset to its vtable. LiteRT verifies the rest.
-    """
-    if len(data) < 8 or data[4:8] != _TFLITE_IDENTIFIER:
-        raise BackendError(f"{path}: not a TFLite model (no TFL3 file identifier)")
-    root = int.from_bytes(data[0:4], "little")
-    if root < 8 or root + 4 > len(data):
-        raise BackendError(f"{path}: corrupt TFLite model (root table offset {root} "
-                           f"outside the {len(data)}-byte file)")
-    vtable = root - int.from_bytes(data[root:root + 4], "little", signed=True)
-    if vtable < 0 or vtable + 4 > len(data):
-        raise BackendError(f"{path}: corrupt TFLite model (vtable offset {vtable} "
-                           f"outside the {len(data)}-byte file)")
-
-
 class TfliteBackend(_Backend):
     """A ``.tflite`` model on the LiteRT interpreter (float, or int8/uint8 output dequantized).
 
@@ -278,7 +414,8 @@ class TfliteBackend(_Backend):
         if interpreter_class is None:
             raise BackendError(f"{path}: no TFLite runtime is installed (pip install ai-edge-litert)")
         data = _read_model(path)
-        _check_tflite_header(data, path)
+        if data[4:8] != _TFLITE_IDENTIFIER:  # LiteRT's own message for junk says less
+            raise BackendError(f"{path}: not a TFLite model (no TFL3 file identifier)")
         kernels = {"experimental_op_resolver_type": _builtin_kernels()} if deterministic else {}
         try:
             with native_output():  # LiteRT announces its XNNPACK delegate on stderr
@@ -288,7 +425,6 @@ class TfliteBackend(_Backend):
             raise BackendError(f"{path}: not a valid TFLite model: {_detail(e)}") from e
         inp, out, seq_len = self._signature(path)
         super().__init__(path, seq_len)
-        self.vocab_rows = tflite_table_rows(self._interp)
         self.deterministic = deterministic
         self._in_index, self._out_index = inp["index"], out["index"]
         self._batch = int(inp["shape"][0])  # rows the tensors are allocated for
@@ -350,17 +486,3 @@ def _builtin_kernels():
     except ImportError:
         from tflite_runtime.interpreter import OpResolverType
     return OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
-
-
-def open_backend(path: str | os.PathLike, backend: str = "auto", threads: int | None = None,
-                 deterministic: bool = False) -> OnnxBackend | TfliteBackend:
-    """Open ``path`` on ``backend`` (``auto``, ``onnx`` or ``tflite``); see ``resolve_backend``.
-
-    ``deterministic`` (tflite only): built-in kernels, the same int8 scores on every CPU.
-    """
-    name = resolve_backend(backend, path)
-    if name == "onnx":
-        if deterministic:
-            raise BackendError(f"{os.fspath(path)}: deterministic kernels are a tflite backend option")
-        return OnnxBackend(path, threads)
-    return TfliteBackend(path, threads, deterministic)

@@ -4,7 +4,8 @@ Columns: ``[file,] key, label, probability, error, *kept`` -- ``key`` is the id 
 ``row`` (the input's row number); ``file`` only when several inputs go to one output;
 ``error`` is empty (null) for a good row. csv/tsv/jsonl print the probability with 6 decimals,
 Parquet keeps it as float32. ``Layout.encode`` turns scored rows into a ``Chunk`` (text or an
-Arrow table) wherever they were scored; the parent only writes chunks in order.
+Arrow table) wherever they were scored; the parent only writes chunks in order. ``check_output``
+is the one rule for where a result may go; ``Summary`` and ``Progress`` report on stderr.
 """
 from __future__ import annotations
 
@@ -19,19 +20,16 @@ from dataclasses import dataclass, field
 from typing import IO, Iterator, Sequence
 
 from .files import temp_output
-from .sources import CSV, JSONL, PARQUET, STDIN, TSV, InputError, Rows
+from .records import (CSV, ERROR, FILE, JSONL, LABEL, OUTPUT_FORMATS, PARQUET, PROBABILITY, ROW, STDIN, TSV,
+                      InputError, Rows, format_of, pyarrow)
 
-OUTPUT_FORMATS = (CSV, TSV, JSONL, PARQUET)
-OUTPUT_EXTENSIONS = {".csv": CSV, ".tsv": TSV, ".jsonl": JSONL, ".ndjson": JSONL, ".parquet": PARQUET,
-                     ".pq": PARQUET}
-FILE, ROW, LABEL, PROBABILITY, ERROR = "file", "row", "label", "probability", "error"
-RESERVED = (FILE, ROW, LABEL, PROBABILITY, ERROR)
 ROW_GROUP_ROWS = 65536  # rows per Parquet row group written
+SPARK_DONE = "_SUCCESS"  # the file Spark writes last into a complete output directory
 
 
-def output_format_of(path: str | None, default: str = PARQUET) -> str:
-    ext = os.path.splitext(path.rstrip("/"))[1].lower() if path else ""
-    return OUTPUT_EXTENSIONS.get(ext, default)
+def output_format_of(path: str | None) -> str:
+    """The output format told by ``path``'s extension: csv, tsv, jsonl; anything else Parquet."""
+    return format_of(path, PARQUET, OUTPUT_FORMATS) if path else PARQUET
 
 
 @dataclass(frozen=True)
@@ -108,7 +106,6 @@ class Layout:
         return "".join("{" + ", ".join(n + v for n, v in zip(names, row)) + "}\n" for row in zip(*columns))
 
     def schema(self):
-        from .parquet import pyarrow
         pa = pyarrow()
         typed = {f.name: f.type for f in self.types} if self.types is not None else {}
         key_type = pa.int64() if self.id_column is None else typed.get(self.id_column, pa.string())
@@ -118,7 +115,6 @@ class Layout:
                          [pa.field(c, typed.get(c, pa.string())) for c in self.keep])
 
     def _table(self, rows: Rows, labels, probs):
-        from .parquet import pyarrow
         pa = pyarrow()
         schema = self.schema()
         key = rows.kept[self.id_column] if self.id_column is not None else rows.numbers
@@ -197,7 +193,6 @@ class ParquetWriter:
     """Buffers to ``ROW_GROUP_ROWS`` rows per row group (a chunk each would make tiny groups)."""
 
     def __init__(self, path: str, layout: Layout):
-        from .parquet import pyarrow
         self.pa = pyarrow()
         self._writer = self.pa.parquet.ParquetWriter(path, layout.schema())
         self._held, self._rows = [], 0
@@ -236,22 +231,23 @@ def open_sink(path: str | None, layout: Layout) -> Iterator:
             finally:
                 writer.close()
         return
-    if path in (None, STDIN):
-        with _stdout() as out:
-            writer = TextWriter(out, layout)
-            yield writer
-            writer.finish()
-        return
-    if os.path.islink(path) or (os.path.exists(path) and not os.path.isfile(path)):
-        with open(path, "w", encoding="utf-8", errors="replace", newline="") as f:
-            writer = TextWriter(f, layout)
-            yield writer
-            writer.finish()
-        return
-    with temp_output(path) as tmp, open(tmp, "w", encoding="utf-8", errors="replace", newline="") as f:
-        writer = TextWriter(f, layout)
+    with _text_stream(path) as stream:
+        writer = TextWriter(stream, layout)
         yield writer
         writer.finish()
+
+
+@contextmanager
+def _text_stream(path: str | None) -> Iterator[IO[str]]:
+    if path in (None, STDIN):
+        with _stdout() as out:
+            yield out
+    elif os.path.islink(path) or (os.path.exists(path) and not os.path.isfile(path)):
+        with open(path, "w", encoding="utf-8", errors="replace", newline="") as f:
+            yield f
+    else:
+        with temp_output(path) as tmp, open(tmp, "w", encoding="utf-8", errors="replace", newline="") as f:
+            yield f
 
 
 @contextmanager
@@ -270,24 +266,40 @@ def _stdout() -> Iterator[IO[str]]:
     sys.stdout.flush()
 
 
-def check_output(output: str | None, inputs: Sequence[str]) -> None:
-    """The one output check: a file name (not a directory) in an existing directory, never an input."""
+def check_output(output: str | None, inputs: Sequence[str], directory: bool = False,
+                 overwrite: bool = False) -> None:
+    """The one output check: a name in an existing directory that is none of the inputs and not
+    inside one. A file (``directory``: a Spark output directory, replaced only if it is an earlier
+    Spark output, or with ``overwrite``; then it may not hold an input either)."""
     if output in (None, STDIN):
         return
-    if os.path.isdir(output):
+    if os.path.isdir(output) and not directory:
         raise InputError(f"{output}: output is a directory; give a file name")
     parent = os.path.dirname(output) or "."
     if not os.path.isdir(parent):
         raise InputError(f"{output}: output directory {parent} does not exist")
-    real_out = os.path.realpath(output)
     for path in inputs:
-        if path == STDIN:
-            continue
-        real_in = os.path.realpath(path)
-        if real_in == real_out or (os.path.exists(output) and os.path.exists(path) and os.path.samefile(path, output)):
-            raise InputError(f"{output}: output is also an input ({path}); it would be overwritten")
-        if os.path.isdir(path) and real_out.startswith(real_in.rstrip(os.sep) + os.sep):
-            raise InputError(f"{output}: output is inside the input directory {path}")
+        if path != STDIN:
+            _check_apart(output, path, directory)
+    if directory and os.path.exists(output) and not os.path.isdir(output):
+        raise InputError(f"{output}: exists and is not a directory (Spark writes a directory of part files)")
+    if directory and os.path.isdir(output) and os.listdir(output) and not overwrite and \
+            not os.path.exists(os.path.join(output, SPARK_DONE)):  # an empty one loses nothing
+        raise InputError(f"{output}: is a directory that is not a Spark output (no {SPARK_DONE}): "
+                         f"pass --overwrite to replace it and everything in it")
+
+
+def _check_apart(output: str, path: str, directory: bool) -> None:
+    """``output`` is not the input ``path``, not inside it, and (``directory``) does not hold it."""
+    real_in, real_out = os.path.realpath(path), os.path.realpath(output)
+    same = real_in == real_out or (os.path.exists(output) and os.path.exists(path) and os.path.samefile(path, output))
+    inside = real_out.startswith(real_in.rstrip(os.sep) + os.sep)
+    if directory and (same or inside or real_in.startswith(real_out.rstrip(os.sep) + os.sep)):
+        raise InputError(f"{output}: output and input {path} overlap; it would be overwritten")
+    if same:
+        raise InputError(f"{output}: output is also an input ({path}); it would be overwritten")
+    if inside and os.path.isdir(path):
+        raise InputError(f"{output}: output is inside the input directory {path}")
 
 
 # -- summary and progress ---------------------------------------------------------------------
@@ -348,7 +360,3 @@ class Progress:
             self.stream.write("\r\033[K")
             self.stream.flush()
             self._shown = False
-
-    def message(self, text: str) -> None:
-        self.clear()
-        print(text, file=self.stream)
