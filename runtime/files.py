@@ -297,6 +297,17 @@ def check_unchanged(f, state: tuple, name: str, position: int | None = None, pat
             raise ChangedWhileRead(name)
 
 
+@contextmanager
+def reading(f, state: tuple, name: str, path: str | None = None) -> Iterator[None]:
+    """An error raised while ``f`` is read (a parse error, a short read) is ``ChangedWhileRead``
+    when the file is no longer the one of ``state``: the change is the cause, not the data."""
+    try:
+        yield
+    except (UserError, OSError):
+        check_unchanged(f, state, name, path=path)
+        raise
+
+
 def read_span(path: str, state: tuple, offset: int, length: int, name: str) -> bytes:
     """``length`` bytes at ``offset`` of ``path``, which must still be the file of ``state``
     (checked after the read, so a change during it is seen too)."""

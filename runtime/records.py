@@ -31,7 +31,7 @@ from itertools import islice
 from typing import IO, Iterator, Sequence
 
 from .errors import UserError, one_line, require
-from .files import ChangedWhileRead, check_unchanged, file_state, read_span
+from .files import ChangedWhileRead, check_unchanged, file_state, read_span, reading
 
 TEXT, JSONL, CSV, TSV, PARQUET = "text", "jsonl", "csv", "tsv", "parquet"
 INPUT_FORMATS = (TEXT, JSONL, CSV, TSV, PARQUET)
@@ -299,7 +299,7 @@ class RowGroup:
             f = open(self.source, "rb")
         except FileNotFoundError:
             raise ChangedWhileRead(self.source) from None
-        with f:
+        with f, reading(f, self.state, self.source):
             check_unchanged(f, self.state, self.source)
             yield from self._batches(pyarrow(), f, spec)
             check_unchanged(f, self.state, self.source)
@@ -386,11 +386,12 @@ class LineSource(Source):
                     first += len(lines)
                 return
             offset, state = 0, file_state(f)
-            while block := f.read(CHUNK_BYTES):
-                if not block.endswith(b"\n"):  # up to the end of its last line
-                    block += b"".join(read_lines(f, 1, cap, name, first + block.count(b"\n")))
-                yield LinePiece(self.path, self.format, first, span=(offset, len(block)), state=state)
-                first, offset = first + block.count(b"\n"), offset + len(block)
+            with reading(f, state, name, self.path):
+                while block := f.read(CHUNK_BYTES):
+                    if not block.endswith(b"\n"):  # up to the end of its last line
+                        block += b"".join(read_lines(f, 1, cap, name, first + block.count(b"\n")))
+                    yield LinePiece(self.path, self.format, first, span=(offset, len(block)), state=state)
+                    first, offset = first + block.count(b"\n"), offset + len(block)
             check_unchanged(f, state, name, state[2], self.path)  # cut short, grown or replaced
 
 
@@ -437,7 +438,7 @@ class CsvSource(Source):
         at = [header.index(c) for c in (self.spec.text_column,) + self.spec.columns]
         try:
             number = 0
-            while records := self._records(len(header)):
+            while records := self._checked_records(len(header)):
                 columns = list(zip(*records))  # by header position
                 numbers = tuple(range(number + 1, number + 1 + len(records)))
                 number += len(records)
@@ -447,6 +448,12 @@ class CsvSource(Source):
                 check_unchanged(self._lines.f, self._state, display(self.path), self._state[2], self.path)
         finally:
             self._file.__exit__(None, None, None)
+
+    def _checked_records(self, width: int) -> list[list[str]]:
+        if self._state is None:
+            return self._records(width)
+        with reading(self._lines.f, self._state, display(self.path), self.path):
+            return self._records(width)
 
     def _records(self, width: int) -> list[list[str]]:
         """Up to ``batch_size`` records (blank lines skipped), each of the header's width."""
@@ -531,11 +538,12 @@ class ParquetSource(Source):
         pa = self.pa = pyarrow()
         self.files = parquet_files(self.path)
         columns = (self.spec.text_column,) + tuple(c for c in self.spec.columns if c != self.spec.text_column)
-        first, self.states = None, {}
+        first, self.states, self.metadata = None, {}, {}
         for path in self.files:
             with open(path, "rb") as f:
                 self.states[path] = file_state(f)
-                schema = open_parquet(pa, path, f).schema_arrow
+                parquet = open_parquet(pa, path, f)
+                schema, self.metadata[path] = parquet.schema_arrow, parquet.metadata
             self.spec.check(path, schema.names)
             types = pa.schema([pa.field(c, plain(pa, schema.field(c).type)) for c in columns])
             if first is None:
@@ -552,7 +560,7 @@ class ParquetSource(Source):
     def pieces(self) -> Iterator[RowGroup]:
         row = 0
         for path in self.files:
-            meta = open_parquet(self.pa, path).metadata
+            meta = self.metadata[path]  # read with the state: the pieces are of that file
             for group in range(meta.num_row_groups):
                 n = meta.row_group(group).num_rows
                 if n:
