@@ -22,7 +22,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import tempfile
 from importlib import metadata
 from typing import Mapping
@@ -31,7 +30,7 @@ import numpy as np
 
 from runtime.bundle import MANIFEST
 from runtime.errors import require
-from runtime.files import atomic_write_bytes, atomic_write_text
+from runtime.files import atomic_write_bytes, atomic_write_text, redirected
 from runtime.tokenizer import SPECIAL_TOKENS, Tokenizer
 
 from . import verify as V
@@ -181,15 +180,8 @@ def _arena_works(flat: bytes, size: int, probe: np.ndarray) -> bool:
 
 @contextlib.contextmanager
 def _quiet_stderr():
-    sys.stderr.flush()
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "w") as null:
-            os.dup2(null.fileno(), 2)
-            yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
+    with open(os.devnull, "w") as null, redirected(null.fileno()):
+        yield
 
 
 def smallest_arena(flat: bytes, maxlen: int, align: int = 16) -> int:
