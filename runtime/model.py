@@ -269,6 +269,17 @@ def _check_threads(threads, path: str) -> int | None:
     return int(threads)
 
 
+def _opened(path: str | os.PathLike, threads, find_runtime, missing: str) -> tuple:
+    """(path, threads, the runtime ``find_runtime`` finds, the model file's bytes): the checks both
+    backends start with, in this order; ``missing`` says what to install when there is none."""
+    path = os.fspath(path)
+    threads = _check_threads(threads, path)
+    runtime = find_runtime()
+    if runtime is None:
+        raise BackendError(f"{path}: {missing}")
+    return path, threads, runtime, _read_model(path)
+
+
 def _read_model(path: str) -> bytes:
     try:
         with open(path, "rb") as f:
@@ -348,12 +359,8 @@ class OnnxBackend(_Backend):
     name = "onnx"
 
     def __init__(self, path: str | os.PathLike, threads: int | None = None):
-        path = os.fspath(path)
-        threads = _check_threads(threads, path)
-        ort = _onnxruntime()
-        if ort is None:
-            raise BackendError(f"{path}: onnxruntime is not installed (pip install onnxruntime)")
-        data = _read_model(path)
+        path, threads, ort, data = _opened(path, threads, _onnxruntime, "onnxruntime is not installed "
+                                           "(pip install onnxruntime)")
         opts = ort.SessionOptions()
         opts.log_severity_level = 4  # fatal only: errors reach the caller as BackendError
         opts.inter_op_num_threads = 1  # a single chain of ops: nothing to run side by side
@@ -408,12 +415,8 @@ class TfliteBackend(_Backend):
     name = "tflite"
 
     def __init__(self, path: str | os.PathLike, threads: int | None = None, deterministic: bool = False):
-        path = os.fspath(path)
-        threads = _check_threads(threads, path)
-        interpreter_class = _interpreter_class()
-        if interpreter_class is None:
-            raise BackendError(f"{path}: no TFLite runtime is installed (pip install ai-edge-litert)")
-        data = _read_model(path)
+        path, threads, interpreter_class, data = _opened(path, threads, _interpreter_class, "no TFLite runtime "
+                                                         "is installed (pip install ai-edge-litert)")
         if data[4:8] != _TFLITE_IDENTIFIER:  # LiteRT's own message for junk says less
             raise BackendError(f"{path}: not a TFLite model (no TFL3 file identifier)")
         kernels = {"experimental_op_resolver_type": _builtin_kernels()} if deterministic else {}
