@@ -100,8 +100,7 @@ FILES = {
     "vocab.txt": "the tokenizer's vocabulary: one word a line, id = line number",
     "labels.txt": "the labels the model's output columns stand for (MediaPipe's label file)",
 }
-MODEL_FILES = tuple(name for name in FILES if name.startswith("model."))
-EXPORTED_MODELS = tuple(name for name in MODEL_FILES if name != "model.keras")
+EXPORTED_MODELS = tuple(name for name in FILES if name.startswith("model.") and name != "model.keras")
 DEFAULT_MODELS = {"onnx": "model.onnx", "tflite": "model.int8.tflite"}  # per backend
 
 

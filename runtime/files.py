@@ -308,14 +308,18 @@ def reading(f, state: tuple, name: str, path: str | None = None) -> Iterator[Non
         raise
 
 
+def open_unchanged(path: str, name: str):
+    """``path`` opened for reading; gone since its state was taken: ``ChangedWhileRead``."""
+    try:
+        return open(path, "rb")
+    except FileNotFoundError:
+        raise ChangedWhileRead(name) from None
+
+
 def read_span(path: str, state: tuple, offset: int, length: int, name: str) -> bytes:
     """``length`` bytes at ``offset`` of ``path``, which must still be the file of ``state``
     (checked after the read, so a change during it is seen too)."""
-    try:
-        f = open(path, "rb")
-    except FileNotFoundError:
-        raise ChangedWhileRead(name) from None
-    with f:
+    with open_unchanged(path, name) as f:
         f.seek(offset)
         data = f.read(length)
         check_unchanged(f, state, name, offset + length)

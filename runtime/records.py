@@ -31,7 +31,7 @@ from itertools import islice
 from typing import IO, Iterator, Sequence
 
 from .errors import UserError, one_line, require
-from .files import ChangedWhileRead, check_unchanged, file_state, read_span, reading
+from .files import check_unchanged, file_state, open_unchanged, read_span, reading
 
 TEXT, JSONL, CSV, TSV, PARQUET = "text", "jsonl", "csv", "tsv", "parquet"
 INPUT_FORMATS = (TEXT, JSONL, CSV, TSV, PARQUET)
@@ -295,11 +295,7 @@ class RowGroup:
 
     def read(self, spec: Spec) -> Iterator[Rows]:
         """``batch_size`` rows at a time: the text of one batch in memory at once."""
-        try:
-            f = open(self.source, "rb")
-        except FileNotFoundError:
-            raise ChangedWhileRead(self.source) from None
-        with f, reading(f, self.state, self.source):
+        with open_unchanged(self.source, self.source) as f, reading(f, self.state, self.source):
             check_unchanged(f, self.state, self.source)
             yield from self._batches(pyarrow(), f, spec)
             check_unchanged(f, self.state, self.source)
