@@ -71,9 +71,9 @@ class Layout:
         """``rows`` and their ``[n]`` float32 probabilities as output rows. A row with an error
         is not a prediction: its label and probability are null (empty in csv/tsv), and it is
         never counted as positive."""
-        labels = self.labels_of(probs.tolist())
+        floats = probs.tolist()  # once: the labels and the text are made from the same list
+        labels = self.labels_of(floats)
         bad = sum(e is not None for e in rows.errors)
-        floats = probs.tolist()
         if bad:
             labels = [None if e is not None else label for label, e in zip(labels, rows.errors)]
             floats = [None if e is not None else p for p, e in zip(floats, rows.errors)]
