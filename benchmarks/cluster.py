@@ -12,7 +12,6 @@ task time split by Spark's own Python metrics (summed over tasks, so up to 2x wa
 """
 from __future__ import annotations
 
-import glob
 import json
 import os
 import sys
@@ -21,48 +20,18 @@ import time
 
 from benchmarks.batch import exactly_once, ids_of, timed, write_inputs
 from benchmarks.common import add_data_option, data_path
+from benchmarks.sparklog import phases, spark_args
 from runtime.errors import ArgumentParser
-
-PYTHON_METRICS = ("time to start Python workers", "time to initialize Python workers", "time to run Python workers",
-                  "time to execute Python code")
-
-
-def phases(event_dir: str, started: float) -> dict:
-    """Session start, Spark jobs and the last stage's task time, from the run's event log."""
-    [log] = glob.glob(os.path.join(event_dir, "*"))
-    with open(log) as f:
-        events = [json.loads(line) for line in f]
-    app = next(e["Timestamp"] for e in events if e["Event"] == "SparkListenerApplicationStart") / 1000
-    end = next(e["Timestamp"] for e in events if e["Event"] == "SparkListenerApplicationEnd") / 1000
-    starts = {e["Job ID"]: e["Submission Time"] / 1000 for e in events if e["Event"] == "SparkListenerJobStart"}
-    jobs = [round(e["Completion Time"] / 1000 - starts[e["Job ID"]], 2) for e in events
-            if e["Event"] == "SparkListenerJobEnd"]
-    first_job = min(starts.values())
-    stage = [e["Stage Info"] for e in events if e["Event"] == "SparkListenerStageCompleted"][-1]
-    acc = {a["Name"]: a.get("Value") for a in stage["Accumulables"]}
-    task = {name: round(int(acc.get(name, 0)) / 1000, 1) for name in PYTHON_METRICS}
-    task["executor run time"] = round(int(acc["internal.metrics.executorRunTime"]) / 1000, 1)
-    return {"session start s": round(app - started, 2), "start to first job s": round(first_job - app, 2),
-            "jobs s": jobs, "last job s": jobs[-1], "after last job s": round(end - max(starts.values()) - jobs[-1], 2),
-            "scoring stage tasks": stage["Number of Tasks"], "scoring stage task s": task}
-
-
-def spark(master: str, *more: str) -> list[str]:
-    """``--engine spark`` on ``master``, its event log in the run's EVENTS folder."""
-    conf = {"spark.eventLog.enabled": "true", "spark.eventLog.dir": "file://EVENTS",
-            "spark.eventLog.compress": "false", "spark.eventLog.rolling.enabled": "false"}
-    settings = [a for k, v in conf.items() for a in ("--spark-conf", f"{k}={v}")]
-    return ["--engine", "spark", "--master", master, *settings, *more]
-
 
 def run(name: str, args: list[str], parquet: str, out: str, rows: int) -> dict:
     """One command, timed; its output checked (each id once, in order for the local engine)."""
     output = os.path.join(out, name.replace(" ", "_").replace("/", "_") + ".parquet")
     event_dir = tempfile.mkdtemp(prefix="events-", dir=out)
-    is_spark = "--engine" in args
+    is_spark = args[:1] == ["spark"]
+    if is_spark:
+        args = spark_args(args[1], event_dir, *args[2:])
     started = time.time()
-    result = timed([sys.executable, "-m", "runtime.batch", parquet, output, "--id-column", "id",
-                    *[a.replace("EVENTS", event_dir) for a in args]], os.getcwd())
+    result = timed([sys.executable, "-m", "runtime.batch", parquet, output, "--id-column", "id", *args], os.getcwd())
     result.update(name=name, rows_per_s=round(rows / result["seconds"]),
                   exactly_once=result["code"] == 0 and exactly_once(ids_of(output), rows, not is_spark))
     if is_spark and result["code"] == 0:
@@ -89,11 +58,12 @@ def main(argv: list[str] | None = None) -> int:
         cluster.start()
         for name, extra in [
                 ("local --workers 2", ["--workers", "2"]),
-                ("spark local[2]", spark("local[2]")),
-                ("spark cluster", spark(cluster.url)),
-                ("spark cluster --batch-size 1024", spark(cluster.url, "--batch-size", "1024")),
-                ("spark cluster --batch-size 16384", spark(cluster.url, "--batch-size", "16384")),
-                ("spark cluster reuse=false", spark(cluster.url, "--spark-conf", "spark.python.worker.reuse=false"))]:
+                ("spark local[2]", ["spark", "local[2]"]),
+                ("spark cluster", ["spark", cluster.url]),
+                ("spark cluster --batch-size 1024", ["spark", cluster.url, "--batch-size", "1024"]),
+                ("spark cluster --batch-size 16384", ["spark", cluster.url, "--batch-size", "16384"]),
+                ("spark cluster reuse=false",
+                 ["spark", cluster.url, "--spark-conf", "spark.python.worker.reuse=false"])]:
             print(json.dumps(run(name, extra, parquet, out, rows)), flush=True)
     finally:
         alive = cluster.stop()

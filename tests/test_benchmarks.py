@@ -84,3 +84,21 @@ def test_float_engines_agree_with_keras(bench_run):
         if row["model"] in ("model.onnx", "model.tflite"):  # float: the same probabilities
             assert row["max_abs_diff_vs_keras"] < 1e-4, row["name"]
         assert row["accuracy"] == pytest.approx(result["rows"][0]["accuracy"], abs=0.05)
+
+
+def test_the_steady_state_table_gives_each_command_as_a_ratio_to_the_local_engine_of_its_checkout(capsys):
+    from benchmarks.batch import print_steady
+
+    results = [
+        {"checkout": "/a/main", "command": "local --workers 2", "start_s": 1.0, "steady_rows_per_s": 40_000},
+        {"checkout": "/a/main", "command": "spark local[2]", "start_s": 5.0, "steady_rows_per_s": 30_000},
+        {"checkout": "/a/old", "command": "local --workers 2", "start_s": 1.0, "steady_rows_per_s": 20_000},
+        {"checkout": "/a/old", "command": "spark local[2]", "start_s": 5.0, "steady_rows_per_s": 30_000},
+        {"checkout": "/a/old", "command": "spark cluster", "exactly_once": False},  # failed: no steady figure
+    ]
+    print_steady(results)
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ") and "---" not in line]
+    assert rows[1:] == ["| main | local --workers 2 | 1.0 | 40,000 | 100% |",
+                        "| main | spark local[2] | 5.0 | 30,000 | 75% |",
+                        "| old | local --workers 2 | 1.0 | 20,000 | 100% |",
+                        "| old | spark local[2] | 5.0 | 30,000 | 150% |"]
