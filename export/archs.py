@@ -22,6 +22,8 @@ import numpy as np
 
 from runtime.files import atomic_write_text
 
+from .verify import accuracy, predicted, score_file
+
 logger = logging.getLogger(__name__)
 
 QUANTIZATION_FILE = "quantization.json"
@@ -44,8 +46,10 @@ def model_arch(model) -> str:
 
 
 def int8_figures(probs: np.ndarray, reference: np.ndarray, labels: np.ndarray) -> dict:
-    agree = float(np.mean((probs >= 0.5) == (reference >= 0.5)))
-    drop = float(np.mean((reference >= 0.5) == (labels == 1)) - np.mean((probs >= 0.5) == (labels == 1)))
+    """Agreement, accuracy drop and max |dp| of ``probs`` against ``reference`` (both [n] or both
+    [n, N]; the predicted class as ``verify.predicted``) on class indices ``labels`` [n]."""
+    agree = float(np.mean(predicted(probs) == predicted(reference)))
+    drop = accuracy(reference, labels) - accuracy(probs, labels)
     return {"agreement": agree, "accuracy_drop": drop,
             "max_abs_diff": float(np.max(np.abs(probs.astype(np.float64) - reference), initial=0.0))}
 
@@ -70,8 +74,6 @@ def choose_shipped_int8(out: str, ids: np.ndarray, labels: np.ndarray,
     optimistic -- measured: 99.99% agreement there, 98.89% on test -- so dynamic-range ships.
     Writes and returns the record.
     """
-    from .verify import score_file
-
     reference = score_file(os.path.join(out, "model.tflite"), ids)
     figures = {mode: int8_figures(score_file(os.path.join(out, name), ids), reference, labels)
                for mode, name in (("int8", "model.int8.tflite"), ("dynamic", "model.dynamic.tflite"))}

@@ -13,8 +13,8 @@ from runtime.files import atomic_write_text, sha256_file
 from runtime.tokenizer import CONTRACT, Tokenizer
 
 BUNDLE_FILES = tuple(FILES)  # every file a bundle may hold, in the order the manifest lists them
-LABELS = ["negative", "positive"]  # below / at or above the threshold
-LABELS_FILE_LINES = ["positive"]  # MediaPipe: one label for a [batch, 1] sigmoid output
+IMDB_LABELS = ["negative", "positive"]  # what a metrics.json without "labels" (older training) means
+THRESHOLD = 0.5  # two classes: labels[1] from this probability on
 # manifest key -> the distributions that provide it (TensorFlow ships as tensorflow-cpu on x86_64 Linux)
 TOOLS = {"tensorflow": ("tensorflow", "tensorflow-cpu"), "keras": ("keras",), "tf2onnx": ("tf2onnx",),
          "onnx": ("onnx",), "onnxruntime": ("onnxruntime",), "ai-edge-litert": ("ai-edge-litert",),
@@ -46,17 +46,52 @@ def file_entries(out: str, names=BUNDLE_FILES) -> dict:
             for n in names if os.path.isfile(os.path.join(out, n))}
 
 
+def trained_labels(training: dict | None) -> list[str]:
+    """The class names, in output order, of the trainer's metrics.json (``{}``/None: none written)."""
+    return list((training or {}).get("labels") or IMDB_LABELS)
+
+
+def labels_file_lines(labels: list[str]) -> list[str]:
+    """labels.txt, one line per output score (MediaPipe's categories): two classes have one
+    sigmoid score, P(labels[1]); N >= 3 classes one softmax score per label."""
+    return [labels[1]] if len(labels) == 2 else list(labels)
+
+
+def describe(labels: list[str]) -> tuple[str, str]:
+    """(name, description) of the bundle: IMDB sentiment only for IMDB's two labels."""
+    if labels == IMDB_LABELS:
+        return "imdb_basic_text_classification", "IMDB review sentiment: probability that a review is positive."
+    if len(labels) == 2:
+        return "text_classification", f"Text classification: probability that a text is {labels[1]!r}."
+    return "text_classification", f"Text classification into {len(labels)} labels: one probability per label."
+
+
+def metadata_texts(labels: list[str], mode: str) -> dict:
+    """The TFLite metadata's name, description and scores description (``add_metadata``) of a
+    ``mode`` ("float", "dynamic", "int8") model; IMDB's two labels keep the IMDB wording."""
+    if labels == IMDB_LABELS:
+        return {"name": "IMDB review sentiment",
+                "description": f"Probability that a movie review is positive ({mode} TFLite). "
+                               "Lowercase the text before classifying."}
+    scores = (f"Probability that the text is {labels[1]!r}." if len(labels) == 2
+              else "One probability per label, in the order of labels.txt.")
+    return {"name": "Text classification", "scores_description": scores,
+            "description": f"{scores[:-1]} ({mode} TFLite). Lowercase the text before classifying."}
+
+
 def build_manifest(out: str, tok: Tokenizer, training: dict | None, verification: dict) -> dict:
+    labels = trained_labels(training)
+    name, description = describe(labels)
     return {
         "format_version": FORMAT_VERSION,
         "created": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "name": "imdb_basic_text_classification",
-        "description": "IMDB review sentiment: probability that a review is positive.",
+        "name": name,
+        "description": description,
         "tools": tool_versions(),
         "tokenizer": tokenizer_contract(tok),
-        "labels": LABELS,
+        "labels": labels,
         "labels_file": "labels.txt",
-        "threshold": 0.5,
+        "threshold": THRESHOLD if len(labels) == 2 else None,  # N >= 3: the arg-max, no threshold
         "training": training,
         "verification": verification,
         "files": file_entries(out),

@@ -26,12 +26,13 @@ class MediaPipeCheckError(ExportError):
 
 
 def mediapipe_scores(model_path: str | os.PathLike, texts: Sequence[str],
-                     label: str = POSITIVE_LABEL) -> np.ndarray:
-    """``[n]`` float32: MediaPipe's score of ``label`` for each text."""
+                     labels: Sequence[str] = (POSITIVE_LABEL,)) -> np.ndarray:
+    """MediaPipe's scores of each text, by category name in the order of ``labels`` (the lines of
+    labels.txt): ``[n]`` float32 for one label (a sigmoid head), ``[n, N]`` for N."""
     base_options, text_classifier = _import_mediapipe()
     options = text_classifier.TextClassifierOptions(
         base_options=base_options(model_asset_path=os.fspath(model_path)),
-        max_results=-1,        # every category: with our one-label head that is `label`
+        max_results=-1,        # every category: one per line of labels.txt
         score_threshold=0.0,   # a probability is never below 0, so no score is filtered out
     )
     try:
@@ -39,8 +40,9 @@ def mediapipe_scores(model_path: str | os.PathLike, texts: Sequence[str],
     except (RuntimeError, ValueError, OSError) as e:
         raise MediaPipeCheckError(f"MediaPipe cannot load {model_path}: {_one_line(e)}") from None
     with classifier:
-        return np.array([_score(classifier.classify(text.lower()), label) for text in texts],
-                        dtype=np.float32)
+        scores = np.array([_scores(classifier.classify(text.lower()), labels) for text in texts],
+                          dtype=np.float32).reshape(len(texts), len(labels))  # [n, N]
+    return scores[:, 0] if len(labels) == 1 else scores
 
 
 def _import_mediapipe():
@@ -52,13 +54,16 @@ def _import_mediapipe():
     return BaseOptions, text_classifier
 
 
-def _score(result, label: str) -> float:
+def _scores(result, labels: Sequence[str]) -> list[float]:
+    """The score of each of ``labels``; MediaPipe must return exactly these categories."""
     if len(result.classifications) != 1:
         raise MediaPipeCheckError(f"expected 1 classification head, got {len(result.classifications)}")
-    scores = {c.category_name: c.score for c in result.classifications[0].categories}
-    if label not in scores:
-        raise MediaPipeCheckError(f"MediaPipe returned categories {sorted(scores)}, not {label!r}")
-    return scores[label]
+    categories = result.classifications[0].categories
+    scores = {c.category_name: c.score for c in categories}
+    if len(categories) != len(labels) or set(scores) != set(labels):
+        wanted = repr(labels[0]) if len(labels) == 1 else sorted(labels)
+        raise MediaPipeCheckError(f"MediaPipe returned categories {sorted(scores)}, not {wanted}")
+    return [scores[label] for label in labels]
 
 
 def _one_line(error: Exception) -> str:

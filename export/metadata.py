@@ -5,7 +5,8 @@ What MediaPipe needs (and what ``add_metadata`` writes, following ``metadata_sch
 * input tensor 0 (int32 ``[1, maxlen]``): a ``RegexTokenizerOptions`` process unit with our
   ``DELIM_PATTERN`` and ``vocab.txt`` (``token id`` lines) as its vocabulary file;
 * output tensor 0 (``[batch, n]`` scores): ``labels.txt`` as a ``TENSOR_AXIS_LABELS`` file
-  with exactly ``n`` lines (our sigmoid head has n = 1: ``positive``).
+  with exactly ``n`` lines (a two-class sigmoid head has n = 1, IMDB's ``positive``; an
+  N-class softmax head n = N, one label per column).
 
 Layout of the written file (the same as the official ``MetadataPopulator``):
 ``[ .tflite flatbuffer | uncompressed zip of vocab.txt, labels.txt ]``. The metadata
@@ -68,8 +69,12 @@ class MetadataError(ExportError, ValueError):
 
 
 # -- writing ------------------------------------------------------------------------------
+SCORES_DESCRIPTION = "Probability that the review is positive."  # the output tensor's, two classes
+
+
 def add_metadata(tflite: bytes, *, vocab_path, labels: list[str], name: str, description: str,
-                 version: str, delim_pattern: str = DELIM_PATTERN, author: str = "reviewkit") -> bytes:
+                 version: str, delim_pattern: str = DELIM_PATTERN, author: str = "reviewkit",
+                 scores_description: str = SCORES_DESCRIPTION) -> bytes:
     """Return ``tflite`` with TextClassifier metadata, ``vocab.txt`` and ``labels.txt`` packed in.
 
     Existing ``TFLITE_METADATA`` and packed files are replaced.
@@ -81,14 +86,14 @@ def add_metadata(tflite: bytes, *, vocab_path, labels: list[str], name: str, des
     input_name, output_name = _check_io(model.subgraphs[0], len(labels))
     metadata = build_metadata(name=name, description=description, version=version, author=author,
                               delim_pattern=delim_pattern, input_name=input_name,
-                              output_name=output_name)
+                              output_name=output_name, scores_description=scores_description)
     _set_metadata_buffer(model, metadata)
     files = {VOCAB_FILE: vocab, LABELS_FILE: "".join(f"{label}\n" for label in labels).encode("utf-8")}
     return _append_zip(_write_model(model), files)
 
 
 def build_metadata(*, name: str, description: str, version: str, author: str, delim_pattern: str,
-                   input_name: str, output_name: str) -> bytes:
+                   input_name: str, output_name: str, scores_description: str) -> bytes:
     """The ``ModelMetadata`` flatbuffer (identifier ``M001``) for one text input, one score output."""
     b = flatbuffers.Builder(1024)
     vocab = _associated_file(b, VOCAB_FILE, "Vocabulary: 'token id' lines.", _FILE_VOCABULARY)
@@ -98,8 +103,7 @@ def build_metadata(*, name: str, description: str, version: str, author: str, de
     text_in = _tensor_metadata(b, input_name, "Token ids of the lowercased review text.",
                                process_units=[tokenizer])
     labels = _associated_file(b, LABELS_FILE, "One label per output score.", _FILE_TENSOR_AXIS_LABELS)
-    score_out = _tensor_metadata(b, output_name, "Probability that the review is positive.",
-                                 files=[labels])
+    score_out = _tensor_metadata(b, output_name, scores_description, files=[labels])
     subgraph = _table(b, 4, {_SG_NAME: b.CreateString(name),
                              _SG_DESCRIPTION: b.CreateString(description),
                              _SG_INPUTS: _vector(b, [text_in]),

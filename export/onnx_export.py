@@ -1,7 +1,8 @@
 """Keras model -> ONNX (float) and its 8-bit (dynamically quantized) twin.
 
 Graph contract (checked by ``check_onnx``): input ``input_ids`` int32 ``[batch, maxlen]``,
-output ``probability`` float32 ``[batch, 1]``, batch dimension symbolic (``batch``).
+output ``probability`` float32 ``[batch, 1]`` (two classes) or ``[batch, N]``, batch dimension
+symbolic (``batch``).
 """
 from __future__ import annotations
 
@@ -50,7 +51,7 @@ def to_onnx(model, path: str | os.PathLike, opset: int = DEFAULT_OPSET) -> None:
         serve, input_signature=serve.input_signature, opset=opset)
     _name_batch_dim(proto)
     canonicalize(proto)
-    check_onnx(proto, model_maxlen(model))
+    check_onnx(proto, model_maxlen(model), int(model.output_shape[-1]))
     atomic_write_bytes(path, proto.SerializeToString(deterministic=True))
 
 
@@ -143,15 +144,16 @@ def _tensor_digest(tensor: onnx.TensorProto) -> str:
     return hashlib.sha256(copy.SerializeToString(deterministic=True)).hexdigest()
 
 
-def check_onnx(proto: onnx.ModelProto, maxlen: int) -> None:
-    """Run the ONNX checker and verify the ``input_ids`` -> ``probability`` contract."""
+def check_onnx(proto: onnx.ModelProto, maxlen: int, outputs: int) -> None:
+    """Run the ONNX checker and verify the ``input_ids`` [batch, maxlen] -> ``probability``
+    [batch, outputs] contract."""
     onnx.checker.check_model(proto)
     graph = proto.graph
     if len(graph.input) != 1 or len(graph.output) != 1:
         raise OnnxExportError(
             f"expected 1 input and 1 output, got {len(graph.input)} and {len(graph.output)}")
     _check_value(graph.input[0], INPUT_NAME, onnx.TensorProto.INT32, maxlen)
-    _check_value(graph.output[0], OUTPUT_NAME, onnx.TensorProto.FLOAT, 1)
+    _check_value(graph.output[0], OUTPUT_NAME, onnx.TensorProto.FLOAT, outputs)
 
 
 def _check_value(value: onnx.ValueInfoProto, name: str, elem_type: int, width: int) -> None:
@@ -180,15 +182,16 @@ def quantize_onnx(src: str | os.PathLike, dst: str | os.PathLike,
         quantize_dynamic(src, out, op_types_to_quantize=list(op_types),
                          weight_type=WEIGHT_TYPE)
         proto = onnx.load(out)
-    check_onnx(proto, _input_width(proto))
+    check_onnx(proto, _width(proto.graph.input[0]), _width(proto.graph.output[0]))
     missing = set(op_types) - quantized_op_types(proto)
     if missing:
         raise OnnxExportError(f"quantization left {sorted(missing)} weights in float")
     atomic_write_bytes(dst, proto.SerializeToString(deterministic=True))
 
 
-def _input_width(proto: onnx.ModelProto) -> int:
-    return proto.graph.input[0].type.tensor_type.shape.dim[1].dim_value
+def _width(value: onnx.ValueInfoProto) -> int:
+    """The second dimension of a [batch, width] graph input or output."""
+    return value.type.tensor_type.shape.dim[1].dim_value
 
 
 def quantized_op_types(proto: onnx.ModelProto) -> set[str]:

@@ -25,7 +25,7 @@ from trainer.train import TOKENIZER_FILE, TrainConfig, refuse_verified_bundle, s
 
 from . import verify as V
 from .errors import ExportError
-from .manifest import LABELS_FILE_LINES, build_manifest, write_manifest
+from .manifest import IMDB_LABELS, build_manifest, labels_file_lines, metadata_texts, trained_labels, write_manifest
 
 logger = logging.getLogger(__name__)
 
@@ -99,6 +99,19 @@ def load_keras(out: str):
 
     # safe_mode: refuse lambdas / arbitrary code in the archive.
     return keras.models.load_model(os.path.join(out, "model.keras"), safe_mode=True, compile=False)
+
+
+def model_labels(cfg: ExportConfig, model) -> list[str]:
+    """The class names of metrics.json (IMDB's two without one), checked against the width of
+    ``model``'s output: 1 (a sigmoid) for two classes, N (a softmax) for N."""
+    from trainer.model import outputs
+
+    labels = trained_labels(training_metadata(cfg))
+    width = model.output_shape[-1]
+    if width != outputs(len(labels)):
+        raise ExportError(f"{cfg.out}: model.keras has {width} output{'s' * (width != 1)}, but metrics.json names "
+                          f"{len(labels)} labels {labels} (needing {outputs(len(labels))})")
+    return labels
 
 
 def load_tokenizer(out: str) -> Tokenizer:
@@ -193,8 +206,9 @@ def step_tflite(cfg: ExportConfig) -> None:
         data_source(cfg)  # calibration reads the training reviews: fail before converting anything
     _invalidate_manifest(cfg.out)
     model, tok = load_keras(cfg.out), load_tokenizer(cfg.out)
-    labels_path = os.path.join(cfg.out, "labels.txt")
-    atomic_write_text(labels_path, "".join(f"{label}\n" for label in LABELS_FILE_LINES))
+    labels = model_labels(cfg, model)
+    lines = labels_file_lines(labels)  # one per output score
+    atomic_write_text(os.path.join(cfg.out, "labels.txt"), "".join(f"{line}\n" for line in lines))
     modes = [("float", "model.tflite")]
     if cfg.int8:
         modes += [("dynamic", "model.dynamic.tflite"), ("int8", "model.int8.tflite")]
@@ -202,11 +216,8 @@ def step_tflite(cfg: ExportConfig) -> None:
     for mode, name in modes:
         flat = to_tflite(model, mode, calibration_ids=calib if mode == "int8" else None,
                          int8_io=cfg.int8_io and mode == "int8")
-        flat = add_metadata(flat, vocab_path=os.path.join(cfg.out, "vocab.txt"), labels=LABELS_FILE_LINES,
-                            name="IMDB review sentiment",
-                            description=f"Probability that a movie review is positive ({mode} TFLite). "
-                                        "Lowercase the text before classifying.",
-                            version=MODEL_VERSION)
+        flat = add_metadata(flat, vocab_path=os.path.join(cfg.out, "vocab.txt"), labels=lines,
+                            version=MODEL_VERSION, **metadata_texts(labels, mode))
         atomic_write_bytes(os.path.join(cfg.out, name), flat)
         logger.info(f"wrote {name} ({len(flat) / 1024:.0f} KiB)")
     _ship_int8(cfg, tok)
@@ -227,8 +238,10 @@ def _ship_int8(cfg: ExportConfig, tok: Tokenizer) -> None:
                         held_out)
 
 
-def _mediapipe_results(cfg: ExportConfig, texts: list[str], ids: np.ndarray) -> tuple[list[V.Result], dict]:
-    """MediaPipe TextClassifier vs the LiteRT interpreter on an even sample of test reviews.
+def _mediapipe_results(cfg: ExportConfig, texts: list[str], ids: np.ndarray,
+                       labels: list[str]) -> tuple[list[V.Result], dict]:
+    """MediaPipe TextClassifier vs the LiteRT interpreter on an even sample of test reviews; its
+    categories (``labels_file_lines(labels)``) mapped by name to the model's columns.
 
     Returns the results and what the manifest records: ``{"ran": [...], "skipped": {name: why}}``.
     """
@@ -249,7 +262,7 @@ def _mediapipe_results(cfg: ExportConfig, texts: list[str], ids: np.ndarray) -> 
             logger.info(f"MediaPipe cannot run {name}: its output is int8 (--int8-io); MediaPipe takes float32/uint8")
             continue
         try:
-            mp = mediapipe_scores(path, [texts[i] for i in rows])
+            mp = mediapipe_scores(path, [texts[i] for i in rows], labels_file_lines(labels))
         except MediaPipeUnavailable as e:
             status["skipped"]["*"] = str(e)
             logger.info(f"skipping the MediaPipe conformance check: {e}")
@@ -269,9 +282,9 @@ def _output_dtype(path: str):
 
 def _format_results(out: str, ids: np.ndarray, reference: np.ndarray, labels: np.ndarray,
                     edge: tuple[list[str], np.ndarray]) -> list[V.Result]:
-    """Every exported model file scored by its own interpreter and compared with Keras, and
-    made to score the ``edge`` rows (names, ids) no test review looks like."""
-    results = []
+    """Every exported model file scored by its own interpreter and compared with Keras (``reference``
+    [n] or [n, N]), and made to score the ``edge`` rows (names, ids) no test review looks like."""
+    results, width = [], 1 if reference.ndim == 1 else reference.shape[1]
     for name in EXPORTED_MODELS:
         path = os.path.join(out, name)
         if os.path.isfile(path):
@@ -280,14 +293,14 @@ def _format_results(out: str, ids: np.ndarray, reference: np.ndarray, labels: np
             results.append(V.compare(name, probs, reference, labels, quantized=name in V.QUANTIZED,
                                      reference_accuracy=V.accuracy(reference, labels)))
             V.check_batch_independence(results[-1], path, ids, probs)
-            V.check_edge_rows(results[-1], path, *edge)
+            V.check_edge_rows(results[-1], path, *edge, width=width)
             if name.endswith(".tflite"):  # LiteRT's default kernels depend on the CPU
                 results[-1].figures.update(V.kernel_figures(path, ids, reference, labels))
     return results
 
 
 def step_verify(cfg: ExportConfig) -> list[V.Result]:
-    """Score the full IMDB test set with every format; write manifest.json and report.md."""
+    """Score the whole test split with every format; write manifest.json and report.md."""
     from .archs import arch_section
     from .report import write_report
 
@@ -298,15 +311,17 @@ def step_verify(cfg: ExportConfig) -> list[V.Result]:
     ids = tok.encode_batch(imdb.test_texts)  # [25000, maxlen] int32
     logger.info(f"scoring {len(ids)} test reviews with Keras (the reference)")
     keras_model = load_keras(cfg.out)
-    reference = keras_model.predict(ids, batch_size=V.SCORE_BATCH, verbose=0)[:, 0]
+    labels = model_labels(cfg, keras_model)
+    reference = V.probabilities(keras_model.predict(ids, batch_size=V.SCORE_BATCH, verbose=0))  # [n] or [n, N]
     results = _format_results(cfg.out, ids, reference, imdb.test_labels, V.edge_rows(tok))
     V.check_vocab_fits(results, cfg.out, tok.num_words)
     if not results:
         raise ExportError(f"{cfg.out}: no exported model to verify (run 'python -m export onnx' / 'tflite')")
-    mp_results, mp_status = _mediapipe_results(cfg, imdb.test_texts, ids)
+    mp_results, mp_status = _mediapipe_results(cfg, imdb.test_texts, ids, labels)
     results += mp_results
     verification = {
-        "dataset": {"name": "IMDB test", "n": len(ids), "source": recorded_source(data_source(cfg))},
+        "dataset": {"name": "IMDB test" if labels == IMDB_LABELS else "test", "n": len(ids),
+                    "source": recorded_source(data_source(cfg))},
         "reference": {"file": "model.keras", "accuracy": V.accuracy(reference, imdb.test_labels)},
         "tolerances": V.tolerances(),
         "results": {r.name: {**r.figures, "passed": r.passed, "failures": r.failures} for r in results},

@@ -24,14 +24,36 @@ def verification_table(manifest: dict) -> str:
              files.get("model.keras", {}).get("sha256", "")[:12], ""]]
     for name, r in ver["results"].items():
         f = files.get(name, {})
-        rows.append([name, _fmt(r.get("accuracy"), ".4f"), f"{r['agreement']:.2%}", f"{r['max_abs_diff']:.2e}",
-                     f"{r['mean_abs_diff']:.2e}", _fmt(r.get("batch_max_abs_diff"), ".1e"),
+        rows.append([name, _fmt(r.get("accuracy"), ".4f"), _fmt(r["agreement"], ".2%"), _fmt(r["max_abs_diff"], ".2e"),
+                     _fmt(r["mean_abs_diff"], ".2e"), _fmt(r.get("batch_max_abs_diff"), ".1e"),
                      _fmt(f["size"] / 1024 if f else None, ".0f"),
                      f.get("sha256", "")[:12], "PASS" if r["passed"] else "FAIL: " + "; ".join(r["failures"])])
+    return _markdown(rows)
+
+
+def _markdown(rows: list[list[str]]) -> str:
+    """A Markdown table, its columns padded to their widest cell; ``rows[0]`` is the header."""
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = ["| " + " | ".join(c.ljust(w) for c, w in zip(row, widths)) + " |" for row in rows]
     lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
     return "\n".join(lines)
+
+
+def per_class_section(training: dict) -> list[str]:
+    """The trainer's per-class figures and confusion matrix on the test split (metrics.json's
+    ``per_class`` and ``confusion``, in ``labels`` order), as report lines; none if it has none."""
+    per_class, confusion = training.get("per_class"), training.get("confusion")
+    if not per_class:
+        return []
+    labels = training.get("labels") or list(per_class)
+    rows = [["label", "precision", "recall", "F1", "support"]]
+    rows += [[label, f"{c['precision']:.4f}", f"{c['recall']:.4f}", f"{c['f1']:.4f}", str(c["support"])]
+             for label, c in ((label, per_class[label]) for label in labels)]
+    parts = ["### Per class (test split)", "", _markdown(rows), ""]
+    if confusion:
+        matrix = [["true \\ predicted", *labels]] + [[label, *map(str, row)] for label, row in zip(labels, confusion)]
+        parts += ["Confusion matrix: rows are the true class, columns the predicted class.", "", _markdown(matrix), ""]
+    return parts
 
 
 def mediapipe_line(status: dict) -> str:
@@ -71,6 +93,7 @@ def write_report(out: str, manifest: dict) -> str:
         parts += ["## Training", "",
                   f"Test accuracy {training['test_accuracy']:.4f}, loss {training['test_loss']:.4f}; best validation "
                   f"epoch {training['best_epoch']} of {training['epochs_run']}; {training['train_seconds']} s.", ""]
+        parts += per_class_section(training)
     for plot in ("loss.png", "accuracy.png"):
         if os.path.isfile(os.path.join(out, plot)):
             parts += [f"![{plot[:-4]}]({plot})", ""]

@@ -1,5 +1,5 @@
 """The one signature every export traces and writes: int32 ``input_ids`` [batch, maxlen] ->
-float32 ``probability`` [batch, 1], and the one full-integer int8 converter set-up.
+float32 ``probability`` [batch, 1] (two classes) or [batch, N], and the one full-integer int8 converter set-up.
 
 ONNX, the TFLite files and the micro model all start from ``serving_function``; the two int8
 TFLite models (``model.int8.tflite`` and the micro model) both come from ``int8_flatbuffer``,
@@ -34,7 +34,7 @@ def model_maxlen(model) -> int:
 
 
 def serving_function(model, batch: int | None = None, body: Callable | None = None):
-    """``input_ids`` [batch, maxlen] int32 -> ``{"probability": [batch, 1] float32}``, computed by
+    """``input_ids`` [batch, maxlen] int32 -> ``{"probability": [batch, 1 or N] float32}``, computed by
     ``body(ids)`` (default: the model itself). ``batch``: a fixed batch (TFLM does not resize)."""
     spec = tf.TensorSpec([batch, model_maxlen(model)], tf.int32, name=INPUT_NAME)
     body = body or (lambda ids: model(ids, training=False))

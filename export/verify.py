@@ -38,18 +38,34 @@ class Result:
         return not self.failures
 
 
+def probabilities(out: np.ndarray) -> np.ndarray:
+    """A model's output as verify compares it: ``[n, 1]`` (a sigmoid) -> ``[n]`` P(labels[1]);
+    ``[n, N]`` (a softmax) as is."""
+    return out[:, 0] if out.ndim == 2 and out.shape[1] == 1 else out
+
+
+def predicted(probs: np.ndarray) -> np.ndarray:
+    """The predicted class index of each row: ``[n]`` -> 1 from THRESHOLD on; ``[n, N]`` -> the
+    arg-max (ties: the lowest index)."""
+    return (probs >= THRESHOLD).astype(np.int64) if probs.ndim == 1 else np.argmax(probs, axis=1)
+
+
 def accuracy(probs: np.ndarray, labels: np.ndarray) -> float:
-    return float(np.mean((probs >= THRESHOLD) == (labels == 1)))
+    return float(np.mean(predicted(probs) == labels))
 
 
 def compare(name: str, probs: np.ndarray, reference: np.ndarray, labels: np.ndarray | None,
             quantized: bool, reference_accuracy: float | None = None,
             max_abs_diff: float = FLOAT_MAX_ABS_DIFF) -> Result:
-    """Figures of ``probs`` against ``reference`` and the checks that apply to this kind of format."""
+    """Figures of ``probs`` against ``reference`` (both ``[n]`` or both ``[n, N]``, see
+    ``probabilities``) and the checks that apply to this kind of format; |dp| over every output."""
+    if probs.shape != reference.shape:
+        return Result(name, {"n": int(len(probs)), "agreement": None, "max_abs_diff": None, "mean_abs_diff": None},
+                      [f"scored shape {list(probs.shape)}, the reference {list(reference.shape)}"])
     diff = np.abs(probs.astype(np.float64) - reference.astype(np.float64))
     figures = {
         "n": int(len(probs)),
-        "agreement": float(np.mean((probs >= THRESHOLD) == (reference >= THRESHOLD))),
+        "agreement": float(np.mean(predicted(probs) == predicted(reference))),
         "max_abs_diff": float(diff.max()) if len(diff) else 0.0,
         "mean_abs_diff": float(diff.mean()) if len(diff) else 0.0,
     }
@@ -74,7 +90,8 @@ def compare(name: str, probs: np.ndarray, reference: np.ndarray, labels: np.ndar
 
 
 def score_file(path: str, ids: np.ndarray, threads: int | None = None) -> np.ndarray:
-    """Score ``ids`` ([n, maxlen] int32) with the format's own interpreter -> [n] float32."""
+    """Score ``ids`` ([n, maxlen] int32) with the format's own interpreter -> float32 [n] (two
+    classes: P(labels[1])) or [n, N]."""
     from runtime.model import open_backend
 
     backend = open_backend(path, "auto", threads)
@@ -94,7 +111,8 @@ def kernel_figures(path: str, ids: np.ndarray, reference: np.ndarray, labels: np
     probs = np.concatenate([fixed.run(ids[i:i + SCORE_BATCH]) for i in range(0, len(ids), SCORE_BATCH)]
                            or [np.zeros(0, np.float32)])
     figures = compare("builtin", probs, reference, labels, quantized=True).figures
-    return {"kernels": kernels, "builtin_kernels": {k: figures[k] for k in ("agreement", "max_abs_diff", "accuracy")}}
+    builtin = {k: figures.get(k) for k in ("agreement", "max_abs_diff", "accuracy")}  # None: not comparable
+    return {"kernels": kernels, "builtin_kernels": builtin}
 
 
 def check_batch_independence(result: Result, path: str, ids: np.ndarray, probs: np.ndarray) -> None:
@@ -129,31 +147,35 @@ def edge_backends(path: str) -> list[tuple[str, object]]:
     return backends
 
 
-def check_edge_rows(result: Result, path: str, names: list[str], ids: np.ndarray, backends=None) -> None:
+def check_edge_rows(result: Result, path: str, names: list[str], ids: np.ndarray, backends=None,
+                    width: int = 1) -> None:
     """Score each edge row alone with every backend of ``path`` (``backends(path)``, default
-    ``edge_backends``); a row that raises or gives no probability in [0, 1] is a failure, each
-    one named. ``figures["edge_rows"]``: backend -> row -> score."""
+    ``edge_backends``); a row that raises or gives not ``width`` (the model's outputs) probabilities
+    in [0, 1] is a failure, each one named. ``figures["edge_rows"]``: backend -> row -> score
+    (``width`` 1) or its list of ``width`` scores."""
     result.figures["edge_rows"] = {}
     for kind, backend in (backends or edge_backends)(path):
         scores = result.figures["edge_rows"].setdefault(kind, {})
         for name, row in zip(names, ids):
-            p, problem = _score_one(backend, row)
+            p, problem = _score_one(backend, row, width)
             if problem:
                 result.failures.append(f"the edge row {name} ({kind}) {problem}")
             else:
                 scores[name] = p
 
 
-def _score_one(backend, row: np.ndarray) -> tuple[float | None, str | None]:
-    """(the probability of one row [maxlen], None) or (None, what went wrong)."""
+def _score_one(backend, row: np.ndarray, width: int) -> tuple[float | list[float] | None, str | None]:
+    """(the probability of one row [maxlen], or its ``width`` probabilities, None) or (None, what
+    went wrong)."""
     try:
         p = np.asarray(backend.run(row[None, :]), dtype=np.float64).reshape(-1)
     except Exception as e:  # whatever the interpreter raises, the row cannot be scored
         lines = str(e).strip().splitlines()
         return None, f"cannot be scored: {type(e).__name__}: {lines[0] if lines else ''}"
-    if p.shape != (1,) or not 0.0 <= p[0] <= 1.0:
-        return None, f"scored {p.tolist()}, not one probability in [0, 1]"
-    return float(p[0]), None
+    if p.shape != (width,) or not all(0.0 <= x <= 1.0 for x in p):
+        wanted = "one probability" if width == 1 else f"{width} probabilities"
+        return None, f"scored {p.tolist()}, not {wanted} in [0, 1]"
+    return float(p[0]) if width == 1 else p.tolist(), None
 
 
 def check_vocab_fits(results: list[Result], out: str, num_words: int) -> None:

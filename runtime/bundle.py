@@ -35,6 +35,7 @@ SUPPORTED_FORMAT_VERSIONS = (1,)
 MAX_MANIFEST_BYTES = 4 << 20  # a real one is ~4 KB
 MAX_MAXLEN = 16_384  # ids per review; IMDB's longest review has ~2,500 words
 MAX_NUM_WORDS = 10_000_000
+MAX_LABELS = 1000
 MODEL_SUFFIXES = (".onnx", ".tflite")
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
@@ -78,8 +79,8 @@ class Manifest:
     path: str
     format_version: int
     tokenizer: TokenizerSpec
-    labels: tuple[str, str]  # (below the threshold, at or above it)
-    threshold: float
+    labels: tuple[str, ...]  # two: (below the threshold, at or above it); N >= 3: the output columns
+    threshold: float | None  # None for N >= 3 labels: the arg-max
     files: Mapping[str, FileEntry]  # plain names, in manifest order
     raw: dict = field(repr=False, compare=False)  # the whole JSON object, other sections included
 
@@ -246,6 +247,9 @@ def parse_manifest(obj: Any, path: str) -> Manifest:
     found = {key: read(obj[key], problems) if key in obj else problems.append(f"{key}: missing ({what})")
              for key, what, read in _SECTIONS}  # a section with problems reads as None
     tokenizer, labels, threshold, files = found.values()
+    if labels is not None and "threshold" in obj and (obj["threshold"] is None) != (len(labels) > 2):
+        problems.append(f"threshold: must be null for {len(labels)} labels (the arg-max), got {_show(obj['threshold'])}"
+                        if len(labels) > 2 else "threshold: must be a number between 0 and 1 (exclusive), got null")
     if tokenizer is not None and files is not None and tokenizer.vocab_file not in files:
         problems.append(f"tokenizer.vocab_file: {tokenizer.vocab_file!r} is not listed in files")
     if problems:
@@ -271,15 +275,17 @@ def _tokenizer(cfg: Any, problems: list[str]) -> TokenizerSpec | None:
     return None if len(problems) > before else TokenizerSpec(maxlen, num_words, vocab_file)
 
 
-def _labels(labels: Any, problems: list[str]) -> tuple[str, str] | None:
-    if (not isinstance(labels, list) or len(labels) != 2 or not all(isinstance(x, str) and x for x in labels)
-            or labels[0] == labels[1]):
+def _labels(labels: Any, problems: list[str]) -> tuple[str, ...] | None:
+    if (not isinstance(labels, list) or not 2 <= len(labels) <= MAX_LABELS
+            or not all(isinstance(x, str) and x for x in labels) or len(set(labels)) != len(labels)):
         problems.append(f"labels: must be two distinct non-empty strings [negative, positive], got {_show(labels)}")
         return None
-    return labels[0], labels[1]
+    return tuple(labels)
 
 
 def _threshold(value: Any, problems: list[str]) -> float | None:
+    if value is None:  # N >= 3 labels: the arg-max (parse_manifest checks it against the labels)
+        return None
     if not _is_number(value) or not math.isfinite(value) or not 0 < value < 1:
         problems.append(f"threshold: must be a number between 0 and 1 (exclusive), got {_show(value)}")
         return None

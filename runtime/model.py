@@ -321,12 +321,16 @@ class _Backend:
         return (None, self._seq_len)
 
     def run(self, ids: np.ndarray) -> np.ndarray:
-        """int32 ids ``[n, seq_len]`` -> float32 probabilities ``[n]``."""
+        """int32 ids ``[n, seq_len]`` -> float32 probabilities: ``[n]`` for a one-output model
+        (a sigmoid), ``[n, N]`` for an N-output one (a softmax)."""
         ids = self._check_ids(ids)
-        out = np.empty(len(ids), dtype=np.float32)
-        for start in range(0, len(ids), MAX_BATCH):  # n == 0: the model is never called
+        out = np.empty(len(ids), dtype=np.float32)  # n == 0: the model is never called
+        for start in range(0, len(ids), MAX_BATCH):
             chunk = ids[start:start + MAX_BATCH]
-            out[start:start + len(chunk)] = self._probs(self._run_chunk(chunk), len(chunk))
+            probs = self._probs(self._run_chunk(chunk), len(chunk))
+            if start == 0:
+                out = np.empty((len(ids), *probs.shape[1:]), dtype=np.float32)
+            out[start:start + len(chunk)] = probs
         return out
 
     def _check_ids(self, ids) -> np.ndarray:
@@ -341,7 +345,9 @@ class _Backend:
         return np.ascontiguousarray(ids)
 
     def _probs(self, out: np.ndarray, n: int) -> np.ndarray:
-        """The model's ``[n, 1]`` (or ``[n]``) output as ``[n]`` float32."""
+        """The model's ``[n, 1]`` (or ``[n]``) output as ``[n]`` float32; ``[n, N]`` (N >= 2) as is."""
+        if out.ndim == 2 and out.shape[0] == n and out.shape[1] >= 2:
+            return out.astype(np.float32, copy=False)
         if out.size != n or (out.ndim == 2 and out.shape[1] != 1) or out.ndim not in (1, 2):
             raise BackendError(f"{self.path}: model returned shape {_shape_text(out.shape)} "
                                f"for {n} rows, expected [{n}, 1]")

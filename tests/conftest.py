@@ -68,7 +68,7 @@ def tiny_trained(tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_bundle(tiny_trained, tmp_path_factory) -> str:
     """A bundle directory with every format, labels, vocab and a manifest, as ``export`` writes it."""
-    from export.manifest import LABELS_FILE_LINES, build_manifest, write_manifest
+    from export.manifest import IMDB_LABELS, build_manifest, labels_file_lines, write_manifest
     from export.metadata import add_metadata
     from export.onnx_export import quantize_onnx, to_onnx
     from export.tflite_export import to_tflite
@@ -78,14 +78,14 @@ def tiny_bundle(tiny_trained, tmp_path_factory) -> str:
     out = str(tmp_path_factory.mktemp("bundle"))
     tok.save(os.path.join(out, "vocab.txt"))
     with open(os.path.join(out, "labels.txt"), "w") as f:
-        f.write("".join(f"{label}\n" for label in LABELS_FILE_LINES))
+        f.write("".join(f"{label}\n" for label in labels_file_lines(IMDB_LABELS)))
     model.save(os.path.join(out, "model.keras"))
     to_onnx(model, os.path.join(out, "model.onnx"))
     quantize_onnx(os.path.join(out, "model.onnx"), os.path.join(out, "model.int8.onnx"))
     calib = tok.encode_batch(texts)
     for mode, name in (("float", "model.tflite"), ("dynamic", "model.dynamic.tflite"), ("int8", "model.int8.tflite")):
         flat = to_tflite(model, mode, calibration_ids=calib if mode == "int8" else None)
-        flat = add_metadata(flat, vocab_path=os.path.join(out, "vocab.txt"), labels=LABELS_FILE_LINES,
+        flat = add_metadata(flat, vocab_path=os.path.join(out, "vocab.txt"), labels=labels_file_lines(IMDB_LABELS),
                             name="tiny", description="tiny test model", version="0.0.1")
         atomic_write_bytes(os.path.join(out, name), flat)
     write_manifest(out, build_manifest(out, tok, None, {"results": {}}))

@@ -136,7 +136,7 @@ def test_error_table(row, dirs, capsys, monkeypatch):
 def test_a_conversion_failure_exits_1(dirs, capsys, monkeypatch):
     from export import onnx_export
 
-    def broken(proto, maxlen):
+    def broken(proto, maxlen, outputs):
         raise onnx_export.OnnxExportError("ONNX 'input_ids' is FLOAT [batch, 256], expected 'input_ids' INT32")
 
     monkeypatch.setattr(onnx_export, "check_onnx", broken)
