@@ -120,6 +120,9 @@ class Classifier:
         if list(runner.input_shape)[1:] != [maxlen]:
             raise BundleError(f"{bundle.path(model)}: model input shape {list(runner.input_shape)} "
                               f"does not take {maxlen} ids per review")
+        if len(bundle.labels) != 2:  # export can make N-class bundles; scoring them is not in this version
+            raise BundleError(f"{bundle.root}: {len(bundle.labels)} classes: this runtime scores two-class "
+                              "bundles only")
         return cls(bundle, model, runner, batch_size)
 
     def ref(self, threads: int | None = None) -> "ModelRef":

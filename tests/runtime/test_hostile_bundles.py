@@ -168,7 +168,8 @@ LABELS = "labels: must be two distinct non-empty strings [negative, positive], g
 THRESHOLD = "threshold: must be a number between 0 and 1 (exclusive), got "
 STRUCTURE = [
     ({"labels": ["positive"]}, LABELS + '["positive"]'),
-    ({"labels": ["a", "b", "c"]}, LABELS + '["a", "b", "c"]'),
+    ({"labels": ["a", "b", "c"]}, "threshold: must be null for 3 labels (the arg-max), got 0.5"),
+    ({"labels": ["a", "b"], "threshold": None}, THRESHOLD + "null"),
     ({"labels": "ab"}, LABELS + '"ab"'),
     ({"labels": ["same", "same"]}, LABELS + '["same", "same"]'),
     ({"labels": ["", "positive"]}, LABELS + '["", "positive"]'),
@@ -188,6 +189,13 @@ STRUCTURE = [
     ({"files": "vocab.txt"}, 'files: must be an object of name -> {size, sha256}, got "vocab.txt"'),
     ({"files": {}}, "tokenizer.vocab_file: 'vocab.txt' is not listed in files"),
 ]
+
+
+def test_an_n_class_bundle_is_refused_by_the_classifier_of_this_version(root):
+    from runtime import Classifier
+
+    write_manifest(root, {**read_manifest(root), "labels": ["a", "b", "c"], "threshold": None})
+    assert refusal(root, Classifier.load) == f"{root}: 3 classes: this runtime scores two-class bundles only"
 
 
 @pytest.mark.parametrize("changes, reason", STRUCTURE)
