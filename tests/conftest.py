@@ -92,6 +92,65 @@ def tiny_bundle(tiny_trained, tmp_path_factory) -> str:
     return out
 
 
+THREE_LABELS = ["alpha", "beta", "gamma"]  # column i = P(THREE_LABELS[i])
+CLASS_WORDS = ("apple pear plum fig".split(), "river lake sea pond".split(), "stone rock sand clay".split())
+CLASS_SHARED = "the a of and it was this that".split()
+
+
+def three_class_corpus(n: int, seed: int) -> tuple[list[str], np.ndarray]:
+    """Texts whose class words decide the class (0, 1, 2 in turn): learnt in a few epochs."""
+    rng = random.Random(seed)
+    texts = []
+    for i in range(n):
+        words = rng.choices(CLASS_SHARED, k=rng.randint(2, 10)) + rng.choices(CLASS_WORDS[i % 3], k=rng.randint(1, 3))
+        rng.shuffle(words)
+        texts.append(" ".join(words))
+    return texts, np.arange(n, dtype=np.int32) % 3
+
+
+def write_three_class_files(out: str, model, tok, calibration: np.ndarray) -> None:
+    """What the onnx and tflite steps write, with the existing converters and the labels rules."""
+    from export.manifest import labels_file_lines, metadata_texts
+    from export.metadata import add_metadata
+    from export.onnx_export import quantize_onnx, to_onnx
+    from export.tflite_export import to_tflite
+    from runtime.files import atomic_write_bytes
+
+    tok.save(os.path.join(out, "vocab.txt"))
+    with open(os.path.join(out, "labels.txt"), "w", encoding="utf-8") as f:
+        f.write("".join(f"{line}\n" for line in labels_file_lines(THREE_LABELS)))
+    model.save(os.path.join(out, "model.keras"))
+    to_onnx(model, os.path.join(out, "model.onnx"))
+    quantize_onnx(os.path.join(out, "model.onnx"), os.path.join(out, "model.int8.onnx"))
+    for mode, name in (("float", "model.tflite"), ("int8", "model.int8.tflite")):
+        flat = to_tflite(model, mode, calibration_ids=calibration if mode == "int8" else None)
+        flat = add_metadata(flat, vocab_path=os.path.join(out, "vocab.txt"), labels=labels_file_lines(THREE_LABELS),
+                            version="0.0.1", **metadata_texts(THREE_LABELS, mode))
+        atomic_write_bytes(os.path.join(out, name), flat)
+
+
+@pytest.fixture(scope="session")
+def three_class_bundle(tmp_path_factory) -> str:
+    """A complete, verified-manifest bundle of a trained 3-class tutorial model (labels alpha,
+    beta, gamma; vocab of 50, maxlen 64): ONNX float/int8, TFLite float/int8 with metadata."""
+    import keras
+
+    from export.manifest import build_manifest, write_manifest
+    from runtime.tokenizer import Tokenizer
+    from trainer.model import build_model
+
+    texts, labels = three_class_corpus(300, seed=0)
+    tok = Tokenizer.build(texts, num_words=50, maxlen=64)
+    keras.utils.set_random_seed(0)
+    model = build_model(num_words=50, maxlen=64, num_classes=3)
+    model.compile(optimizer=keras.optimizers.Adam(0.02), loss="sparse_categorical_crossentropy")
+    model.fit(tok.encode_batch(texts), labels, epochs=8, batch_size=32, verbose=0)
+    out = str(tmp_path_factory.mktemp("three_class"))
+    write_three_class_files(out, model, tok, tok.encode_batch(texts[:100]))
+    write_manifest(out, build_manifest(out, tok, {"labels": THREE_LABELS}, {"results": {}}))
+    return out
+
+
 def write_imdb_tar(path, n_per_split: int = 200, seed: int = 0) -> str:
     """A .tar.gz in the aclImdb layout whose reviews come from ``tiny_corpus``."""
     import io

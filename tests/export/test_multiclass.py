@@ -15,43 +15,11 @@ from export import verify as V
 from export.archs import int8_figures
 from export.manifest import build_manifest, labels_file_lines, metadata_texts, write_manifest
 from runtime.tokenizer import Tokenizer
+from tests.conftest import THREE_LABELS, three_class_corpus as corpus, write_three_class_files
 from tests.export.metadata_reader import read_metadata
 
-LABELS = ["alpha", "beta", "gamma"]  # column i = P(LABELS[i])
+LABELS = THREE_LABELS  # column i = P(LABELS[i])
 MAXLEN = 64
-CLASS_WORDS = ("apple pear plum fig".split(), "river lake sea pond".split(), "stone rock sand clay".split())
-SHARED = "the a of and it was this that".split()
-
-
-def corpus(n: int, seed: int) -> tuple[list[str], np.ndarray]:
-    """Texts whose class words decide the class (0, 1, 2 in turn): learnt in a few epochs."""
-    rng = random.Random(seed)
-    texts = []
-    for i in range(n):
-        words = rng.choices(SHARED, k=rng.randint(2, 10)) + rng.choices(CLASS_WORDS[i % 3], k=rng.randint(1, 3))
-        rng.shuffle(words)
-        texts.append(" ".join(words))
-    return texts, np.arange(n, dtype=np.int32) % 3
-
-
-def write_bundle_files(out: str, model, tok: Tokenizer, calibration: np.ndarray) -> None:
-    """What the onnx and tflite steps write, with the existing converters and the labels rules."""
-    from export.metadata import add_metadata
-    from export.onnx_export import quantize_onnx, to_onnx
-    from export.tflite_export import to_tflite
-    from runtime.files import atomic_write_bytes
-
-    tok.save(os.path.join(out, "vocab.txt"))
-    with open(os.path.join(out, "labels.txt"), "w", encoding="utf-8") as f:
-        f.write("".join(f"{line}\n" for line in labels_file_lines(LABELS)))
-    model.save(os.path.join(out, "model.keras"))
-    to_onnx(model, os.path.join(out, "model.onnx"))
-    quantize_onnx(os.path.join(out, "model.onnx"), os.path.join(out, "model.int8.onnx"))
-    for mode, name in (("float", "model.tflite"), ("int8", "model.int8.tflite")):
-        flat = to_tflite(model, mode, calibration_ids=calibration if mode == "int8" else None)
-        flat = add_metadata(flat, vocab_path=os.path.join(out, "vocab.txt"), labels=labels_file_lines(LABELS),
-                            version="0.0.1", **metadata_texts(LABELS, mode))
-        atomic_write_bytes(os.path.join(out, name), flat)
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +37,7 @@ def three(tmp_path_factory):
     model.compile(optimizer=keras.optimizers.Adam(0.02), loss="sparse_categorical_crossentropy")
     model.fit(tok.encode_batch(texts), labels, epochs=8, batch_size=32, verbose=0)
     out = str(tmp_path_factory.mktemp("three"))
-    write_bundle_files(out, model, tok, tok.encode_batch(texts[:100]))
+    write_three_class_files(out, model, tok, tok.encode_batch(texts[:100]))
     test_texts, test_labels = corpus(120, seed=1)
     ids = tok.encode_batch(test_texts)
     reference = V.probabilities(model.predict(ids, verbose=0))
