@@ -1,4 +1,4 @@
-// reviewkit on a microcontroller: review text -> probability that it is positive.
+// reviewkit on a microcontroller: review text -> its class (rk_labels in model_data.h) and probability.
 //
 // Build with TFLite Micro (https://github.com/tensorflow/tflite-micro) and the files of
 // artifacts/micro/: model_data.cc, vocab_data.c, tokenizer.c and this file, with
@@ -13,7 +13,7 @@
 #include "tensorflow/lite/micro/micro_interpreter.h"
 #include "tensorflow/lite/schema/schema_generated.h"
 
-#include "model_data.h"  // rk_model_data: model.tflite, 16-byte aligned
+#include "model_data.h"  // rk_model_data: model.tflite, 16-byte aligned; RK_NUM_OUTPUTS, rk_labels
 #include "model_ops.h"   // RkOpResolver, RkRegisterOps: exactly the model's ops
 #include "tokenizer.h"   // rk_tokenize / rk_begin, rk_feed, rk_end; RK_MAXLEN
 
@@ -23,11 +23,13 @@ namespace {
 // TFLM built from source needs less (README.md). 8 KiB leaves room for other builds.
 constexpr size_t kArenaSize = 8 * 1024;
 alignas(16) uint8_t g_arena[kArenaSize];
+constexpr float kThreshold = 0.5f;  // manifest.json "threshold" of a two-class bundle
 
 tflite::MicroInterpreter* g_interpreter = nullptr;
 int g_status = 1;  // > 0: not set up yet; then kRkOk or the error code of the one set-up
 rk_tokenizer g_tokenizer;
 bool g_streaming = false;  // BeginReview succeeded and EndReview has not been called since
+int g_class = kRkErrorSetup;  // what ReviewClass() returns: the last call's class or error code
 
 // A [rows, cols] tensor of `type`, `elem` bytes an element, with its data: what the tokenizer
 // writes and the caller reads. A tensor seen through another TfLiteTensor layout fails here.
@@ -48,7 +50,7 @@ int Setup() {
   static tflite::MicroInterpreter interpreter(model, resolver, g_arena, kArenaSize);
   if (interpreter.AllocateTensors() != kTfLiteOk) return kRkErrorSetup;
   if (!IsMatrix(interpreter.input(0), kTfLiteInt32, 1, RK_MAXLEN, sizeof(int32_t))) return kRkErrorInput;
-  if (!IsMatrix(interpreter.output(0), kTfLiteFloat32, 1, 1, sizeof(float))) return kRkErrorOutput;
+  if (!IsMatrix(interpreter.output(0), kTfLiteFloat32, 1, RK_NUM_OUTPUTS, sizeof(float))) return kRkErrorOutput;
   g_interpreter = &interpreter;
   return kRkOk;
 }
@@ -59,13 +61,36 @@ int Ready() {
   return g_status;
 }
 
-float Code(int status) { return static_cast<float>(status); }
+// The outcome of a ClassifyReview or EndReview call that failed: ReviewClass() gives it too.
+float Code(int status) {
+  g_class = status;
+  return static_cast<float>(status);
+}
 
-// The ids are in the input tensor: run the model. The probability, or a negative code.
+// The class of the [1, RK_NUM_OUTPUTS] scores `p`: two classes (one sigmoid) 1 from kThreshold
+// on, else 0; N classes the arg-max, ties to the lowest index as in Python (export/verify.py).
+// kRkErrorOutput if a score is not a probability (NaN fails both comparisons).
+int ClassOf(const float* p) {
+  for (int i = 0; i < RK_NUM_OUTPUTS; i++) {
+    if (!(p[i] >= 0.0f && p[i] <= 1.0f)) return kRkErrorOutput;
+  }
+  if (RK_NUM_OUTPUTS == 1) return p[0] >= kThreshold ? 1 : 0;
+  int best = 0;
+  for (int i = 1; i < RK_NUM_OUTPUTS; i++) {
+    if (p[i] > p[best]) best = i;
+  }
+  return best;
+}
+
+// The ids are in the input tensor: run the model. Two classes: P(rk_labels[1]); N classes: the
+// probability of the predicted class; or a negative code.
 float Invoke() {
   if (g_interpreter->Invoke() != kTfLiteOk) return Code(kRkErrorInvoke);
-  const float p = g_interpreter->output(0)->data.f[0];  // [1, 1] float32
-  return (p >= 0.0f && p <= 1.0f) ? p : Code(kRkErrorOutput);  // NaN fails both comparisons
+  const float* p = g_interpreter->output(0)->data.f;  // [1, RK_NUM_OUTPUTS] float32
+  const int c = ClassOf(p);
+  if (c < 0) return Code(c);
+  g_class = c;
+  return RK_NUM_OUTPUTS == 1 ? p[0] : p[c];
 }
 
 }  // namespace
@@ -97,4 +122,6 @@ float EndReview() {
   return Invoke();
 }
 
-bool IsPositive(float probability) { return probability >= 0.5f; }
+int ReviewClass() { return g_class; }
+
+bool IsPositive(float probability) { return probability >= kThreshold; }

@@ -1,9 +1,11 @@
 // reviewkit on a microcontroller: the entry points of example.cc (C++, TFLite Micro).
 //
-// ClassifyReview and EndReview return the probability that the review is positive, in [0, 1],
-// or one of the negative codes below: a value < 0 is never a score. The set-up (model, ops,
-// arena, tensor checks) runs once, at the first call; if it fails, every later call returns
-// the same code (it is not retried, so the ops are registered once).
+// ClassifyReview and EndReview return a probability in [0, 1] -- two classes: P(rk_labels[1]),
+// the probability that the review is positive for IMDB; N >= 3 classes: the probability of the
+// predicted class -- or one of the negative codes below: a value < 0 is never a score.
+// ReviewClass() then gives the class (rk_labels[i] in model_data.h names class i). The set-up
+// (model, ops, arena, tensor checks) runs once, at the first call; if it fails, every later call
+// returns the same code (it is not retried, so the ops are registered once).
 #ifndef RK_EXAMPLE_H
 #define RK_EXAMPLE_H
 
@@ -19,7 +21,8 @@ enum RkStatus : int {
   // is compiled without -DTF_LITE_STATIC_MEMORY against a TFLM library built with it (TfLiteTensor
   // then has another layout), or with the model of another maxlen.
   kRkErrorInput = -2,
-  // The output tensor is not [1, 1] float32, or what it holds is not a probability (NaN, < 0, > 1).
+  // The output tensor is not [1, RK_NUM_OUTPUTS] float32 (model_data.h: 1 for two classes, N for
+  // N), or one of its scores is not a probability (NaN, < 0, > 1).
   kRkErrorOutput = -3,
   // Invoke() failed.
   kRkErrorInvoke = -4,
@@ -35,7 +38,14 @@ bool BeginReview();
 void ReviewBytes(const uint8_t* bytes, size_t len);
 float EndReview();
 
-// Threshold 0.5 (manifest.json "threshold"): positive at or above it. False for an error code.
+// The class index of the review the last ClassifyReview or EndReview scored, 0..RK_NUM_CLASSES-1:
+// two classes 1 at or above the threshold 0.5 (manifest.json "threshold"), else 0; N >= 3 classes
+// the arg-max of the N probabilities (ties: the lowest index). If that call returned a negative
+// code, the same code; kRkErrorSetup before any call.
+int ReviewClass();
+
+// Two classes: threshold 0.5 (manifest.json "threshold"), positive at or above it. False for an
+// error code.
 bool IsPositive(float probability);
 
 #endif  // RK_EXAMPLE_H
