@@ -5,6 +5,9 @@
 //                        at a time, one line each, and the number of ops registered
 //   example fault NAME   the stub misbehaves as NAME says (see Break); prints ClassifyReview twice,
 //                        BeginReview, EndReview, EndReview without BeginReview, and the ops registered
+//   example scores -     each stdin line is RK_NUM_OUTPUTS scores for Invoke() to write: prints what
+//                        ClassifyReview returns (%.9g) and ReviewClass(), one line each
+//   example labels -     prints RK_NUM_CLASSES, then each rk_labels[i] as hex bytes, one line each
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -17,13 +20,13 @@
 
 int stub_ops_added = 0;
 static int32_t g_ids[RK_MAXLEN];
-static float g_prob[1];
+static float g_prob[RK_NUM_OUTPUTS];
 static TfLiteIntArray g_dims = {2, {1, RK_MAXLEN}};
-static TfLiteIntArray g_out_dims = {2, {1, 1}};
+static TfLiteIntArray g_out_dims = {2, {1, RK_NUM_OUTPUTS}};
 static TfLiteTensor g_input, g_output;
 static uint32_t g_version = TFLITE_SCHEMA_VERSION;
 static TfLiteStatus g_alloc = kTfLiteOk, g_invoke = kTfLiteOk;
-static float g_score = 0.75f;
+static float g_scores[RK_NUM_OUTPUTS];  // what Invoke() writes: see Tensors()
 
 namespace tflite {
 uint32_t Model::version() const { return g_version; }
@@ -37,7 +40,7 @@ TfLiteStatus MicroInterpreter::AllocateTensors() {
   return g_alloc;
 }
 TfLiteStatus MicroInterpreter::Invoke() {
-  g_prob[0] = g_score;
+  std::memcpy(g_prob, g_scores, sizeof g_prob);
   return g_invoke;
 }
 TfLiteTensor* MicroInterpreter::input(size_t) { return &g_input; }
@@ -54,6 +57,9 @@ static void Tensors() {
   g_output.dims = &g_out_dims;
   g_output.bytes = sizeof g_prob;
   g_output.allocation_type = kTfLiteArenaRw;
+  // Invoke() scores class 1 0.75 with any number of classes: the sigmoid, or 1 of N softmax scores
+  g_scores[0] = 0.75f;
+  for (int i = 0; RK_NUM_OUTPUTS > 1 && i < RK_NUM_OUTPUTS; i++) g_scores[i] = i == 1 ? 0.75f : 0.125f;
 }
 
 // The stub's faults, by name: false for an unknown name.
@@ -66,10 +72,12 @@ static bool Break(const char* name) {
   else if (is("input_bytes")) g_input.bytes = sizeof g_ids / 2;
   else if (is("input_no_data")) g_input.data.i32 = nullptr;
   else if (is("output_type")) g_output.type = kTfLiteInt32;
-  else if (is("output_shape")) g_out_dims.data[1] = 2;
-  else if (is("nan")) g_score = std::nanf("");
-  else if (is("negative")) g_score = -0.25f;
-  else if (is("above_one")) g_score = 1.5f;
+  else if (is("output_shape")) g_out_dims.data[1] = RK_NUM_OUTPUTS + 1;
+  else if (is("output_rows")) g_out_dims.data[0] = 2;
+  else if (is("output_bytes")) g_output.bytes = sizeof g_prob + sizeof(float);
+  else if (is("nan")) g_scores[RK_NUM_OUTPUTS - 1] = std::nanf("");
+  else if (is("negative")) g_scores[RK_NUM_OUTPUTS - 1] = -0.25f;
+  else if (is("above_one")) g_scores[RK_NUM_OUTPUTS - 1] = 1.5f;
   else if (is("invoke")) g_invoke = kTfLiteError;
   else if (is("alloc")) g_alloc = kTfLiteError;
   else if (is("version")) g_version = TFLITE_SCHEMA_VERSION + 1;
@@ -110,10 +118,32 @@ static int Fault(const char* name) {
   return 0;
 }
 
+static int Scores() {
+  const uint8_t text[] = "a great film";
+  for (;;) {
+    for (int i = 0; i < RK_NUM_OUTPUTS; i++) {
+      if (std::scanf("%f", &g_scores[i]) != 1) return i == 0 ? 0 : 1;  // i == 0: end of the input
+    }
+    float p = ClassifyReview(text, sizeof text - 1);
+    std::printf("%.9g %d\n", p, ReviewClass());
+  }
+}
+
+static int Labels() {
+  std::printf("%d\n", RK_NUM_CLASSES);
+  for (const char* label : rk_labels) {
+    for (const char* c = label; *c; c++) std::printf("%02x", static_cast<unsigned>(static_cast<uint8_t>(*c)));
+    std::printf("\n");
+  }
+  return 0;
+}
+
 int main(int argc, char** argv) {
   if (argc != 3) return 2;
   Tensors();
   if (std::strcmp(argv[1], "review") == 0) return Review(argv[2]);
   if (std::strcmp(argv[1], "fault") == 0) return Fault(argv[2]);
+  if (std::strcmp(argv[1], "scores") == 0) return Scores();
+  if (std::strcmp(argv[1], "labels") == 0) return Labels();
   return 2;
 }

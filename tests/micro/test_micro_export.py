@@ -12,10 +12,13 @@ import pytest
 
 from export import micro as M
 from export import verify as V
+from export.manifest import IMDB_LABELS
+from tests.conftest import THREE_LABELS, three_class_corpus
 from tests.micro.conftest import bundle_copy
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TFLM_OPS = ["GATHER", "MEAN", "FULLY_CONNECTED", "LOGISTIC", "DEQUANTIZE"]
+TFLM_OPS_N = ["GATHER", "MEAN", "FULLY_CONNECTED", "SOFTMAX", "DEQUANTIZE"]  # a softmax head
 
 
 @pytest.fixture(scope="module")
@@ -65,12 +68,14 @@ def test_smallest_arena_is_the_smallest(micro_flat):
 
 
 def test_model_data_is_the_model_as_an_aligned_c_array(micro_flat, tmp_path):
-    sources = M.model_sources(micro_flat, M.model_ops(micro_flat))
+    sources = M.model_sources(micro_flat, M.model_ops(micro_flat), IMDB_LABELS)
     array = re.search(r"alignas\(16\) const unsigned char rk_model_data\[\] = \{(.*?)\};", sources["model_data.cc"],
                       re.S).group(1)
     assert bytes(int(b, 16) for b in re.findall(r"0x([0-9a-f]{2})", array)) == micro_flat
     assert f"rk_model_data_len = {len(micro_flat)};" in sources["model_data.cc"]
     assert "MicroMutableOpResolver<kRkNumOps>" in sources["model_ops.h"] and "kRkNumOps = 5" in sources["model_ops.h"]
+    assert "#define RK_NUM_CLASSES 2\n#define RK_NUM_OUTPUTS 1\n" in sources["model_data.h"]
+    assert 'rk_labels[RK_NUM_CLASSES] = {\n    "negative",\n    "positive",\n};\n' in sources["model_data.cc"]
     for name, text in sources.items():
         (tmp_path / name).write_text(text)
     subprocess.run(["g++", "-std=c++11", "-Wall", "-Wextra", "-Werror", "-c", "model_data.cc"], cwd=tmp_path,
@@ -170,19 +175,18 @@ def test_example_cc_compiles_and_feeds_the_input_tensor(micro_flat, vocab, tmp_p
     Python ids in the input tensor, and the model's 5 ops are registered."""
     from runtime.tokenizer import Tokenizer
 
-    exe = build_example(M.write_micro_dir(str(tmp_path), micro_flat, vocab, 256), str(tmp_path))
+    exe = build_example(M.write_micro_dir(str(tmp_path), micro_flat, vocab, 256, IMDB_LABELS), str(tmp_path))
     review = "İt's a GREAT film<br />I loved it… 10/10 \u212aing"
     out = subprocess.run([exe, "review", review], check=True, capture_output=True, text=True).stdout.splitlines()
     expected = " ".join(map(str, Tokenizer(vocab, 256).encode_batch([review])[0]))
     assert out == [expected, expected, "5"]
 
 
-@pytest.fixture(scope="module")
-def example_micro(vocab, tmp_path_factory) -> str:
-    """A micro/ directory for the C side only (no TensorFlow): the stand-in's GetModel only checks
-    that it is given rk_model_data, so any bytes do for the model."""
-    micro = str(tmp_path_factory.mktemp("example_micro"))
-    texts = {**M.model_sources(b"TFL3" * 8, TFLM_OPS), **M.vocab_sources(vocab, 256)}
+def write_example_micro(micro: str, vocab, labels: list[str]) -> str:
+    """A micro/ directory for the C side only (no model): the stand-in's GetModel only checks that it
+    is given rk_model_data, so any bytes do for the model."""
+    ops = TFLM_OPS if len(labels) == 2 else TFLM_OPS_N
+    texts = {**M.model_sources(b"TFL3" * 8, ops, labels), **M.vocab_sources(vocab, 256)}
     for name in ("example.h", "example.cc", "tokenizer.h", "tokenizer.c"):
         texts[name] = open(os.path.join(M.SOURCES, name), encoding="utf-8").read()
     for name, text in texts.items():
@@ -192,8 +196,15 @@ def example_micro(vocab, tmp_path_factory) -> str:
 
 
 @pytest.fixture(scope="module")
-def example_exe(example_micro, tmp_path_factory) -> str:
-    return build_example(example_micro, str(tmp_path_factory.mktemp("example_build")))
+def example_micro(vocab, tmp_path_factory) -> str:
+    return write_example_micro(str(tmp_path_factory.mktemp("example_micro")), vocab, IMDB_LABELS)
+
+
+@pytest.fixture(scope="module", params=[IMDB_LABELS, THREE_LABELS], ids=["2 classes", "3 classes"])
+def example_exe(request, vocab, tmp_path_factory) -> str:
+    """example.cc built for two classes (output [1, 1]) and for three ([1, 3])."""
+    micro = write_example_micro(str(tmp_path_factory.mktemp("example_micro")), vocab, request.param)
+    return build_example(micro, str(tmp_path_factory.mktemp("example_build")))
 
 
 def run_fault(exe: str, fault: str) -> str:
@@ -201,12 +212,13 @@ def run_fault(exe: str, fault: str) -> str:
     return subprocess.run([exe, "fault", fault], check=True, capture_output=True, text=True, timeout=30).stdout.strip()
 
 
-# example.h: -1 set-up, -2 input not [1, RK_MAXLEN] int32, -3 output not [1, 1] float32 or not a
-# probability, -4 Invoke() failed; a failed set-up gives its code for good and registers the ops once
+# example.h: -1 set-up, -2 input not [1, RK_MAXLEN] int32, -3 output not [1, RK_NUM_OUTPUTS] float32
+# or a score not a probability, -4 Invoke() failed; a failed set-up gives its code for good and
+# registers the ops once. The stand-in scores class 1 0.75, with two classes or three.
 FAULTS = {
     "none": "0.75 0.75 1 0.75 -1 5",
     **{f"input_{what}": "-2 -2 0 -2 -2 5" for what in ("type", "rank", "rows", "cols", "bytes", "no_data")},
-    "output_type": "-3 -3 0 -3 -3 5", "output_shape": "-3 -3 0 -3 -3 5",
+    **{f"output_{what}": "-3 -3 0 -3 -3 5" for what in ("type", "shape", "rows", "bytes")},
     "nan": "-3 -3 1 -3 -1 5", "negative": "-3 -3 1 -3 -1 5", "above_one": "-3 -3 1 -3 -1 5",
     "invoke": "-4 -4 1 -4 -1 5",
     "alloc": "-1 -1 0 -1 -1 5", "version": "-1 -1 0 -1 -1 0", "register": "-1 -1 0 -1 -1 1001",

@@ -14,6 +14,7 @@ class MicroMutableOpResolver : public MicroOpResolver {
   TfLiteStatus AddMean() { return Add(); }
   TfLiteStatus AddFullyConnected() { return Add(); }
   TfLiteStatus AddLogistic() { return Add(); }
+  TfLiteStatus AddSoftmax() { return Add(); }
   TfLiteStatus AddDequantize() { return Add(); }
 
  private:
