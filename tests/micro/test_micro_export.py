@@ -245,3 +245,97 @@ def test_the_error_codes_are_documented_as_example_h_defines_them():
     for name, value in codes.items():
         assert re.search(rf"\| `{value}` \| `{name}` \|", readme), name
     assert "-DTF_LITE_STATIC_MEMORY" in readme and "-I$TFLM/third_party/gemmlowp" in readme
+
+
+# -- N classes -------------------------------------------------------------------------------
+def test_c_string_escapes_every_byte_that_is_not_plain_printable_ascii():
+    assert M.c_string("alpha beta-1") == '"alpha beta-1"'
+    assert M.c_string('say "hi"') == r'"say \042hi\042"'
+    assert M.c_string("back\\slash") == r'"back\134slash"'
+    assert M.c_string("??=") == r'"\077\077="'  # no trigraph
+    assert M.c_string("é1") == r'"\303\2511"'  # 3 octal digits: the "1" after stays a character
+    assert M.c_string("tab\there\n\x7f") == r'"tab\011here\012\177"'
+    with pytest.raises(M.MicroError) as e:
+        M.c_string("a\0b")
+    assert str(e.value) == "the label 'a\\x00b' has a NUL character, which ends a C string"
+
+
+def test_labels_round_trip_through_the_c_compiler(vocab, tmp_path):
+    labels = ['say "hi"', "back\\slash", "café ☕ ??= \t*/ \\0"]
+    exe = build_example(write_example_micro(str(tmp_path), vocab, labels), str(tmp_path))
+    out = subprocess.run([exe, "labels", "-"], check=True, capture_output=True, text=True).stdout.splitlines()
+    assert out == ["3", *(label.encode("utf-8").hex() for label in labels)]
+
+
+@pytest.fixture(scope="module")
+def three_micro(three_class_bundle, tmp_path_factory):
+    """(bundle, results, tokenizer, texts, labels, TFLM scores [n, 3]): export_micro on a copy of the
+    session's 3-class bundle, checked on the fixture's own 300 texts."""
+    from export.pipeline import load_keras, load_tokenizer
+
+    out = bundle_copy(three_class_bundle, tmp_path_factory.mktemp("three_micro"))
+    tok = load_tokenizer(out)
+    texts, labels = three_class_corpus(300, seed=0)
+    results = M.export_micro(out, load_keras(out), tok, tok.encode_batch(texts[:100]), texts, labels)
+    flat = open(os.path.join(out, "micro", "model.tflite"), "rb").read()
+    return out, results, tok, texts, labels, M.tflm_scores(flat, tok.encode_batch(texts), 1 << 16)
+
+
+def test_export_micro_of_a_three_class_bundle(three_micro):
+    out, results, tok, texts, labels, tflm = three_micro
+    manifest = json.load(open(os.path.join(out, "manifest.json")))
+    section, micro = manifest["micro"], os.path.join(out, "micro")
+    header = open(os.path.join(micro, "model_data.h")).read()
+    assert "#define RK_NUM_CLASSES 3\n#define RK_NUM_OUTPUTS 3\n" in header
+    assert 'rk_labels[RK_NUM_CLASSES] = {\n    "alpha",\n    "beta",\n    "gamma",\n};\n' in open(
+        os.path.join(micro, "model_data.cc")).read()
+    assert section["ops"] == TFLM_OPS_N and section["output"]["shape"] == [1, 3] and tflm.shape == (300, 3)
+    ver = section["verification"]
+    litert = M.litert_builtin_scores(open(os.path.join(micro, "model.tflite"), "rb").read(), tok.encode_batch(texts))
+    # What the figures are made of, whatever the toy model learnt: TFLM's arg-max against LiteRT's.
+    assert ver["agreement"] == float(np.mean(V.predicted(tflm) == V.predicted(litert)))
+    assert ver["accuracy"] == V.accuracy(tflm, labels) and ver["max_abs_diff_vs_model_int8_tflite"] == 0.0
+    assert ver["max_abs_diff"] == float(np.abs(tflm.astype(np.float64) - litert).max()) <= 2 / 256
+    assert list(ver["edge_rows"]["TFLM"]) == V.edge_rows(tok)[0] and all(len(p) == 3 for p in ver["edge_rows"]["TFLM"].values())
+    assert results[0].passed is ver["passed"] is (not ver["failures"])
+
+
+def test_the_compiled_example_returns_the_tflm_arg_max(three_micro, tmp_path):
+    """example.cc built from the exported micro/ (model_data.cc holds the real model; the stand-in's
+    Invoke writes TFLM's scores of each fixture text): ReviewClass() is TFLM's arg-max, and
+    ClassifyReview the probability of that class. Ties go to the lowest index, as in Python."""
+    out, *_, tflm = three_micro
+    exe = build_example(os.path.join(out, "micro"), str(tmp_path))
+    ties = np.array([[0.5, 0.5, 0.0], [0.25, 0.375, 0.375], [1 / 3] * 3], dtype=np.float32)
+    rows = np.concatenate([tflm, ties])
+    stdin = "".join(" ".join(f"{x:.9g}" for x in row) + "\n" for row in rows)
+    lines = subprocess.run([exe, "scores", "-"], input=stdin, check=True, capture_output=True, text=True,
+                           timeout=60).stdout.splitlines()
+    classes = V.predicted(rows)
+    assert [int(line.split()[1]) for line in lines] == classes.tolist()
+    assert [np.float32(line.split()[0]) for line in lines] == rows[np.arange(len(rows)), classes].tolist()
+    assert classes[-3:].tolist() == [0, 1, 0]
+
+
+def test_the_example_gives_the_output_error_for_a_score_that_is_not_a_probability(example_exe):
+    """Any of the N scores (two classes: the one) NaN, < 0 or > 1: -3 from both calls."""
+    classes = int(subprocess.run([example_exe, "labels", "-"], check=True, capture_output=True, text=True).stdout.split()[0])
+    width = 1 if classes == 2 else classes
+    rows = [[0.5] * width, [float("nan")] + [0.5] * (width - 1), [0.5] * (width - 1) + [-0.5], [1.5] * width]
+    stdin = "".join(" ".join(map(str, row)) + "\n" for row in rows)
+    lines = subprocess.run([example_exe, "scores", "-"], input=stdin, check=True, capture_output=True, text=True,
+                           timeout=30).stdout.splitlines()
+    assert lines == [f"0.5 {1 if width == 1 else 0}", "-3 -3", "-3 -3", "-3 -3"]
+
+
+def test_export_micro_refuses_a_model_of_another_number_of_labels(tiny_trained, tiny_bundle, tmp_path):
+    model, tok, texts, labels = tiny_trained
+    out = bundle_copy(tiny_bundle, tmp_path)
+    with open(os.path.join(out, "manifest.json")) as f:
+        manifest = json.load(f)
+    with open(os.path.join(out, "manifest.json"), "w") as f:
+        json.dump({**manifest, "labels": THREE_LABELS}, f)
+    with pytest.raises(M.MicroError) as e:
+        M.export_micro(out, model, tok, tok.encode_batch(texts), texts, labels)
+    assert str(e.value) == "the micro model has 1 output, but manifest.json names 3 labels (needing 3)"
+    assert not os.path.exists(os.path.join(out, "micro"))
