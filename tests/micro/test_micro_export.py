@@ -296,7 +296,8 @@ def test_export_micro_of_a_three_class_bundle(three_micro):
     assert ver["agreement"] == float(np.mean(V.predicted(tflm) == V.predicted(litert)))
     assert ver["accuracy"] == V.accuracy(tflm, labels) and ver["max_abs_diff_vs_model_int8_tflite"] == 0.0
     assert ver["max_abs_diff"] == float(np.abs(tflm.astype(np.float64) - litert).max()) <= 2 / 256
-    assert list(ver["edge_rows"]["TFLM"]) == V.edge_rows(tok)[0] and all(len(p) == 3 for p in ver["edge_rows"]["TFLM"].values())
+    edge = ver["edge_rows"]["TFLM"]
+    assert list(edge) == V.edge_rows(tok)[0] and all(len(p) == 3 for p in edge.values())
     assert results[0].passed is ver["passed"] is (not ver["failures"])
 
 
@@ -319,7 +320,8 @@ def test_the_compiled_example_returns_the_tflm_arg_max(three_micro, tmp_path):
 
 def test_the_example_gives_the_output_error_for_a_score_that_is_not_a_probability(example_exe):
     """Any of the N scores (two classes: the one) NaN, < 0 or > 1: -3 from both calls."""
-    classes = int(subprocess.run([example_exe, "labels", "-"], check=True, capture_output=True, text=True).stdout.split()[0])
+    labels = subprocess.run([example_exe, "labels", "-"], check=True, capture_output=True, text=True).stdout
+    classes = int(labels.split()[0])
     width = 1 if classes == 2 else classes
     rows = [[0.5] * width, [float("nan")] + [0.5] * (width - 1), [0.5] * (width - 1) + [-0.5], [1.5] * width]
     stdin = "".join(" ".join(map(str, row)) + "\n" for row in rows)
