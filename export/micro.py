@@ -393,9 +393,9 @@ def write_micro_dir(out: str, flat: bytes, vocab: Mapping[str, int], maxlen: int
     missing = [n for n in COPIED if not os.path.isfile(os.path.join(SOURCES, n))]
     if missing:
         raise MicroError(f"{SOURCES}: missing {', '.join(missing)} (run from a reviewkit checkout)")
+    texts = {**model_sources(flat, model_ops(flat), labels), **vocab_sources(vocab, maxlen)}  # may refuse: first
     os.makedirs(micro, exist_ok=True)
     atomic_write_bytes(os.path.join(micro, "model.tflite"), flat)
-    texts = {**model_sources(flat, model_ops(flat), labels), **vocab_sources(vocab, maxlen)}
     for name in COPIED:
         with open(os.path.join(SOURCES, name), encoding="utf-8") as f:
             texts[name] = f.read()
