@@ -1,4 +1,5 @@
-"""The micro model and micro/ directory, on the session's tiny model and bundle."""
+"""The micro model and micro/ directory, on the session's tiny model and bundle (two classes) and
+its three-class bundle."""
 from __future__ import annotations
 
 import hashlib
@@ -303,10 +304,15 @@ def test_export_micro_of_a_three_class_bundle(three_micro):
 
 def test_the_compiled_example_returns_the_tflm_arg_max(three_micro, tmp_path):
     """example.cc built from the exported micro/ (model_data.cc holds the real model; the stand-in's
-    Invoke writes TFLM's scores of each fixture text): ReviewClass() is TFLM's arg-max, and
-    ClassifyReview the probability of that class. Ties go to the lowest index, as in Python."""
-    out, *_, tflm = three_micro
+    Invoke writes TFLM's scores of each fixture text): it feeds the model the Python ids,
+    ReviewClass() is TFLM's arg-max, and ClassifyReview the probability of that class. Ties go to
+    the lowest index, as in Python."""
+    out, _, tok, *_, tflm = three_micro
     exe = build_example(os.path.join(out, "micro"), str(tmp_path))
+    review = "The APPLE and the sea<br />of stone"
+    fed = subprocess.run([exe, "review", review], check=True, capture_output=True, text=True).stdout.splitlines()
+    expected = " ".join(map(str, tok.encode_batch([review])[0]))
+    assert fed == [expected, expected, "5"]
     ties = np.array([[0.5, 0.5, 0.0], [0.25, 0.375, 0.375], [1 / 3] * 3], dtype=np.float32)
     rows = np.concatenate([tflm, ties])
     stdin = "".join(" ".join(f"{x:.9g}" for x in row) + "\n" for row in rows)
