@@ -310,16 +310,16 @@ def _classes(obj: dict, problems: list[str]) -> tuple[tuple[str, ...] | None, fl
         problems.append(f"threshold: missing ({_WHAT['threshold']})")
         return labels, None
     value = obj["threshold"]
-    many = labels is not None and len(labels) > 2
-    if value is None and (labels is None or many):
+    if labels is not None and len(labels) > 2:
+        if value is not None:
+            problems.append(f"threshold: must be null for {len(labels)} labels (the arg-max), got {_show(value)}")
         return labels, None
-    if many:
-        problems.append(f"threshold: must be null for {len(labels)} labels (the arg-max), got {_show(value)}")
-    elif not _is_number(value) or not math.isfinite(value) or not 0 < value < 1:
+    if value is None and labels is None:  # which labels it is for is not known: null may be right
+        return labels, None
+    if not _is_number(value) or not math.isfinite(value) or not 0 < value < 1:
         problems.append(f"threshold: must be a number between 0 and 1 (exclusive), got {_show(value)}")
-    else:
-        return labels, float(value)
-    return labels, None
+        return labels, None
+    return labels, float(value)
 
 
 def _files(files: Any, problems: list[str]) -> Mapping[str, FileEntry] | None:

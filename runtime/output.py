@@ -85,7 +85,7 @@ class Layout:
         index = predicted(scores, self.threshold)
         two = len(self.labels) == 2
         chosen = scores[:, 1] if two else scores[np.arange(len(index)), index]
-        floats = [chosen, *(scores[:, i] for i in range(len(self.scores)))]
+        floats = [chosen, *(scores.T if self.all_scores else ())]
         labels = [self.labels[i] for i in index.tolist()]
         bad = sum(e is not None for e in rows.errors)
         if bad or self.format != PARQUET:  # Parquet takes the float32 arrays as they are
