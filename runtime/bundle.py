@@ -133,7 +133,7 @@ class Bundle:
         bundle = cls(root, load_manifest(os.path.join(root, MANIFEST)))
         if verify:
             bundle.verify_files()
-            bundle.check_labels_file()
+            bundle._check_labels_file()
         return bundle
 
     def path(self, name: str) -> str:
@@ -146,7 +146,7 @@ class Bundle:
         if problems:
             raise BundleError.collected(self.root, problems, lambda p: p)
 
-    def check_labels_file(self) -> None:
+    def _check_labels_file(self) -> None:
         """labels.txt, when the bundle has one, is what ``labels_file_lines`` makes of the labels."""
         if LABELS_FILE not in self.spec.files:
             return
