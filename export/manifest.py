@@ -8,7 +8,8 @@ import platform
 from datetime import datetime, timezone
 from importlib import metadata
 
-from runtime.bundle import FILES, FORMAT_VERSION, MANIFEST, parse_manifest
+# labels_file_lines is the runtime's rule (a bundle is checked by it); export's modules import it from here
+from runtime.bundle import FILES, FORMAT_VERSION, MANIFEST, labels_file_lines, parse_manifest  # noqa: F401
 from runtime.files import atomic_write_text, sha256_file
 from runtime.tokenizer import CONTRACT, Tokenizer
 
@@ -49,12 +50,6 @@ def file_entries(out: str, names=BUNDLE_FILES) -> dict:
 def trained_labels(training: dict | None) -> list[str]:
     """The class names, in output order, of the trainer's metrics.json (``{}``/None: none written)."""
     return list((training or {}).get("labels") or IMDB_LABELS)
-
-
-def labels_file_lines(labels: list[str]) -> list[str]:
-    """labels.txt, one line per output score (MediaPipe's categories): two classes have one
-    sigmoid score, P(labels[1]); N >= 3 classes one softmax score per label."""
-    return [labels[1]] if len(labels) == 2 else list(labels)
 
 
 def describe(labels: list[str]) -> tuple[str, str]:

@@ -31,8 +31,9 @@ examples:
 INPUT: .parquet (or a directory of Parquet files), .csv/.tsv (with a header), .jsonl, .txt (one
 review per line). OUTPUT: .csv, .tsv, .jsonl, anything else Parquet; replaced only on success.
 Columns: the --id-column (else "row": the 1-based line, CSV data row or Parquet row number),
-label, probability, error (why a row's text was unusable; empty when fine), then the
---keep-columns. The local engine writes one file in input order; Spark writes a directory.
+label, probability (two classes: of the second label; else of the label given), with --all-scores
+one column per class named by its label, error (why a row's text was unusable; empty when fine),
+then the --keep-columns. The local engine writes one file in input order; Spark writes a directory.
 """
 
 
@@ -62,11 +63,12 @@ def score_file(input: str, output: str, *, text_column: str = "text", id_column:
                workers: int | None = None, batch_size: int = DEFAULT_BATCH_SIZE,
                input_format: str | None = None, output_format: str | None = None, threshold: float | None = None,
                max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES, progress: bool = False,
-               stream: IO[str] | None = None, deterministic: bool = False) -> Summary:
+               stream: IO[str] | None = None, deterministic: bool = False, all_scores: bool = False) -> Summary:
     """The local engine on one input file into one output file (in input order)."""
     job = engine.Job(inputs=(str(input),), output=str(output), input_format=input_format,
                      output_format=output_format or output_format_of(str(output)), text_column=text_column,
-                     id_column=id_column, keep=tuple(keep_columns), threshold=threshold, batch_size=batch_size,
+                     id_column=id_column, keep=tuple(keep_columns), threshold=threshold, all_scores=all_scores,
+                     batch_size=batch_size,
                      max_record_bytes=max_record_bytes, model=model, backend=backend, threads=1, workers=workers,
                      deterministic=deterministic)
     return engine.run(job, Progress(stream, enabled=progress))
@@ -100,7 +102,7 @@ def _main(argv) -> int:
         summary = spark.score_file(args.input, args.output, text_column=args.text_column, id_column=args.id_column,
                                    keep_columns=engine.keep_list(args.keep_columns), model=args.model,
                                    backend=args.backend, batch_size=args.batch_size, input_format=args.input_format,
-                                   output_format=args.format, threshold=args.threshold,
+                                   output_format=args.format, threshold=args.threshold, all_scores=args.all_scores,
                                    max_record_bytes=args.max_record_bytes, master=args.master or spark.DEFAULT_MASTER,
                                    progress=progress.enabled, debug=args.debug, overwrite=args.overwrite,
                                    conf=dict(c.split("=", 1) for c in args.spark_conf))

@@ -103,6 +103,13 @@ FILES = {
 }
 EXPORTED_MODELS = tuple(name for name in FILES if name.startswith("model.") and name != "model.keras")
 DEFAULT_MODELS = {"onnx": "model.onnx", "tflite": "model.int8.tflite"}  # per backend
+LABELS_FILE = "labels.txt"
+
+
+def labels_file_lines(labels) -> list[str]:
+    """labels.txt, one line per output score (MediaPipe's categories): two classes have one
+    sigmoid score, P(labels[1]); N >= 3 classes one softmax score per label."""
+    return [labels[1]] if len(labels) == 2 else list(labels)
 
 
 def default_bundle_path() -> str:
@@ -126,6 +133,7 @@ class Bundle:
         bundle = cls(root, load_manifest(os.path.join(root, MANIFEST)))
         if verify:
             bundle.verify_files()
+            bundle._check_labels_file()
         return bundle
 
     def path(self, name: str) -> str:
@@ -137,6 +145,19 @@ class Bundle:
                     if (p := file_problem(self.root, name, entry)) is not None]
         if problems:
             raise BundleError.collected(self.root, problems, lambda p: p)
+
+    def _check_labels_file(self) -> None:
+        """labels.txt, when the bundle has one, is what ``labels_file_lines`` makes of the labels."""
+        if LABELS_FILE not in self.spec.files:
+            return
+        with open(self.path(LABELS_FILE), "rb") as f:  # verified: a regular file of the listed size
+            lines = f.read().decode("utf-8", "replace").split("\n")
+        expected = labels_file_lines(self.spec.labels)
+        if lines[-1:] == [""]:
+            lines.pop()
+        if lines != expected:
+            raise BundleError(f"{self.path(LABELS_FILE)}: lines {_show(lines)} do not match the labels of "
+                              f"{MANIFEST} (expected {_show(expected)})")
 
     @property
     def manifest(self) -> dict:
@@ -152,7 +173,7 @@ class Bundle:
         return list(self.spec.labels)
 
     @property
-    def threshold(self) -> float:
+    def threshold(self) -> float | None:
         return self.spec.threshold
 
     def tokenizer(self) -> Tokenizer:
@@ -244,12 +265,9 @@ def parse_manifest(obj: Any, path: str) -> Manifest:
         raise BundleError(f"{path}: unknown format_version {shown} "
                           f"(this runtime reads {', '.join(map(str, SUPPORTED_FORMAT_VERSIONS))})")
     problems: list[str] = []
-    found = {key: read(obj[key], problems) if key in obj else problems.append(f"{key}: missing ({what})")
-             for key, what, read in _SECTIONS}  # a section with problems reads as None
-    tokenizer, labels, threshold, files = found.values()
-    if labels is not None and "threshold" in obj and (obj["threshold"] is None) != (len(labels) > 2):
-        problems.append(f"threshold: must be null for {len(labels)} labels (the arg-max), got {_show(obj['threshold'])}"
-                        if len(labels) > 2 else "threshold: must be a number between 0 and 1 (exclusive), got null")
+    tokenizer = _section(obj, "tokenizer", _tokenizer, problems)
+    labels, threshold = _classes(obj, problems)
+    files = _section(obj, "files", _files, problems)
     if tokenizer is not None and files is not None and tokenizer.vocab_file not in files:
         problems.append(f"tokenizer.vocab_file: {tokenizer.vocab_file!r} is not listed in files")
     if problems:
@@ -278,18 +296,30 @@ def _tokenizer(cfg: Any, problems: list[str]) -> TokenizerSpec | None:
 def _labels(labels: Any, problems: list[str]) -> tuple[str, ...] | None:
     if (not isinstance(labels, list) or not 2 <= len(labels) <= MAX_LABELS
             or not all(isinstance(x, str) and x for x in labels) or len(set(labels)) != len(labels)):
-        problems.append(f"labels: must be two distinct non-empty strings [negative, positive], got {_show(labels)}")
+        problems.append(f"labels: must be 2 to {MAX_LABELS} distinct non-empty strings (the class names, in "
+                        f"output order), got {_show(labels)}")
         return None
     return tuple(labels)
 
 
-def _threshold(value: Any, problems: list[str]) -> float | None:
-    if value is None:  # N >= 3 labels: the arg-max (parse_manifest checks it against the labels)
-        return None
+def _classes(obj: dict, problems: list[str]) -> tuple[tuple[str, ...] | None, float | None]:
+    """(labels, threshold): a threshold in (0, 1) for two labels, null (the arg-max) for N >= 3;
+    either while the labels are unusable."""
+    labels = _section(obj, "labels", _labels, problems)
+    if "threshold" not in obj:
+        problems.append(f"threshold: missing ({_WHAT['threshold']})")
+        return labels, None
+    value = obj["threshold"]
+    if labels is not None and len(labels) > 2:
+        if value is not None:
+            problems.append(f"threshold: must be null for {len(labels)} labels (the arg-max), got {_show(value)}")
+        return labels, None
+    if value is None and labels is None:  # which labels it is for is not known: null may be right
+        return labels, None
     if not _is_number(value) or not math.isfinite(value) or not 0 < value < 1:
         problems.append(f"threshold: must be a number between 0 and 1 (exclusive), got {_show(value)}")
-        return None
-    return float(value)
+        return labels, None
+    return labels, float(value)
 
 
 def _files(files: Any, problems: list[str]) -> Mapping[str, FileEntry] | None:
@@ -316,9 +346,17 @@ def _files(files: Any, problems: list[str]) -> Mapping[str, FileEntry] | None:
     return None if len(problems) > before else MappingProxyType(entries)
 
 
-_SECTIONS = (("tokenizer", "the tokenizer contract", _tokenizer), ("labels", "the two class names", _labels),
-             ("threshold", "the probability from which a review is positive", _threshold),
-             ("files", "the size and sha256 of every file", _files))
+_WHAT = {"tokenizer": "the tokenizer contract", "labels": "the class names, in output order",
+         "threshold": "two labels: the probability from which the second is predicted; more: null",
+         "files": "the size and sha256 of every file"}  # each section, as a missing one is reported
+
+
+def _section(obj: dict, key: str, read: Callable[[Any, list[str]], Any], problems: list[str]) -> Any:
+    """``read(obj[key])``; None, with the problems noted, when it is missing or has problems."""
+    if key not in obj:
+        problems.append(f"{key}: missing ({_WHAT[key]})")
+        return None
+    return read(obj[key], problems)
 
 
 # -- values ---------------------------------------------------------------------------------

@@ -56,6 +56,7 @@ class Job:
     id_column: str | None = None
     keep: tuple[str, ...] = ()
     threshold: float | None = None  # None: the bundle's
+    all_scores: bool = False  # a column per class
     batch_size: int = 256  # rows per piece read from stdin, CSV or Parquet
     max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES
     skip_blank: bool = False
@@ -69,7 +70,7 @@ class Job:
     def from_args(cls, args: argparse.Namespace, **fields) -> "Job":
         """A job of the options ``add_options`` defines, and ``fields``."""
         return cls(**{"input_format": args.input_format, "text_column": args.text_column, "id_column": args.id_column,
-                      "keep": keep_list(args.keep_columns), "threshold": args.threshold,
+                      "keep": keep_list(args.keep_columns), "threshold": args.threshold, "all_scores": args.all_scores,
                       "batch_size": args.batch_size, "max_record_bytes": args.max_record_bytes, "model": args.model,
                       "backend": args.backend, "workers": getattr(args, "workers", None),
                       "deterministic": args.deterministic, **fields})
@@ -123,8 +124,10 @@ def add_options(p: argparse.ArgumentParser, batch_size: int) -> None:
     p.add_argument("--model", metavar="PATH", help="bundle directory or a model file in one (default: bundled model)")
     p.add_argument("--backend", choices=("auto", "onnx", "tflite"), default="auto",
                    help="inference runtime (default: auto, from the model file)")
-    p.add_argument("--threshold", type=float, help="probability at or above which a review is positive "
-                                                   "(default: the model's)")
+    p.add_argument("--threshold", type=float, help="two classes: the probability at or above which a text "
+                                                   "gets the second label (default: the model's)")
+    p.add_argument("--all-scores", action="store_true",
+                   help="add one probability column per class, named by its label, after probability")
     p.add_argument("--batch-size", type=int, default=batch_size, metavar="N",
                    help=f"rows per unit of work (default: {batch_size})")
     p.add_argument("--max-record-bytes", type=int, default=DEFAULT_MAX_RECORD_BYTES, metavar="N",
@@ -159,7 +162,7 @@ class Task:
 
 def score_piece(clf, task: Task) -> Chunk:
     """Read, score and encode one piece: the same in a worker and in this process."""
-    chunks = [task.layout.encode(rows, clf.predict(rows.texts)) for rows in task.piece.read(task.spec)]
+    chunks = [task.layout.encode(rows, clf.predict_proba(rows.texts)) for rows in task.piece.read(task.spec)]
     if len(chunks) == 1:
         return chunks[0]
     if task.layout.format == PARQUET:
@@ -177,10 +180,9 @@ def run(job: Job, progress: Progress | None = None) -> Summary:
     sources = [open_source(p, job.format_of(p), spec, job.batch_size) for p in job.inputs]  # columns: now
     types = next((s.types for s in sources if s.types is not None), None)
     clf = Classifier.load(job.model, backend=job.backend, threads=job.threads, deterministic=job.deterministic)
-    threshold = clf.threshold if job.threshold is None else job.threshold
-    layout = Layout(canonical(job.output_format, OUTPUT_FORMATS), tuple(clf.labels), threshold, job.id_column,
-                    job.keep, len(job.inputs) + bool(job.texts) > 1, types)
-    summary, start = Summary(output=job.output), time.perf_counter()
+    layout = Layout(canonical(job.output_format, OUTPUT_FORMATS), tuple(clf.labels), clf.threshold_of(job.threshold),
+                    job.id_column, job.keep, len(job.inputs) + bool(job.texts) > 1, types, job.all_scores)
+    summary, start = Summary(output=job.output, two_class=clf.num_classes == 2), time.perf_counter()
     tasks = _tasks(job, spec, sources, layout)
     workers = job.workers or default_workers(input_bytes(job.inputs))
     with open_sink(job.output, layout) as sink, _scored(workers, clf.ref(job.threads or 1), clf, tasks) as chunks:

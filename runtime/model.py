@@ -1,10 +1,12 @@
-"""``Classifier``: raw review text in, positive-class probabilities out, on onnxruntime (``.onnx``)
-or LiteRT (``.tflite``). No TensorFlow: this module must never import tensorflow or keras.
+"""``Classifier``: raw text in, class probabilities out, on onnxruntime (``.onnx``) or LiteRT
+(``.tflite``). No TensorFlow: this module must never import tensorflow or keras.
 
     clf = Classifier.load()                       # the bundled model
-    clf.predict(["a great film"])                 # array([0.93], dtype=float32)
+    clf.predict(["a great film"])                 # two classes: array([0.93], dtype=float32)
+    clf.predict_proba(["a great film"])           # any bundle: [n, N], column i = P(labels[i])
+    clf.classify(["a great film"])                # [("positive", 0.93)]
     backend = open_backend("model.tflite", threads=2)
-    probs = backend.run(tokenizer.encode_batch(texts))  # [n, seq_len] int32 -> [n] float32
+    probs = backend.run(tokenizer.encode_batch(texts))  # [n, seq_len] int32 -> [n] or [n, N] float32
 
 Batching is bounded twice, once each: the Classifier encodes at most ``batch_size`` texts into
 one id matrix, and a backend feeds the model at most ``MAX_BATCH`` rows of it per call (the
@@ -31,8 +33,8 @@ from typing import Iterable, Iterator, TypeVar
 
 import numpy as np
 
-from .bundle import DEFAULT_MODELS, MODEL_SUFFIXES, Bundle, BundleError
-from .errors import Failure, one_line
+from .bundle import DEFAULT_MODELS, MANIFEST, MODEL_SUFFIXES, Bundle, BundleError, labels_file_lines
+from .errors import Failure, UserError, one_line
 from .files import redirected
 
 BACKENDS = ("onnx", "tflite")
@@ -50,6 +52,10 @@ T = TypeVar("T")
 
 class BackendError(Failure):
     """A model file cannot be opened or run; the message names the file and the problem."""
+
+
+class ClassifierError(UserError):
+    """A call that does not fit the bundle's labels (``predict`` or a threshold on N >= 3 of them)."""
 
 
 # -- native stderr -------------------------------------------------------------------------
@@ -120,9 +126,10 @@ class Classifier:
         if list(runner.input_shape)[1:] != [maxlen]:
             raise BundleError(f"{bundle.path(model)}: model input shape {list(runner.input_shape)} "
                               f"does not take {maxlen} ids per review")
-        if len(bundle.labels) != 2:  # export can make N-class bundles; scoring them is not in this version
-            raise BundleError(f"{bundle.root}: {len(bundle.labels)} classes: this runtime scores two-class "
-                              "bundles only")
+        width = len(labels_file_lines(bundle.labels))  # one score per line of labels.txt
+        if runner.width not in (None, width):  # None: undeclared; scoring checks each output
+            raise BundleError(f"{bundle.path(model)}: model output shape {_shape_text(runner.output_shape)} does "
+                              f"not fit the {len(bundle.labels)} labels of {MANIFEST} (expected [?, {width}])")
         return cls(bundle, model, runner, batch_size)
 
     def ref(self, threads: int | None = None) -> "ModelRef":
@@ -138,30 +145,62 @@ class Classifier:
         return self.bundle.labels
 
     @property
-    def threshold(self) -> float:
+    def num_classes(self) -> int:
+        return len(self.bundle.labels)
+
+    @property
+    def threshold(self) -> float | None:
+        """From this probability of ``labels[1]`` on, a text is ``labels[1]``; None for N >= 3 (the arg-max)."""
         return self.bundle.threshold
 
+    def threshold_of(self, threshold: float | None) -> float | None:
+        """The threshold to decide by: ``threshold`` (None: the manifest's); N-class bundles have none."""
+        if threshold is not None and self.num_classes > 2:
+            raise ClassifierError(f"a threshold (--threshold) is for two-class bundles; this bundle has "
+                                  f"{self.num_classes} labels and predicts the arg-max")
+        return self.threshold if threshold is None else threshold
+
     def predict_ids(self, ids: np.ndarray) -> np.ndarray:
-        """``[n, maxlen]`` int32 ids -> ``[n]`` float32 probabilities."""
+        """``[n, maxlen]`` int32 ids -> the model's float32 output: ``[n]`` (two classes) or ``[n, N]``."""
         return self._backend.run(ids)
 
     def predict(self, texts: Iterable[str]) -> np.ndarray:
-        """Positive-class probability of each text, ``[n]`` float32, in input order."""
+        """Two-class bundles: the probability of ``labels[1]`` for each text, ``[n]`` float32, in input order."""
+        if self.num_classes != 2:
+            raise ClassifierError(f"predict() gives one probability per text for two-class bundles; this bundle "
+                                  f"has {self.num_classes} labels: use predict_proba()")
+        return self._scores(texts)
+
+    def predict_proba(self, texts: Iterable[str]) -> np.ndarray:
+        """``[n, N]`` float32, column i = P(labels[i]), in input order (two classes: ``[1 - p, p]``)."""
+        scores = self._scores(texts)
+        return np.stack([1 - scores, scores], axis=1) if scores.ndim == 1 else scores
+
+    def _scores(self, texts: Iterable[str]) -> np.ndarray:
         if isinstance(texts, str):
             raise TypeError("predict() takes an iterable of texts; use predict_one() for a single text")
         parts = [self.predict_ids(self.tokenizer.encode_batch(batch)) for batch in batched(texts, self.batch_size)]
-        return np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)
+        empty = (0,) if self.num_classes == 2 else (0, self.num_classes)
+        return np.concatenate(parts) if parts else np.zeros(empty, dtype=np.float32)
 
     def predict_one(self, text: str) -> float:
         return float(self.predict([text])[0])
 
-    def label_of(self, probability: float, threshold: float | None = None) -> str:
-        negative, positive = self.labels
-        return positive if probability >= (self.threshold if threshold is None else threshold) else negative
-
     def classify(self, texts: Iterable[str], threshold: float | None = None) -> list[tuple[str, float]]:
-        """``[(label, probability), ...]`` using the manifest threshold unless one is given."""
-        return [(self.label_of(p, threshold), float(p)) for p in self.predict(texts)]
+        """``[(label, probability of that label), ...]``: two classes by the threshold (the manifest's
+        unless one is given), N >= 3 the arg-max."""
+        scores = self.predict_proba(texts)
+        index = predicted(scores, self.threshold_of(threshold))
+        chosen = scores[np.arange(len(scores)), index].tolist()
+        return [(self.labels[i], p) for i, p in zip(index.tolist(), chosen)]
+
+
+def predicted(scores: np.ndarray, threshold: float | None) -> np.ndarray:
+    """The class index of each row of ``[n, N]`` scores: two classes 1 from ``threshold`` on (compared
+    in float64, as the probability is written), N >= 3 the arg-max (ties: the lowest index)."""
+    if scores.shape[1] == 2:
+        return (scores[:, 1].astype(np.float64) >= threshold).astype(np.int64)
+    return np.argmax(scores, axis=1)
 
 
 @dataclass(frozen=True)
@@ -314,9 +353,18 @@ class _Backend:
     name = ""
     deterministic = False  # True: the same scores on every CPU (TfliteBackend's built-in kernels)
 
-    def __init__(self, path: str | os.PathLike, seq_len: int):
+    def __init__(self, path: str | os.PathLike, seq_len: int, output_shape: list):
         self.path = os.fspath(path)
         self._seq_len = seq_len
+        self.output_shape = output_shape  # as the model declares it: [batch] or [batch, N]
+
+    @property
+    def width(self) -> int | None:
+        """Scores per row: 1 for a ``[batch]`` or ``[batch, 1]`` output, N for ``[batch, N]``; None: undeclared."""
+        dims = self.output_shape
+        if len(dims) == 1:
+            return 1
+        return int(dims[1]) if len(dims) == 2 and isinstance(dims[1], (int, np.integer)) and dims[1] > 0 else None
 
     @property
     def input_shape(self) -> tuple[None, int]:
@@ -385,7 +433,7 @@ class OnnxBackend(_Backend):
         except Exception as e:  # onnxruntime's errors (InvalidProtobuf, Fail, ...) derive from Exception
             raise BackendError(f"{path}: not a valid ONNX model: {_detail(e)}") from e
         self._input, self._output, seq_len = self._signature(path)
-        super().__init__(path, seq_len)
+        super().__init__(path, seq_len, list(self._session.get_outputs()[0].shape))
 
     def _signature(self, path: str) -> tuple[str, str, int]:
         """Input name, output name and sequence length; the model must be int32 [batch, L] -> float."""
@@ -436,7 +484,7 @@ class TfliteBackend(_Backend):
         except (ValueError, RuntimeError) as e:
             raise BackendError(f"{path}: not a valid TFLite model: {_detail(e)}") from e
         inp, out, seq_len = self._signature(path)
-        super().__init__(path, seq_len)
+        super().__init__(path, seq_len, list(out.get("shape_signature", out["shape"])))
         self.deterministic = deterministic
         self._in_index, self._out_index = inp["index"], out["index"]
         self._batch = int(inp["shape"][0])  # rows the tensors are allocated for

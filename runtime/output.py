@@ -1,11 +1,13 @@
 """Outputs of every scoring front end: one layout of columns and one formatting of a row.
 
-Columns: ``[file,] key, label, probability, error, *kept`` -- ``key`` is the id column, else
-``row`` (the input's row number); ``file`` only when several inputs go to one output;
-``error`` is empty (null) for a good row. csv/tsv/jsonl print the probability with 6 decimals,
-Parquet keeps it as float32. ``Layout.encode`` turns scored rows into a ``Chunk`` (text or an
-Arrow table) wherever they were scored; the parent only writes chunks in order. ``check_output``
-is the one rule for where a result may go; ``Summary`` and ``Progress`` report on stderr.
+Columns: ``[file,] key, label, probability, [*labels,] error, *kept`` -- ``key`` is the id column,
+else ``row`` (the input's row number); ``file`` only when several inputs go to one output;
+``probability`` is P(labels[1]) for two classes, else that of the predicted (arg-max) label;
+``--all-scores`` adds one column per class, named by its label; ``error`` is empty (null) for a
+good row. csv/tsv/jsonl print probabilities with 6 decimals, Parquet keeps them as float32.
+``Layout.encode`` turns scored rows into a ``Chunk`` (text or an Arrow table) wherever they were
+scored; the parent only writes chunks in order. ``check_output`` is the one rule for where a
+result may go; ``Summary`` and ``Progress`` report on stderr.
 """
 from __future__ import annotations
 
@@ -19,9 +21,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import IO, Iterator, Sequence
 
+import numpy as np
+
 from .files import temp_output
+from .model import predicted
 from .records import (CSV, ERROR, FILE, JSONL, LABEL, OUTPUT_FORMATS, PARQUET, PROBABILITY, ROW, STDIN, TSV,
-                      InputError, Rows, format_of, pyarrow)
+                      InputError, Rows, check_score_columns, format_of, pyarrow)
 
 ROW_GROUP_ROWS = 65536  # rows per Parquet row group written
 SPARK_DONE = "_SUCCESS"  # the file Spark writes last into a complete output directory
@@ -45,50 +50,59 @@ class Chunk:
 class Layout:
     """Which columns each output row has and how it is written (picklable, for the workers)."""
     format: str
-    labels: tuple[str, str]
-    threshold: float
+    labels: tuple[str, ...]
+    threshold: float | None  # two classes; None: the arg-max
     id_column: str | None = None
     keep: tuple[str, ...] = ()
     with_file: bool = False
     types: object = None  # pyarrow schema of the id and kept columns (Parquet input), else strings
+    all_scores: bool = False  # one column per class, named by its label
+
+    def __post_init__(self) -> None:
+        if self.all_scores:
+            check_score_columns(self.labels, self.id_column, self.keep)
 
     @property
     def key(self) -> str:
         return self.id_column if self.id_column is not None else ROW
 
     @property
+    def scores(self) -> list[str]:
+        """The class columns (``all_scores``)."""
+        return list(self.labels) if self.all_scores else []
+
+    @property
     def columns(self) -> list[str]:
-        return ([FILE] if self.with_file else []) + [self.key, LABEL, PROBABILITY, ERROR, *self.keep]
+        return ([FILE] if self.with_file else []) + [self.key, LABEL, PROBABILITY, *self.scores, ERROR, *self.keep]
 
     def header(self) -> str:
         return _csv_text([self.columns], self.format) if self.format in (CSV, TSV) else ""
 
-    def labels_of(self, probs) -> list[str]:
-        negative, positive = self.labels
-        return [positive if p >= self.threshold else negative for p in probs]
-
-    def encode(self, rows: Rows, probs) -> Chunk:
-        """``rows`` and their ``[n]`` float32 probabilities as output rows. A row with an error
-        is not a prediction: its label and probability are null (empty in csv/tsv), and it is
-        never counted as positive."""
-        floats = probs.tolist()  # once: the labels and the text are made from the same list
-        labels = self.labels_of(floats)
+    def encode(self, rows: Rows, scores) -> Chunk:
+        """``rows`` and their ``[n, N]`` float32 class probabilities as output rows. A row with an
+        error is not a prediction: its label and probabilities are null (empty in csv/tsv), and it
+        is never counted as positive (two classes: ``labels[1]``)."""
+        index = predicted(scores, self.threshold)
+        two = len(self.labels) == 2
+        chosen = scores[:, 1] if two else scores[np.arange(len(index)), index]
+        floats = [chosen, *(scores.T if self.all_scores else ())]
+        labels = [self.labels[i] for i in index.tolist()]
         bad = sum(e is not None for e in rows.errors)
-        if bad:
-            labels = [None if e is not None else label for label, e in zip(labels, rows.errors)]
-            floats = [None if e is not None else p for p, e in zip(floats, rows.errors)]
-        positive = sum(label == self.labels[1] for label in labels)
+        if bad or self.format != PARQUET:  # Parquet takes the float32 arrays as they are
+            floats = [_masked(c.tolist(), rows.errors) for c in floats]
+            labels = _masked(labels, rows.errors)
+        positive = sum(label == self.labels[1] for label in labels) if two else 0
         if self.format == PARQUET:
-            return Chunk(self._table(rows, labels, floats if bad else probs), len(rows), positive, bad)
+            return Chunk(self._table(rows, labels, floats), len(rows), positive, bad)
         values = [_values(rows.kept[c]) for c in self.keep]
         keys = _values(rows.kept[self.id_column]) if self.id_column is not None else rows.numbers
-        probs = [f"{p:.6f}" if p is not None else self._missing for p in floats]
+        probs = [[f"{p:.6f}" if p is not None else self._missing for p in c] for c in floats]
         if self.format == JSONL:
             text = self._jsonl(rows, keys, labels, probs, values)
         else:
             cells = [[_cell(v) for v in column] for column in values]
             lead = [[rows.source] * len(rows)] if self.with_file else []
-            text = _csv_text(zip(*lead, [_cell(k) for k in keys], [label or "" for label in labels], probs,
+            text = _csv_text(zip(*lead, [_cell(k) for k in keys], [label or "" for label in labels], *probs,
                                  [e or "" for e in rows.errors], *cells), self.format)
         return Chunk(text, len(rows), positive, bad)
 
@@ -102,7 +116,7 @@ class Layout:
         names = [json.dumps(c, ensure_ascii=False) + ": " for c in self.columns]
         lead = [[json.dumps(rows.source, ensure_ascii=False)] * len(rows)] if self.with_file else []
         dumped = [[_json(v) for v in column] for column in [keys, labels, *[rows.errors]]]
-        columns = [*lead, dumped[0], dumped[1], probs, dumped[2], *[[_json(v) for v in c] for c in values]]
+        columns = [*lead, dumped[0], dumped[1], *probs, dumped[2], *[[_json(v) for v in c] for c in values]]
         return "".join("{" + ", ".join(n + v for n, v in zip(names, row)) + "}\n" for row in zip(*columns))
 
     def schema(self):
@@ -110,16 +124,17 @@ class Layout:
         typed = {f.name: f.type for f in self.types} if self.types is not None else {}
         key_type = pa.int64() if self.id_column is None else typed.get(self.id_column, pa.string())
         return pa.schema(([pa.field(FILE, pa.string())] if self.with_file else []) +
-                         [pa.field(self.key, key_type), pa.field(LABEL, pa.string()),
-                          pa.field(PROBABILITY, pa.float32()), pa.field(ERROR, pa.string())] +
+                         [pa.field(self.key, key_type), pa.field(LABEL, pa.string())] +
+                         [pa.field(c, pa.float32()) for c in [PROBABILITY, *self.scores]] +
+                         [pa.field(ERROR, pa.string())] +
                          [pa.field(c, typed.get(c, pa.string())) for c in self.keep])
 
-    def _table(self, rows: Rows, labels, probs):
+    def _table(self, rows: Rows, labels, floats):
         pa = pyarrow()
         schema = self.schema()
         key = rows.kept[self.id_column] if self.id_column is not None else rows.numbers
         columns = ([[rows.source] * len(rows)] if self.with_file else []) + \
-            [key, labels, probs, rows.errors] + [rows.kept[c] for c in self.keep]
+            [key, labels, *floats, rows.errors] + [rows.kept[c] for c in self.keep]
         arrays = [_arrow(pa, c, f.type) for c, f in zip(columns, schema)]
         return pa.Table.from_arrays(arrays, schema=schema)
 
@@ -130,6 +145,11 @@ def _arrow(pa, values, type_):
     if pa.types.is_string(type_):  # JSON values of an id or kept field: text, as in csv
         values = [v if v is None or isinstance(v, str) else _json(v) for v in values]
     return pa.array(values, type_)
+
+
+def _masked(values: list, errors: list) -> list:
+    """``values`` with None on the rows that have an error."""
+    return [None if e is not None else v for v, e in zip(values, errors)]
 
 
 def _values(column) -> list:
@@ -311,6 +331,7 @@ class Summary:
     seconds: float = 0.0
     output: str | None = None
     notes: list[str] = field(default_factory=list)
+    two_class: bool = True  # N >= 3 classes: no positive count
 
     def add(self, chunk: Chunk) -> None:
         self.rows += chunk.rows
@@ -322,10 +343,11 @@ class Summary:
         return self.rows / self.seconds if self.seconds > 0 else 0.0
 
     def __str__(self) -> str:
-        bad = f", {self.bad} with errors" if self.bad else ""
+        counts = [f"{self.positive} positive"] * self.two_class + [f"{self.bad} with errors"] * bool(self.bad)
+        counted = f" ({', '.join(counts)})" if counts else ""
         notes = "".join(f", {n}" for n in self.notes)
         out = f" -> {self.output}" if self.output not in (None, STDIN) else ""
-        return (f"scored {self.rows} row{'s' if self.rows != 1 else ''} ({self.positive} positive{bad}) in "
+        return (f"scored {self.rows} row{'s' if self.rows != 1 else ''}{counted} in "
                 f"{self.seconds:.2f} s, {self.rate:.0f} rows/s{notes}{out}")
 
 

@@ -26,9 +26,10 @@ examples:
   python -m runtime.predict reviews.txt --model bundle/model.int8.tflite --backend tflite
 
 output: one row per input record, in input order: row (the 1-based line number; csv: the
-data row) or the --id-column, label, probability (6 decimals), error (why the text was
-unusable, e.g. "empty text"; empty when fine), then the --keep-columns; a first "file"
-column when several sources are given. A summary goes to stderr.
+data row) or the --id-column, label, probability (6 decimals; two classes: of the second
+label, else of the label given), with --all-scores one column per class named by its label,
+error (why the text was unusable, e.g. "empty text"; empty when fine), then the
+--keep-columns; a first "file" column when several sources are given. A summary goes to stderr.
 """
 
 

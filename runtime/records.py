@@ -39,7 +39,8 @@ OUTPUT_FORMATS = (CSV, TSV, JSONL, PARQUET)
 ALIASES = {"lines": TEXT, "txt": TEXT, "ndjson": JSONL, "pq": PARQUET}
 EXTENSIONS = {".txt": TEXT, ".text": TEXT, ".jsonl": JSONL, ".ndjson": JSONL, ".csv": CSV, ".tsv": TSV,
               ".parquet": PARQUET, ".pq": PARQUET}
-# The columns of every output (output.py lays them out): no input column may be asked for under these names.
+# The columns of every output (output.py lays them out): no input column, nor a label of --all-scores, may
+# take these names.
 FILE, ROW, LABEL, PROBABILITY, ERROR = "file", "row", "label", "probability", "error"
 RESERVED = (FILE, ROW, LABEL, PROBABILITY, ERROR)
 CLI_OPTIONS = ("--text-column", "--id-column", "--keep-columns")  # how check_names names each column
@@ -155,6 +156,13 @@ def check_names(where: str | None, columns: Sequence[str] | None, text_column: s
         if columns is not None and col not in columns:
             prefix = f"{where}: " if where else ""
             raise InputError(f"{prefix}no {what} {col!r} ({option}); {what}s: {', '.join(map(str, columns))}")
+
+
+def check_score_columns(labels: Sequence[str], id_column: str | None, keep: Sequence[str]) -> None:
+    """``--all-scores`` names a column by each label: none may be named as another output column."""
+    for label in labels:
+        if label in RESERVED or label == id_column or label in keep:
+            raise InputError(f"label {label!r} clashes with the output column of that name (--all-scores)")
 
 
 def check_input(path: str) -> None:

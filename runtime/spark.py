@@ -104,7 +104,7 @@ def score_batches(batches, work: Work):
         if not len(rows):
             continue
         clf = clf or _classifier(work)
-        chunk = work.layout.encode(rows, clf.predict(rows.texts))
+        chunk = work.layout.encode(rows, clf.predict_proba(rows.texts))
         for counter, n in zip(work.counters, (chunk.rows, chunk.positive, chunk.bad)):
             counter.add(n)
         if work.layout.format == PARQUET:
@@ -202,8 +202,9 @@ def _apply(df, work: Work):
 
 # -- the public API ---------------------------------------------------------------------------
 def score_dataframe(df, text_col: str = "text", id_col: str | None = None, model: str | None = None,
-                    backend: str = "auto", keep_columns: Sequence[str] = ()):
-    """``df`` scored: ``[id_col,] label, probability, error, *keep_columns``, one row per row of df.
+                    backend: str = "auto", keep_columns: Sequence[str] = (), all_scores: bool = False):
+    """``df`` scored: ``[id_col,] label, probability, [*labels,] error, *keep_columns``, one row per
+    row of df (``all_scores``: a float column per class, named by its label).
 
     ``text_col`` must be a string column; a bad text scores under the bad-row rule (``error``
     says why, null otherwise). ``model``: a bundle directory (or a model file in one) on the
@@ -221,7 +222,7 @@ def score_dataframe(df, text_col: str = "text", id_col: str | None = None, model
     clf = _load(model, backend)
     spec = Spec(text_col, id_col, keep)
     layout = Layout(PARQUET, tuple(clf.labels), clf.threshold, id_col, keep,
-                    types=_arrow_types(df.schema, spec.columns))
+                    types=_arrow_types(df.schema, spec.columns), all_scores=all_scores)
     work = Work(_ship_bundle(df.sparkSession, clf), layout, spec, "column", "dataframe", text_col)
     scored = _apply(df.select(*dict.fromkeys([text_col, *spec.columns])), work)
     return scored if id_col is not None else scored.drop(ROW)
@@ -274,7 +275,8 @@ def score_file(input: str, output: str, *, text_column: str = "text", id_column:
                batch_size: int = 4096, input_format: str | None = None, output_format: str | None = None,
                threshold: float | None = None, max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
                master: str = DEFAULT_MASTER, spark=None, progress: bool = False, stream: IO[str] | None = None,
-               debug: bool = False, conf: dict | None = None, overwrite: bool = False) -> Summary:
+               debug: bool = False, conf: dict | None = None, overwrite: bool = False,
+               all_scores: bool = False) -> Summary:
     """``python -m runtime.batch --engine spark``: INPUT scored into the directory OUTPUT.
 
     An existing local OUTPUT directory is replaced only if it is a Spark output (it holds
@@ -288,7 +290,7 @@ def score_file(input: str, output: str, *, text_column: str = "text", id_column:
     out_fmt = canonical(output_format or output_format_of(output), OUTPUT_FORMATS)
     keep, local = tuple(keep_columns), local_path(input)
     job = Job(inputs=(local,) if local else (), input_format=fmt, output_format=out_fmt, text_column=text_column,
-              id_column=id_column, keep=keep, threshold=threshold, batch_size=batch_size,
+              id_column=id_column, keep=keep, threshold=threshold, all_scores=all_scores, batch_size=batch_size,
               max_record_bytes=max_record_bytes)  # options, names, a local INPUT: before Spark or the model starts
     if local_path(output) is not None:
         check_output(local_path(output), [local] if local else [], directory=True, overwrite=overwrite)
@@ -298,11 +300,12 @@ def score_file(input: str, output: str, *, text_column: str = "text", id_column:
         for _ in open_source(local, fmt, spec, batch_size).pieces():
             pass
     clf = _load(model, backend)
+    threshold = clf.threshold_of(threshold)  # an N-class bundle refuses one before Spark starts
     start = time.perf_counter()
     with _session(spark, master, conf, debug) as (session, log):
         startup = time.perf_counter() - start if log else 0.0
         with _arrow_batches(session, batch_size), _Watch(session.sparkContext, Progress(stream, enabled=progress)):
-            summary = _run(session, input, output, fmt, out_fmt, spec, threshold, clf, source, log)
+            summary = _run(session, input, output, job, threshold, clf, source, log)
         summary.notes.append(f"Spark {session.version} {master if log else 'session'} (start {startup:.1f} s)")
     summary.seconds = time.perf_counter() - start
     return summary
@@ -492,13 +495,13 @@ def _parquet_offsets(df, source) -> tuple:
     return tuple(pairs)
 
 
-def _run(spark, input: str, output: str, fmt: str, out_fmt: str, spec: Spec, threshold, clf, source,
-         log) -> Summary:
+def _run(spark, input: str, output: str, job: Job, threshold: float | None, clf, source, log) -> Summary:
+    spec = job.spec
     try:
-        df, raw, mode, rows = _read(spark, input, fmt, source, spec)
+        df, raw, mode, rows = _read(spark, input, job.input_format, source, spec)
         types = _arrow_types(df.schema, spec.columns) if mode in ("column", CSV) else None
-        layout = Layout(out_fmt, tuple(clf.labels), clf.threshold if threshold is None else threshold,
-                        spec.id_column, spec.keep, types=types)
+        layout = Layout(job.output_format, tuple(clf.labels), threshold, spec.id_column, spec.keep,
+                        types=types, all_scores=job.all_scores)
         sc = spark.sparkContext
         counters = tuple(sc.accumulator(0) for _ in range(3))
         work = Work(_ship_bundle(spark, clf), layout, spec, mode, input, raw or spec.text_column,
@@ -506,10 +509,11 @@ def _run(spark, input: str, output: str, fmt: str, out_fmt: str, spec: Spec, thr
         if df.rdd.getNumPartitions() < sc.defaultParallelism:  # e.g. one small file: use every core
             df = df.repartition(sc.defaultParallelism)
         scored = _apply(df, work)
-        _write(scored, out_fmt, output)
+        _write(scored, job.output_format, output)
     except Exception as e:
         raise _spark_error(e, input, output, log) from None
-    return Summary(counters[0].value, counters[1].value, counters[2].value, output=output)
+    return Summary(counters[0].value, counters[1].value, counters[2].value, output=output,
+                   two_class=clf.num_classes == 2)
 
 
 def _write(df, fmt: str, output: str) -> None:

@@ -164,7 +164,7 @@ def test_missing_tokenizer_field_is_named(root, key):
 
 
 # -- malformed structure ------------------------------------------------------------------------
-LABELS = "labels: must be two distinct non-empty strings [negative, positive], got "
+LABELS = "labels: must be 2 to 1000 distinct non-empty strings (the class names, in output order), got "
 THRESHOLD = "threshold: must be a number between 0 and 1 (exclusive), got "
 STRUCTURE = [
     ({"labels": ["positive"]}, LABELS + '["positive"]'),
@@ -191,13 +191,6 @@ STRUCTURE = [
 ]
 
 
-def test_an_n_class_bundle_is_refused_by_the_classifier_of_this_version(root):
-    from runtime import Classifier
-
-    write_manifest(root, {**read_manifest(root), "labels": ["a", "b", "c"], "threshold": None})
-    assert refusal(root, Classifier.load) == f"{root}: 3 classes: this runtime scores two-class bundles only"
-
-
 @pytest.mark.parametrize("changes, reason", STRUCTURE)
 def test_malformed_structure_is_refused(root, changes, reason):
     write_manifest(root, {**read_manifest(root), **changes})
@@ -205,8 +198,8 @@ def test_malformed_structure_is_refused(root, changes, reason):
 
 
 @pytest.mark.parametrize("key, what", [
-    ("tokenizer", "the tokenizer contract"), ("labels", "the two class names"),
-    ("threshold", "the probability from which a review is positive"),
+    ("tokenizer", "the tokenizer contract"), ("labels", "the class names, in output order"),
+    ("threshold", "two labels: the probability from which the second is predicted; more: null"),
     ("files", "the size and sha256 of every file"),
 ])
 def test_missing_section_is_named(root, key, what):

@@ -22,7 +22,8 @@ def encode(fmt: str, values, errors=None, **layout):
     n = len(values)
     rows = Rows("in.jsonl", list(range(1, n + 1)), ["x"] * n, errors or [None] * n, {"k": list(values)})
     probs = np.linspace(0.1, 0.9, n).astype(np.float32)
-    return Layout(fmt, ("negative", "positive"), 0.5, keep=("k",), **layout).encode(rows, probs)
+    scores = np.stack([1 - probs, probs], axis=1)  # [n, 2], as Classifier.predict_proba gives
+    return Layout(fmt, ("negative", "positive"), 0.5, keep=("k",), **layout).encode(rows, scores)
 
 
 @pytest.mark.parametrize("fmt, delimiter", [("csv", ","), ("tsv", "\t")])

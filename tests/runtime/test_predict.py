@@ -47,9 +47,9 @@ def expected(clf: Classifier, texts, threshold=None) -> list[tuple[str, str, str
     """(label, probability, error) as csv cells: the bad-row rule marks blank and U+FFFD texts,
     which have no label or probability."""
     cells = []
-    for t, (label, p) in zip(texts, clf.classify(texts, threshold)):
+    for t, (label, _), p in zip(texts, clf.classify(texts, threshold), clf.predict(texts)):
         error = judge(t)[1]
-        cells.append(("", "", error) if error else (label, f"{p:.6f}", ""))
+        cells.append(("", "", error) if error else (label, f"{p:.6f}", ""))  # two classes: P(labels[1])
     return cells
 
 
@@ -300,7 +300,7 @@ def test_keyboard_interrupt_exits_130_without_partial_output(bundle, tmp_path, c
         calls.append(len(texts))
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(Classifier, "predict", interrupted)
+    monkeypatch.setattr(Classifier, "predict_proba", interrupted)
     code, out, err = run(capsys, p, "--model", bundle, "--batch-size", "10", "-o", tmp_path / "out.csv")
     assert (code, out, err) == (130, "", "interrupted\n")
     assert calls == [100] and os.listdir(tmp_path) == ["r.txt"]

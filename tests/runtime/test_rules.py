@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from runtime.output import check_output
-from runtime.records import (EMPTY, INVALID_UTF8, MISSING, NULL, DATAFRAME_OPTIONS, InputError, check_names,
-                             decode_lines, judge)
+from runtime.records import (EMPTY, INVALID_UTF8, MISSING, NULL, DATAFRAME_OPTIONS, RESERVED, InputError,
+                             check_names, check_score_columns, decode_lines, judge)
 
 NUL = "NUL byte: binary input (or not UTF-8 text) is not supported"
 
@@ -68,6 +68,17 @@ def test_check_names_before_the_columns_are_known_and_for_fields():
     with pytest.raises(InputError) as e:
         check_names(None, ["n"], "body", None, (), options=DATAFRAME_OPTIONS)
     assert str(e.value) == "no column 'body' (text_col); columns: n"
+
+
+@pytest.mark.parametrize("labels, id_column, keep, clash", [
+    *[(["a", name], None, (), name) for name in RESERVED],
+    (["a", "id"], "id", (), "id"), (["a", "b", "k"], None, ("x", "k"), "k"),
+])
+def test_check_score_columns(labels, id_column, keep, clash):
+    with pytest.raises(InputError) as e:
+        check_score_columns(labels, id_column, keep)
+    assert str(e.value) == f"label {clash!r} clashes with the output column of that name (--all-scores)"
+    check_score_columns(["a", "b", "c"], "id", ("k",))  # no clash
 
 
 # -- check_output ---------------------------------------------------------------------------
