@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from runtime.model import predicted as runtime_predicted
+
 # Tolerances are part of the contract; the manifest records them next to the figures.
 FLOAT_MAX_ABS_DIFF = 1e-5
 QUANT_MIN_AGREEMENT = 0.99
@@ -46,8 +48,10 @@ def probabilities(out: np.ndarray) -> np.ndarray:
 
 def predicted(probs: np.ndarray) -> np.ndarray:
     """The predicted class index of each row: ``[n]`` -> 1 from THRESHOLD on; ``[n, N]`` -> the
-    arg-max (ties: the lowest index)."""
-    return (probs >= THRESHOLD).astype(np.int64) if probs.ndim == 1 else np.argmax(probs, axis=1)
+    arg-max (ties: the lowest index) -- the runtime's rule, on the runtime's ``[n, N]`` scores."""
+    if probs.ndim == 1:
+        return runtime_predicted(np.stack([1 - probs, probs], axis=1), THRESHOLD)
+    return runtime_predicted(probs, None)
 
 
 def accuracy(probs: np.ndarray, labels: np.ndarray) -> float:
