@@ -102,3 +102,27 @@ def test_the_steady_state_table_gives_each_command_as_a_ratio_to_the_local_engin
                         "| main | spark local[2] | 5.0 | 30,000 | 75% |",
                         "| old | local --workers 2 | 1.0 | 20,000 | 100% |",
                         "| old | spark local[2] | 5.0 | 30,000 | 150% |"]
+
+
+def test_the_classes_table_scores_each_bundle_and_gives_its_ratio_to_the_first(tiny_bundle, three_class_bundle,
+                                                                                tmp_path):
+    data = write_imdb_tar(tmp_path / "imdb.tar.gz", n_per_split=30)
+    cmd = [sys.executable, "-m", "benchmarks.classes", "--bundle", tiny_bundle, "--bundle", three_class_bundle,
+           "--data", data, "--limit", "40", "--repeats", "1"]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    header, rule, two, three = proc.stdout.strip().splitlines()
+    assert header == "| bundle | classes | best run (s) | rows/s | ratio to the first |"
+    assert [two.split(" | ")[1], three.split(" | ")[1]] == ["2", "3"]
+    assert two.endswith(" | 100% |")
+
+
+def test_the_classes_table_needs_two_bundles_and_real_ones(tiny_bundle, tmp_path):
+    one = subprocess.run([sys.executable, "-m", "benchmarks.classes", "--bundle", tiny_bundle],
+                         cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert (one.returncode, one.stderr) == (
+        2, "python -m benchmarks.classes: error: give --bundle at least twice: the ratio is to the first\n")
+    bad = subprocess.run([sys.executable, "-m", "benchmarks.classes", "--bundle", tiny_bundle, "--bundle",
+                          str(tmp_path)], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2
+    assert bad.stderr.startswith(f"Error: {tmp_path}: not a bundle (")
