@@ -120,18 +120,23 @@ def check_no_process_left(cluster: Cluster, app: str) -> None:
 
 
 def check_shipped(cluster: Cluster, app: str, cwd: str, everywhere: bool = True) -> None:
-    """The executors of ``app`` (one per worker) ran in their own directories, where the bundle
-    came from the job: on each (``everywhere``: the job had a task for each) or on some."""
+    """The executors of ``app`` ran in their own directories on every worker, where the bundle
+    came from the job: on each worker (``everywhere``: the job had a task for each) or on some. A
+    worker may hold more than one executor of the app: under load Spark replaces an executor that
+    failed to start or register, which is its retry, not a fault of ours."""
     manifest = open(os.path.join(cwd, "model", "manifest.json"), "rb").read()
-    dirs = [os.path.join(w.folder, app, e) for w in cluster.workers for e in os.listdir(os.path.join(w.folder, app))]
-    assert len(dirs) == len(cluster.workers)
-    got = []
-    for d in dirs:
-        assert not os.path.exists(os.path.join(d, "model"))
-        shipped = [f for f in os.listdir(d) if os.path.isfile(os.path.join(d, f, "manifest.json"))]
-        assert [open(os.path.join(d, f, "manifest.json"), "rb").read() for f in shipped] in ([manifest], [])
-        got += shipped
-    assert len(got) == len(dirs) if everywhere else got
+    shipped_on = []
+    for w in cluster.workers:
+        dirs = [os.path.join(w.folder, app, e) for e in os.listdir(os.path.join(w.folder, app))]
+        assert dirs, f"no executor of {app} on {w.name}"
+        got = []
+        for d in dirs:
+            assert not os.path.exists(os.path.join(d, "model"))
+            shipped = [f for f in os.listdir(d) if os.path.isfile(os.path.join(d, f, "manifest.json"))]
+            assert [open(os.path.join(d, f, "manifest.json"), "rb").read() for f in shipped] in ([manifest], [])
+            got += shipped
+        shipped_on.append(bool(got))
+    assert all(shipped_on) if everywhere else any(shipped_on)
 
 
 def make_input(folder: str, fmt: str) -> tuple[str, list[str]]:
