@@ -45,11 +45,11 @@ def test_fits_on_the_training_table_and_scores_the_test_table(tmp_path, capsys, 
 
 
 def test_the_columns_can_be_named(tmp_path, capsys):
-    rows = [("x", f"apple {w}") for w in "pear plum fig".split()] + [("y", f"river {w}") for w in "lake sea pond".split()]
+    rows = [("x", f"apple {w}") for w in ("pear", "plum", "fig")] + [("y", f"river {w}") for w in ("lake", "sea")]
     train = write_table(tmp_path / "train.csv", rows, header=("topic", "body"))
     test = write_table(tmp_path / "test.csv", [("x", "apple"), ("y", "river")], header=("topic", "body"))
     code, out, _ = run(capsys, "--data", train, "--test-data", test, "--text-column", "body", "--label-column", "topic")
-    assert code == 0 and table_cells(out)[2][1:4] == ["2 (x, y)", "6", "2"]
+    assert code == 0 and table_cells(out)[2][1:4] == ["2 (x, y)", "5", "2"]
 
 
 REFUSED = [
