@@ -6,8 +6,10 @@ on the test table. Prints its accuracy and macro-F1 as a Markdown table.
 
 The words are the kit's own (``runtime.tokenizer.split_words``: the same lowercasing and
 delimiters as every bundle), so the comparison is of models, not of tokenizers. The settings are
-fixed, not tuned on the test set: terms in at least 2 training texts, sublinear tf, C = 10,
-lbfgs with a fixed seed. The tables are read by ``runtime.records`` (CSV or TSV with a header).
+fixed, not tuned on the test set: terms in at least 2 training texts, sublinear tf, lbfgs with a
+fixed seed, C = 10 (on star ratings, 5,000 reviews held out of stars_train.csv gave C = 1, 3, 10,
+30 an accuracy of 66.7, 67.1, 67.1, 66.7 % and a macro-F1 of 64.1, 65.0, 65.1, 64.9 %).
+The tables are read by ``runtime.records`` (CSV or TSV with a header).
 """
 from __future__ import annotations
 
