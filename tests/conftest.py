@@ -151,17 +151,21 @@ def three_class_bundle(tmp_path_factory) -> str:
     return out
 
 
-def write_imdb_tar(path, n_per_split: int = 200, seed: int = 0) -> str:
-    """A .tar.gz in the aclImdb layout whose reviews come from ``tiny_corpus``."""
+def write_imdb_tar(path, n_per_split: int = 200, seed: int = 0, ratings=((2,), (8,))) -> str:
+    """A .tar.gz in the aclImdb layout whose reviews come from ``tiny_corpus``; the k-th review
+    of a label (neg 0, pos 1) in a split is named ``<id>_<ratings[label][k % len]>.txt``."""
     import io
     import tarfile
 
     with tarfile.open(path, "w:gz") as tar:
         for split_no, split in enumerate(("train", "test")):
             texts, labels = tiny_corpus(n_per_split, seed + split_no)
+            seen = [0, 0]
             for i, (text, label) in enumerate(zip(texts, labels)):
                 data = text.encode("utf-8")
-                info = tarfile.TarInfo(f"aclImdb/{split}/{'pos' if label else 'neg'}/{i}_{8 if label else 2}.txt")
+                stars = ratings[label][seen[label] % len(ratings[label])]
+                seen[label] += 1
+                info = tarfile.TarInfo(f"aclImdb/{split}/{'pos' if label else 'neg'}/{i}_{stars}.txt")
                 info.size = len(data)
                 tar.addfile(info, io.BytesIO(data))
     return str(path)

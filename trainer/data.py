@@ -68,6 +68,8 @@ class Imdb:
     train_labels: np.ndarray  # [n_train] int32, 1 = pos
     test_texts: list[str]
     test_labels: np.ndarray  # [n_test] int32, 1 = pos
+    train_files: list[str]  # each review's "split/label/name.txt", for messages and its rating
+    test_files: list[str]
 
 
 def resolve_source(data: str | None, recorded: str | None = None, default: str | None = OFFICIAL_URL) -> str:
@@ -135,6 +137,12 @@ def _review_key(name: str) -> tuple[str, str, str] | None:
             and parts[2].endswith(".txt")):
         return parts[0], parts[1], parts[2]
     return None
+
+
+def rating(file_name: str) -> int | None:
+    """The star rating in a review's file name (``<id>_<rating>.txt``, 1-10 in IMDB), or None."""
+    match = re.fullmatch(r"\d+_(\d+)\.txt", posixpath.basename(file_name))
+    return int(match.group(1)) if match else None
 
 
 def _decode(raw: bytes) -> str:
@@ -275,12 +283,13 @@ def _to_imdb(reviews: dict[tuple[str, str, str], str], where: str) -> Imdb:
     missing = [f"{split}/{label}" for split in SPLITS for label in LABELS if (split, label) not in present]
     if missing:
         raise DataError(f"incomplete IMDB data in {where}: no {', '.join(missing)} reviews")
-    columns = []
+    columns, files = [], []
     for split in SPLITS:
         keys = sorted(k for k in reviews if k[0] == split)  # (split, label, name): neg < pos
         columns.append([reviews[k] for k in keys])
         columns.append(np.array([LABELS.index(k[1]) for k in keys], dtype=np.int32))
-    return Imdb(*columns)
+        files.append(["/".join(k) for k in keys])
+    return Imdb(*columns, *files)
 
 
 # ---------------------------------------------------------------- archive safety
