@@ -42,7 +42,7 @@ NPM_FILES = {
 DEMO_FILES = ("index.html", "served.js", "style.css", "app.js", "worker.js", "classifier.js", "manifest.js",
               "tokenizer.js",
               "records.js",
-              MANIFEST, "vocab.txt", "model.onnx", "ort.wasm.min.mjs", "ort-wasm-simd-threaded.mjs",
+              MANIFEST, "vocab.txt", "labels.txt", "model.onnx", "ort.wasm.min.mjs", "ort-wasm-simd-threaded.mjs",
               "ort-wasm-simd-threaded.wasm")
 GZIP_MIN_BYTES = 16 * 1024  # smaller files are not worth a .gz copy
 

@@ -3,7 +3,7 @@
 const $ = (id) => document.getElementById(id);
 // From disk (file://) this module does not even load: served.js says so instead.
 const worker = new Worker("worker.js", { type: "module" });
-const state = { nextId: 1, inFlight: null, pending: false, fileJob: null, threshold: 0.5 };
+const state = { nextId: 1, inFlight: null, pending: false, fileJob: null, labels: [] };
 window.reviewkitDemo = { firstPredictionMs: null, lastPrediction: null, lastFile: null }; // read by the tests
 
 worker.onmessage = ({ data: msg }) => {
@@ -22,26 +22,50 @@ function requestPrediction() {
 }
 
 function showReady(info) {
-  state.threshold = info.threshold;
+  state.labels = info.labels;
   const status = $("status");
   status.textContent = `model ready in ${Math.round(performance.now())} ms`;
   status.className = "status ready";
+  if (info.labels.length > 2) return showClasses(info);
   const acc = info.accuracy ? `, ${(100 * info.accuracy).toFixed(1)}% accurate on the IMDB test set` : "";
   $("about").textContent = `Model: the TensorFlow basic text classification model (first ${info.maxlen - 1} words${acc}), `
     + `checked by sha256 against manifest.json before use. Label "${info.labels[1]}" at P \u2265 ${info.threshold}.`;
 }
 
+/** N >= 3 labels: a bar per class instead of the two-class meter, and no P(positive) axis. */
+function showClasses(info) {
+  document.querySelector("h1").textContent = "Text classification";
+  $("meter").hidden = true;
+  $("axis").hidden = true;
+  $("bars").hidden = false;
+  $("bars").replaceChildren(...info.labels.map((label) => {
+    const row = document.createElement("div");
+    row.className = "bar-row";
+    row.innerHTML = '<span class="bar-label"></span><div class="bar"><div class="bar-fill"></div></div><span class="bar-p"></span>';
+    row.querySelector(".bar-label").textContent = label;
+    return row;
+  }));
+  const acc = info.accuracy ? `, ${(100 * info.accuracy).toFixed(1)}% accurate on its test set` : "";
+  $("about").textContent = `Model: first ${info.maxlen - 1} words${acc}, checked by sha256 against manifest.json before use. `
+    + `${info.labels.length} labels (${info.labels.join(", ")}): the most probable one is shown.`;
+}
+
 function showPrediction(msg) {
   if (msg.id !== state.inFlight) return;
   state.inFlight = null;
-  const p = msg.probs[0];
+  const { label, probability: p } = msg.classes[0];
   if (window.reviewkitDemo.firstPredictionMs === null) window.reviewkitDemo.firstPredictionMs = performance.now();
-  $("label").textContent = msg.labels[0];
-  $("label").className = `label ${msg.labels[0]}`;
+  $("label").textContent = label;
+  $("label").className = `label ${label}`;
   $("meter-fill").style.width = `${(100 * p).toFixed(1)}%`;
-  $("meter-fill").className = msg.labels[0];
+  $("meter-fill").className = label;
   $("probability").textContent = p.toFixed(4);
-  window.reviewkitDemo.lastPrediction = { text: state.inFlightText, label: msg.labels[0], probability: p };
+  $("bars").querySelectorAll(".bar-row").forEach((row, i) => {
+    row.querySelector(".bar-fill").style.width = `${(100 * msg.probs[0][i]).toFixed(1)}%`;
+    row.querySelector(".bar-p").textContent = msg.probs[0][i].toFixed(4);
+    row.classList.toggle("top", state.labels[i] === label);
+  });
+  window.reviewkitDemo.lastPrediction = { text: state.inFlightText, label, probability: p, probs: Array.from(msg.probs[0]) };
   if (state.pending) { state.pending = false; requestPrediction(); }
 }
 
@@ -69,7 +93,7 @@ function scoreFile(file) {
   hideDownload();
   $("job-status").textContent = `reading ${file.name}\u2026`;
   showProgress(0, 1);
-  drawHistogram(new Float32Array(0));
+  drawChart([], []);
   file.text().then((content) => worker.postMessage({ type: "file", id: state.fileJob, name: file.name, content, format }));
   state.fileName = file.name.replace(/\.[^.]*$/, "");
 }
@@ -83,34 +107,43 @@ function showFileResult(msg) {
   if (msg.id !== state.fileJob) return;
   const seconds = (performance.now() - state.fileStart) / 1000;
   // a row with an error has no label: it is counted apart, never as a prediction
-  const scored = msg.probs.filter((_, i) => !msg.errors[i]);
-  const positive = scored.reduce((n, p) => n + (p >= state.threshold ? 1 : 0), 0);
-  const failed = msg.probs.length - scored.length;
-  showProgress(msg.probs.length, msg.probs.length);
-  $("job-status").textContent = `${msg.probs.length.toLocaleString()} reviews read in ${seconds.toFixed(2)} s: `
-    + `${positive.toLocaleString()} positive, ${(scored.length - positive).toLocaleString()} negative`
+  const scored = msg.labels.map((_, i) => i).filter((i) => !msg.errors[i]);
+  const counts = state.labels.map((label) => scored.filter((i) => msg.labels[i] === label).length);
+  const failed = msg.labels.length - scored.length;
+  showProgress(msg.labels.length, msg.labels.length);
+  $("job-status").textContent = `${msg.labels.length.toLocaleString()} reviews read in ${seconds.toFixed(2)} s: `
+    + counts.map((n, i) => `${n.toLocaleString()} ${state.labels[i]}`).join(", ")
     + (failed ? `, ${failed.toLocaleString()} with an error (no label).` : ".");
-  drawHistogram(scored);
+  drawChart(scored.map((i) => msg.probs[i]), counts);
   const link = $("download");
   link.href = URL.createObjectURL(new Blob([msg.csv], { type: "text/csv" }));
   link.download = `${state.fileName}.scores.csv`;
   link.hidden = false;
-  window.reviewkitDemo.lastFile = { n: msg.probs.length, csv: msg.csv, status: $("job-status").textContent };
+  window.reviewkitDemo.lastFile = { n: msg.labels.length, csv: msg.csv, status: $("job-status").textContent };
 }
 
-function drawHistogram(probs, bins = 20) {
-  const canvas = $("histogram"), ctx = canvas.getContext("2d");
+/** Two labels: a histogram of P(labels[1]) in 20 bins; N: one bar of files' rows per label. */
+function drawChart(probs, labelCounts, bins = 20) {
+  if (state.labels.length > 2) return drawBars(labelCounts, state.labels, () => "#3b5bdb");
   const counts = new Array(bins).fill(0);
   for (const p of probs) counts[Math.min(bins - 1, Math.floor(p * bins))]++;
-  const top = Math.max(1, ...counts), w = canvas.width / bins, h = canvas.height - 18;
+  drawBars(counts, [], (i) => ((i + 0.5) / bins >= 0.5 ? "#1a7f4b" : "#b4322a"));
+}
+
+function drawBars(counts, names, color) {
+  const canvas = $("histogram"), ctx = canvas.getContext("2d");
+  const foot = names.length ? 16 : 0;
+  const top = Math.max(1, ...counts), w = canvas.width / Math.max(1, counts.length), h = canvas.height - 18 - foot;
   ctx.clearRect(0, 0, canvas.width, canvas.height);
   ctx.font = "11px system-ui, sans-serif";
   ctx.textAlign = "center";
   counts.forEach((c, i) => {
-    const bh = Math.round(h * c / top);
-    ctx.fillStyle = (i + 0.5) / bins >= 0.5 ? "#1a7f4b" : "#b4322a";
-    ctx.fillRect(i * w + 2, canvas.height - bh, w - 4, bh);
-    if (c) { ctx.fillStyle = "#667085"; ctx.fillText(String(c), i * w + w / 2, canvas.height - bh - 4); }
+    const bh = Math.round(h * c / top), bottom = canvas.height - foot;
+    ctx.fillStyle = color(i);
+    ctx.fillRect(i * w + 2, bottom - bh, w - 4, bh);
+    ctx.fillStyle = "#667085";
+    if (c) ctx.fillText(String(c), i * w + w / 2, bottom - bh - 4);
+    if (names.length) ctx.fillText(names[i], i * w + w / 2, canvas.height - 3);
   });
 }
 

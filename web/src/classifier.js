@@ -1,7 +1,8 @@
 // Classifier: a reviewkit bundle (manifest.json, vocab.txt, model.onnx) scored with onnxruntime-web.
 //
 //   const clf = await Classifier.load("./");          // the folder that holds manifest.json
-//   await clf.predict(["A wonderful film."]);         // Float32Array [0.709...]
+//   await clf.predict(["A wonderful film."]);         // Float32Array [0.709...]: P(labels[1]), two classes
+//   await clf.predictProba(["A wonderful film."]);    // [Float32Array [0.290..., 0.709...]]: one per label
 //   await clf.classify(["Dull."]);                    // [{label: "negative", probability: 0.250...}]
 //   clf.tokenize("Dull.");                            // Int32Array(maxlen)
 //
@@ -9,11 +10,12 @@
 // is used; onnxruntime-web's own .mjs/.wasm files are loaded from the same folder, so nothing
 // is fetched from any other host.
 import { Tokenizer, TokenizerError, parseVocab } from "./tokenizer.js";
-import { BundleError, MAX_MANIFEST_BYTES, MAX_VOCAB_BYTES, decodeManifest, fileUrl, parseManifest } from "./manifest.js";
+import { BundleError, MAX_MANIFEST_BYTES, MAX_VOCAB_BYTES, checkLabelsFile, decodeManifest, fileUrl, parseManifest } from "./manifest.js";
 
 export { BundleError, parseManifest };
 export const DEFAULT_BATCH_SIZE = 256;
 export const ORT_MODULE = "ort.wasm.min.mjs"; // onnxruntime-web's wasm-only build
+export const LABELS_FILE = "labels.txt";
 const MAX_MODEL_BYTES = 1 << 30; // the manifest's size is the real cap; this bounds a lying server
 
 /** Lowercase hex sha256 of an ArrayBuffer or typed array. */
@@ -100,7 +102,8 @@ export class Classifier {
     this.ort = ort;
     this.batchSize = batchSize;
     this.labels = manifest.labels;
-    this.threshold = manifest.threshold;
+    this.threshold = manifest.threshold; // null for N >= 3 labels: the arg-max
+    this.width = this.labels.length === 2 ? 1 : this.labels.length; // two classes: one sigmoid score
     this.maxlen = tokenizer.maxlen;
     this.inputName = session.inputNames[0];
     this.outputName = session.outputNames[0];
@@ -121,10 +124,12 @@ export class Classifier {
     ortReady.catch(() => {}); // a failed import is reported below, after the bundle checks
     const manifest = await readManifest(base, fetchFn);
     const modelName = options.model ?? "model.onnx";
-    const [vocabBytes, modelBytes] = await Promise.all([
+    const [vocabBytes, modelBytes, labelsBytes] = await Promise.all([
       fetchVerified(base, manifest, manifest.tokenizer.vocab_file, fetchFn, MAX_VOCAB_BYTES),
       fetchVerified(base, manifest, modelName, fetchFn),
+      fetchVerified(base, manifest, LABELS_FILE, fetchFn, MAX_MANIFEST_BYTES), // the manifest's labels again
     ]);
+    checkLabelsFile(labelsBytes, manifest.labels, LABELS_FILE);
     const tokenizer = bundleTokenizer(vocabBytes, manifest.tokenizer);
     let ort;
     try {
@@ -143,7 +148,8 @@ export class Classifier {
     return clf;
   }
 
-  /** Score one empty review at load: a model that does not take maxlen ids fails here, not later. */
+  /** Score one empty review at load: a model that does not take maxlen ids, or gives another
+   * number of scores than the labels need, fails here, not later. */
   async probe(modelName) {
     let out;
     try {
@@ -151,7 +157,14 @@ export class Classifier {
     } catch (e) {
       throw new BundleError(`${modelName} does not take ${this.maxlen} ids per review (tokenizer.maxlen): ${e.message.split("\n")[0]}`);
     }
-    if (out.length !== 1) throw new BundleError(`${modelName} gives ${out.length} scores per review, not 1`);
+    if (out.length !== this.width) {
+      const need = this.width === 1 ? `two labels: one score, P(${JSON.stringify(this.labels[1])})` : "one per label";
+      throw new BundleError(`${modelName} gives ${out.length} scores per review, not ${this.width} (${need})`);
+    }
+  }
+
+  get numClasses() {
+    return this.labels.length;
   }
 
   /** One text -> Int32Array(maxlen), the model's input row. */
@@ -159,36 +172,56 @@ export class Classifier {
     return this.tokenizer.encode(text);
   }
 
-  /** Texts -> Float32Array of P(positive), in input order, scored batchSize texts at a time. */
-  async predict(texts, onProgress) {
-    const out = new Float32Array(texts.length);
+  /** Texts -> the model's outputs, Float32Array(n * width) in input order, batchSize texts at a time. */
+  async scores(texts, onProgress) {
+    const out = new Float32Array(texts.length * this.width);
     for (let start = 0; start < texts.length; start += this.batchSize) {
       const batch = texts.slice(start, start + this.batchSize);
-      out.set(await this.predictIds(this.tokenizer.encodeBatch(batch), batch.length), start);
+      out.set(await this.predictIds(this.tokenizer.encodeBatch(batch), batch.length), start * this.width);
       if (onProgress) onProgress(start + batch.length, texts.length);
     }
     return out;
   }
 
-  /** ids: Int32Array(n * maxlen) -> Float32Array(n). */
+  /** Texts -> Float32Array of P(labels[1]), in input order: two-class bundles only. */
+  async predict(texts, onProgress) {
+    if (this.width !== 1) {
+      throw new Error(`predict() gives one probability per text for two-class bundles; this bundle has ${this.labels.length} labels: use predictProba()`);
+    }
+    return this.scores(texts, onProgress);
+  }
+
+  /** Texts -> one Float32Array per text, P(labels[i]) at i: [1 - p, p] for two classes. */
+  async predictProba(texts, onProgress) {
+    const out = await this.scores(texts, onProgress);
+    if (this.width === 1) return Array.from(out, (p) => Float32Array.of(1 - p, p));
+    return texts.map((_, i) => out.slice(i * this.width, (i + 1) * this.width));
+  }
+
+  /** ids: Int32Array(n * maxlen) -> Float32Array(n * width), the output tensor's data. */
   async predictIds(ids, n) {
     const input = new this.ort.Tensor("int32", ids, [n, this.maxlen]);
     const result = await this.session.run({ [this.inputName]: input });
     const probs = result[this.outputName];
-    const data = Float32Array.from(probs.data); // [n, 1] -> [n], a copy: ORT may reuse its buffer
+    const data = Float32Array.from(probs.data); // a copy: ORT may reuse its buffer
     probs.dispose?.();
     return data;
   }
 
-  /** The label of one probability at the manifest's threshold. */
+  /** The label of one probability P(labels[1]) at the manifest's threshold (two classes). */
   labelOf(probability) {
     return probability >= this.threshold ? this.labels[1] : this.labels[0];
   }
 
-  /** Texts -> [{label, probability}]. */
-  async classify(texts) {
-    const probs = await this.predict(texts);
-    return Array.from(probs, (p) => ({ label: this.labelOf(p), probability: p }));
+  /** Texts -> [{label, probability}]: two classes, the threshold's label and P(labels[1]) (as
+   * runtime.predict writes it); N classes, the arg-max (ties: the first) and its probability. */
+  async classify(texts, onProgress) {
+    const out = await this.scores(texts, onProgress);
+    if (this.width === 1) return Array.from(out, (p) => ({ label: this.labelOf(p), probability: p }));
+    return texts.map((_, i) => {
+      const best = argmax(out, i * this.width, this.width);
+      return { label: this.labels[best], probability: out[i * this.width + best] };
+    });
   }
 
   async dispose() {
@@ -207,6 +240,13 @@ function configureOrt(ort, base, threads) {
   ort.env.wasm.proxy = false;
   ort.env.logLevel = "error";
   return ort;
+}
+
+/** The index of the largest of data[at .. at + n) less at; ties go to the lowest (as export/verify.py). */
+export function argmax(data, at, n) {
+  let best = 0;
+  for (let i = 1; i < n; i++) if (data[at + i] > data[at + best]) best = i;
+  return best;
 }
 
 /** Python's f"{p:.6f}" for a float32 probability (ties to even, where toFixed rounds up). */

@@ -12,6 +12,7 @@ export const MAX_VOCAB_BYTES = 64 << 20; // as runtime/tokenizer.py
 export const MAX_MAXLEN = 16_384;
 export const MAX_NUM_WORDS = 10_000_000;
 export const MAX_DEPTH = 64; // a real manifest nests 4 deep; JSON.parse recurses
+export const MAX_LABELS = 1000; // runtime/bundle.py's MAX_LABELS (test_web_node.py checks they agree)
 const SHA256 = /^[0-9a-f]{64}$/;
 
 export const CONTRACT = {
@@ -83,8 +84,7 @@ export function parseManifest(obj, where = "manifest.json") {
   }
   const problems = [];
   const tokenizer = checkTokenizer(obj, problems);
-  checkLabels(obj, problems);
-  checkThreshold(obj, problems);
+  checkThreshold(obj, checkLabels(obj, problems), problems);
   const files = checkFiles(obj, problems);
   if (tokenizer && files && !(tokenizer.vocab_file in files)) problems.push(`tokenizer.vocab_file: ${show(tokenizer.vocab_file)} is not listed in files`);
   if (problems.length) throw collected(where, problems);
@@ -113,18 +113,44 @@ function checkTokenizer(obj, problems) {
 }
 
 function checkLabels(obj, problems) {
-  const labels = section(obj, "labels", problems, "the two class names");
-  if (labels === undefined) return;
-  if (!Array.isArray(labels) || labels.length !== 2 || !labels.every((x) => typeof x === "string" && x) || labels[0] === labels[1]) {
-    problems.push(`labels: must be two distinct non-empty strings [negative, positive], got ${show(labels)}`);
+  const labels = section(obj, "labels", problems, "the class names");
+  if (labels === undefined) return null;
+  if (!Array.isArray(labels) || labels.length < 2 || labels.length > MAX_LABELS
+      || !labels.every((x) => typeof x === "string" && x) || new Set(labels).size !== labels.length) {
+    problems.push(`labels: must be 2 to ${MAX_LABELS} distinct non-empty strings (the class names, in output order), got ${show(labels)}`);
+    return null;
+  }
+  return labels;
+}
+
+/** The threshold's range, then against the labels (as Python): a number for two, null (the arg-max) for more. */
+function checkThreshold(obj, labels, problems) {
+  const value = section(obj, "threshold", problems, "the probability from which a review is positive");
+  if (value === undefined) return;
+  if (value !== null && (typeof value !== "number" || !Number.isFinite(value) || !(value > 0 && value < 1))) {
+    problems.push(`threshold: must be a number between 0 and 1 (exclusive), got ${show(value)}`);
+  }
+  if (labels && (value === null) !== (labels.length > 2)) {
+    problems.push(labels.length > 2 ? `threshold: must be null for ${labels.length} labels (the arg-max), got ${show(value)}`
+      : "threshold: must be a number between 0 and 1 (exclusive), got null");
   }
 }
 
-function checkThreshold(obj, problems) {
-  const value = section(obj, "threshold", problems, "the probability from which a review is positive");
-  if (value === undefined) return;
-  if (typeof value !== "number" || !Number.isFinite(value) || !(value > 0 && value < 1)) {
-    problems.push(`threshold: must be a number between 0 and 1 (exclusive), got ${show(value)}`);
+/** labels.txt's lines (MediaPipe's categories, one per output score): two classes give one
+ * sigmoid score, P(labels[1]); N >= 3 one softmax score per label (export/manifest.py). */
+export function labelsFileLines(labels) {
+  return labels.length === 2 ? [labels[1]] : [...labels];
+}
+
+/** Refuses (BundleError) labels.txt's bytes unless its lines are labelsFileLines(labels). */
+export function checkLabelsFile(bytes, labels, name = "labels.txt") {
+  let text;
+  try { text = new TextDecoder("utf-8", { fatal: true }).decode(bytes); } catch { throw new BundleError(`${name}: not UTF-8 text`); }
+  const lines = text.split("\n");
+  if (lines[lines.length - 1] === "") lines.pop(); // a final "\n" ends the last line
+  const expected = labelsFileLines(labels);
+  if (lines.length !== expected.length || lines.some((line, i) => line !== expected[i])) {
+    throw new BundleError(`${name}: ${show(lines)} is not what manifest.json's labels give (${show(expected)})`);
   }
 }
 

@@ -3,7 +3,8 @@
 //           record, numbered from 1, blank lines too.
 //   .jsonl: one object per line with a string "text" field; blank lines hold no record but count.
 // CSV: "row,label,probability,error" with 6 decimals, "\n" line ends -- the format of
-// `python -m runtime.predict FILE` (and `--input-format jsonl`); the probabilities are
+// `python -m runtime.predict FILE` (and `--input-format jsonl`): the probability is P(labels[1])
+// for two classes, the predicted label's for N (Classifier.classify); the probabilities are
 // onnxruntime-web's, within 1e-5 of Python's, so the 6th decimal can differ.
 import { formatProbability } from "./classifier.js";
 
@@ -66,13 +67,14 @@ function csvField(text) {
 }
 
 /**
- * CSV text of scored records; labelOf(p) gives a probability's label. A row with an error has an
- * empty label and probability, as runtime.predict writes it: its score would mean nothing.
+ * CSV text of scored records; classes[i] is record i's {label, probability} (Classifier.classify).
+ * A row with an error has an empty label and probability, as runtime.predict writes it: its score
+ * would mean nothing.
  */
-export function toCsv(lines, probs, labelOf, errors = []) {
+export function toCsv(lines, classes, errors = []) {
   const rows = ["row,label,probability,error"];
   for (let i = 0; i < lines.length; i++) {
-    const [label, p] = errors[i] ? ["", ""] : [labelOf(probs[i]), formatProbability(probs[i])];
+    const [label, p] = errors[i] ? ["", ""] : [classes[i].label, formatProbability(classes[i].probability)];
     rows.push(`${lines[i]},${csvField(label)},${p},${csvField(errors[i] || "")}`);
   }
   return rows.join("\n") + "\n";
