@@ -14,7 +14,8 @@ import subprocess
 import numpy as np
 import pytest
 
-from runtime.bundle import Bundle
+from runtime.bundle import MAX_LABELS, Bundle
+from runtime.model import open_backend
 from tests.conftest import SHARED_ARCHIVE
 from tests.runtime.test_wordtable import FRAGMENTS
 
@@ -22,6 +23,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 WEB = os.path.join(ROOT, "web")
 PROBE_TEXTS = ["A wonderful, moving film.", "Dull and far too long.", "", "constructor toString",
                "\u0130STANBUL \u212aelvin <BR />great", "It's not bad at all. " * 60]
+THREE_CLASS_PROBES = ["apple pear plum", "the river and the lake", "stone rock sand", "", "apple river stone",
+                      "this was a fig of clay"]
 
 
 def adversarial_texts(seed: int = 0) -> list[str]:
@@ -53,17 +56,17 @@ def write_set(golden: str, name: str, tok, texts: list[str]) -> None:
     tok.encode_batch(texts).astype("<i4").tofile(os.path.join(golden, f"{name}.ids.i32"))
 
 
-def write_golden(out: str, site: str, sets: dict[str, list[str]]) -> str:
-    from runtime import Classifier
-
+def write_golden(out: str, site: str, sets: dict[str, list[str]], probes: list[str] = PROBE_TEXTS) -> str:
+    """meta.json and the sets; ``probs``: Python onnxruntime's output row of each probe text
+    (P(labels[1]) for two classes, N probabilities for N)."""
     bundle = Bundle.load(site)
     tok = bundle.tokenizer()
     for name, texts in sets.items():
         write_set(out, name, tok, texts)
-    clf = Classifier.load(site, backend="onnx")
+    scores = open_backend(bundle.path("model.onnx"), "onnx").run(tok.encode_batch(probes))
     meta = {"bundle": site, "maxlen": tok.maxlen, "sets": list(sets),
             "min_rows": {"imdb": 50_000, "adversarial": 17_000}, "threshold": bundle.threshold,
-            "probs": dict(zip(PROBE_TEXTS, map(float, clf.predict(PROBE_TEXTS)))),
+            "labels": bundle.labels, "max_labels": MAX_LABELS, "probs": dict(zip(probes, scores.tolist())),
             "formatted": format_probes()}
     with open(os.path.join(out, "meta.json"), "w", encoding="ascii") as f:
         json.dump(meta, f)
@@ -88,6 +91,13 @@ def test_node_tokenizer_and_loader_tests_pass(default_site, tmp_path):
                    ["test/tokenizer.test.js", "test/loader.test.js"])
     assert "\u2139 pass 18" in out, out[-3000:]
     assert "ids equal Python's on the adversarial set" in out and "load refuses a model byte flipped" in out
+
+
+def test_node_three_class_tests_pass(three_class_site, tmp_path):
+    """The N-label manifest rules, labels.txt, the output width, predictProba and classify's arg-max."""
+    out = run_node(write_golden(str(tmp_path), three_class_site, {}, THREE_CLASS_PROBES), ["test/multiclass.test.js"])
+    assert "\u2139 pass 7" in out, out[-3000:]
+    assert "load refuses a model whose output width is not the labels'" in out
 
 
 @pytest.mark.e2e

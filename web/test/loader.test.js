@@ -1,40 +1,17 @@
-// Classifier.load: verified loading over HTTP (a node:http server on 127.0.0.1 serving a copy
-// of the exported site), scores equal to Python's, and refusal of every tampered file.
-import { test, before, after } from "node:test";
+// Classifier.load: verified loading over HTTP (a node:http server on 127.0.0.1 serving copies
+// of the exported site, sites.js), scores equal to Python's, and refusal of every tampered file.
+import { test } from "node:test";
 import assert from "node:assert/strict";
 import { createServer } from "node:http";
-import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import * as ort from "onnxruntime-web";
 import { BundleError, Classifier, formatProbability, parseRecords, toCsv } from "../src/index.js";
 import { readMeta } from "./golden.js";
+import { editManifest, servedSites } from "./sites.js";
 
 const meta = readMeta();
-let root, server, base;
-
-before(async () => {
-  root = mkdtempSync(join(tmpdir(), "reviewkit-site-"));
-  server = createServer((req, res) => {
-    try {
-      const body = readFileSync(join(root, decodeURIComponent(new URL(req.url, "http://x").pathname)));
-      res.writeHead(200).end(body);
-    } catch {
-      res.writeHead(404).end();
-    }
-  });
-  await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
-  base = `http://127.0.0.1:${server.address().port}/`;
-});
-after(() => { server.close(); rmSync(root, { recursive: true, force: true }); });
-
-/** A fresh copy of the site under root/name/, optionally changed by edit(dir). */
-function site(name, edit) {
-  const dir = join(root, name);
-  cpSync(meta.bundle, dir, { recursive: true });
-  if (edit) edit(dir);
-  return `${base}${name}/`;
-}
+const site = servedSites(meta.bundle);
 
 function flipByte(path, at = 100) {
   const bytes = readFileSync(path);
@@ -50,6 +27,8 @@ test("load verifies, predicts like Python onnxruntime and classifies at the thre
   texts.forEach((t, i) => assert.ok(Math.abs(probs[i] - meta.probs[t]) <= 1e-5, `${t}: ${probs[i]} vs ${meta.probs[t]}`));
   const classes = await clf.classify(texts);
   classes.forEach((c, i) => assert.deepEqual(c, { label: probs[i] >= meta.threshold ? "positive" : "negative", probability: probs[i] }));
+  assert.deepEqual(await clf.predictProba(texts), Array.from(probs, (p) => new Float32Array([1 - p, p])));
+  assert.equal(clf.numClasses, 2);
   assert.deepEqual(clf.tokenize("great"), clf.tokenizer.encode("great"));
   assert.equal(clf.tokenize("great").length, meta.maxlen);
   assert.deepEqual(await clf.predict([]), new Float32Array(0));
@@ -71,13 +50,6 @@ for (const [what, edit, message] of [
   });
 }
 
-function editManifest(dir, change) {
-  const path = join(dir, "manifest.json");
-  const m = JSON.parse(readFileSync(path, "utf8"));
-  change(m);
-  writeFileSync(path, JSON.stringify(m));
-}
-
 test("records and CSV as runtime.predict reads and writes them", () => {
   assert.deepEqual(parseRecords("good film\n\nbad\r\n", "txt"),
                    { lines: [1, 2, 3], texts: ["good film", "", "bad"], errors: ["", "empty text", ""] });
@@ -92,11 +64,11 @@ test("records and CSV as runtime.predict reads and writes them", () => {
                                 "text is an object, not a string", "text is a boolean, not a string", ""]);
   assert.throws(() => parseRecords("a\0b\n", "txt", "r.txt"), /r\.txt:1: NUL byte/);
   assert.throws(() => parseRecords("{\n", "jsonl", "r.jsonl"), /r\.jsonl:1: invalid JSON/);
-  assert.equal(toCsv([1, 3], new Float32Array([0.25, 0.75]), (p) => (p >= 0.5 ? "positive" : "negative"),
-                     ["", "text is a number, not a string"]),
+  const classes = (labels) => [0.25, 0.75].map((p, i) => ({ label: labels[i], probability: Math.fround(p) }));
+  assert.equal(toCsv([1, 3], classes(["negative", "positive"]), ["", "text is a number, not a string"]),
                "row,label,probability,error\n1,negative,0.250000,\n3,,,\"text is a number, not a string\"\n");
   // a label holding CR or LF is quoted like a comma (a bare CR splits rows in csv readers)
-  assert.equal(toCsv([1, 2], new Float32Array([0.25, 0.75]), (p) => (p >= 0.5 ? "a\rb" : "c\nd")),
+  assert.equal(toCsv([1, 2], classes(["c\nd", "a\rb"])),
                'row,label,probability,error\n1,"c\nd",0.250000,\n2,"a\rb",0.750000,\n');
   assert.equal(formatProbability(Math.fround(65 / 128)), "0.507812"); // a tie: Python rounds to even
   // Python's f"{p:.6f}" of float32 values, ties included (written by pytest)
@@ -125,8 +97,8 @@ test("load refuses every manifest the Python loader refuses, naming each problem
     ["a vocabulary not listed in files", (m) => { m.tokenizer.vocab_file = "other.txt"; }, /tokenizer\.vocab_file: "other\.txt" is not listed in files/],
     ["threshold 1.5", (m) => { m.threshold = 1.5; }, /threshold: must be a number between 0 and 1 \(exclusive\), got 1\.5/],
     ["threshold -1", (m) => { m.threshold = -1; }, /threshold: must be a number between 0 and 1/],
-    ["labels that repeat", (m) => { m.labels = ["x", "x"]; }, /labels: must be two distinct non-empty strings/],
-    ["labels that are numbers", (m) => { m.labels = [0, 1]; }, /labels: must be two distinct non-empty strings/],
+    ["labels that repeat", (m) => { m.labels = ["x", "x"]; }, /labels: must be 2 to 1000 distinct non-empty strings/],
+    ["labels that are numbers", (m) => { m.labels = [0, 1]; }, /labels: must be 2 to 1000 distinct non-empty strings/],
     ["num_words 5", (m) => { m.tokenizer.num_words = 5; }, /vocab\.txt: \d+ words, manifest\.json says tokenizer\.num_words is 5/],
     ["an extra special token", (m) => { m.tokenizer.special_tokens["<MASK>"] = 4; }, /tokenizer\.special_tokens: .* is not what this library reproduces/],
     ["maxlen 128", (m) => { m.tokenizer.maxlen = 128; }, /model\.onnx does not take 128 ids per review/],
