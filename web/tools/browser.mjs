@@ -3,6 +3,7 @@
 //   node tools/browser.mjs parity URL OUT.json [SCREENSHOT.png]
 //   node tools/browser.mjs bench  URL OUT.json [N]
 //   node tools/browser.mjs disk   file:///.../index.html OUT.json
+//   node tools/browser.mjs classes URL OUT.json [SCREENSHOT.png]
 //
 // URL: the site's folder on a local server (http://127.0.0.1:PORT/), with the test texts at
 // URL/_test/texts.json (a JSON array of strings). Every request the browser makes is recorded;
@@ -11,6 +12,8 @@
 //           model.int8.tflite: [...]}, demo: {...}, requests, foreign_requests, errors}
 //   bench:  writes rows of {runtime, metric, value, unit} measured in this browser.
 //   disk:   the demo opened from disk: writes {status} (the page's status line after load).
+//   classes: the demo of an N-class site: each test text typed (its label and bars), then all of
+//           them scored as a .txt file: writes {typed: [{text, label, bars}], file: {csv, status}, errors}.
 import { chromium } from "playwright-core";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -116,11 +119,31 @@ async function pageFirstMediapipe() {
   return performance.now(); // since navigation start
 }
 
-// --- modes ------------------------------------------------------------------------------------
-async function demo(page, base, screenshot) {
+// --- the demo page ------------------------------------------------------------------------------
+/** Open the demo and wait for its first prediction: its time since navigation start. */
+async function openDemo(page, base) {
   await page.goto(base + "index.html");
   await page.waitForFunction(() => window.reviewkitDemo?.firstPredictionMs !== null, null, { timeout: 60000 });
-  const first = await page.evaluate(() => window.reviewkitDemo.firstPredictionMs);
+  return page.evaluate(() => window.reviewkitDemo.firstPredictionMs);
+}
+
+/** Type text into the demo and wait until its prediction is shown. */
+async function typeReview(page, text) {
+  await page.fill("#review", text);
+  await page.waitForFunction((t) => window.reviewkitDemo.lastPrediction?.text === t, text);
+}
+
+/** Drop lines as a .txt file on the demo; its lastFile {n, csv, status} once scored. */
+async function scoreLines(page, lines) {
+  await page.setInputFiles("#file", { name: "reviews.txt", mimeType: "text/plain", buffer: Buffer.from(lines.join("\n") + "\n") });
+  await page.waitForFunction(() => window.reviewkitDemo.lastFile !== null, null, { timeout: 60000 });
+  await page.waitForTimeout(300);
+  return page.evaluate(() => window.reviewkitDemo.lastFile);
+}
+
+// --- modes ------------------------------------------------------------------------------------
+async function demo(page, base, screenshot) {
+  const first = await openDemo(page, base);
   const shown = [];
   for (const button of await page.locator("[data-sample]").all()) {
     const sample = await button.getAttribute("data-sample");
@@ -128,15 +151,10 @@ async function demo(page, base, screenshot) {
     await page.waitForFunction((t) => window.reviewkitDemo.lastPrediction?.text === t, sample);
     shown.push({ text: sample, ...(await page.evaluate(() => window.reviewkitDemo.lastPrediction)), shown: await page.textContent("#label") });
   }
-  const typed = "A wonderful, moving film with a brilliant cast. I loved every minute of it.";
-  await page.fill("#review", typed);
-  await page.waitForFunction((t) => window.reviewkitDemo.lastPrediction?.text === t, typed);
+  await typeReview(page, "A wonderful, moving film with a brilliant cast. I loved every minute of it.");
   const reviews = await page.evaluate(async () => (await (await fetch("_test/texts.json")).json()).filter((_, i) => i % 10 === 0).slice(0, 200));
   const downloadHiddenFresh = await page.isHidden("#download");
-  await page.setInputFiles("#file", { name: "reviews.txt", mimeType: "text/plain", buffer: Buffer.from(reviews.map((t) => t.replace(/[\r\n]/g, " ")).join("\n") + "\n") });
-  await page.waitForFunction(() => window.reviewkitDemo.lastFile !== null, null, { timeout: 60000 });
-  await page.waitForTimeout(300);
-  const file = await page.evaluate(() => window.reviewkitDemo.lastFile);
+  const file = await scoreLines(page, reviews.map((t) => t.replace(/[\r\n]/g, " ")));
   if (screenshot) await page.screenshot({ path: screenshot, fullPage: true });
   const download = { hidden_on_a_fresh_page: downloadHiddenFresh, visible_after_a_file: await page.isVisible("#download") };
   await page.setInputFiles("#file", { name: "bad.jsonl", mimeType: "text/plain", buffer: Buffer.from("{\n") });
@@ -190,6 +208,28 @@ async function bench(base, outPath, n) {
   writeFileSync(outPath, JSON.stringify({ rows }));
 }
 
+async function classes(base, outPath, screenshot) {
+  const b = await openBrowser(new URL(base).origin);
+  try {
+    await openDemo(b.page, base);
+    const texts = await b.page.evaluate(async () => (await fetch("_test/texts.json")).json());
+    const typed = [];
+    for (const text of texts.filter((t) => t.trim())) {
+      await typeReview(b.page, text);
+      const bars = await b.page.$$eval(".bar-row", (rows) => rows.map((r) => ({
+        label: r.querySelector(".bar-label").textContent, width: r.querySelector(".bar-fill").style.width,
+        shown: r.querySelector(".bar-p").textContent, top: r.classList.contains("top"), visible: r.checkVisibility() })));
+      typed.push({ text, label: await b.page.textContent("#label"), bars });
+    }
+    const file = await scoreLines(b.page, texts);
+    if (screenshot) await b.page.screenshot({ path: screenshot, fullPage: true });
+    writeFileSync(outPath, JSON.stringify({ typed, file, meter_hidden: await b.page.isHidden("#meter"),
+                                            errors: b.log.errors, foreign_requests: b.log.foreign }));
+  } finally {
+    await b.close();
+  }
+}
+
 async function disk(url, outPath) {
   const userDataDir = mkdtempSync(join(tmpdir(), "reviewkit-chromium-"));
   const context = await chromium.launchPersistentContext(userDataDir, {
@@ -208,5 +248,6 @@ async function disk(url, outPath) {
 const [mode, base, outPath, extra] = process.argv.slice(2);
 if (mode === "parity") await parity(base, outPath, extra);
 else if (mode === "disk") await disk(base, outPath);
+else if (mode === "classes") await classes(base, outPath, extra);
 else if (mode === "bench") await bench(base, outPath, Number(extra ?? 5000));
-else { console.error("usage: node tools/browser.mjs parity|bench|disk URL OUT.json [SCREENSHOT|N]"); process.exit(2); }
+else { console.error("usage: node tools/browser.mjs parity|bench|disk|classes URL OUT.json [SCREENSHOT|N]"); process.exit(2); }
