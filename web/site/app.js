@@ -35,6 +35,7 @@ function showReady(info) {
 /** N >= 3 labels: a bar per class instead of the two-class meter, and no P(positive) axis. */
 function showClasses(info) {
   document.querySelector("h1").textContent = "Text classification";
+  document.querySelector(".samples").hidden = true; // IMDB reviews: they mean nothing to other labels
   $("meter").hidden = true;
   $("axis").hidden = true;
   $("bars").hidden = false;
@@ -108,7 +109,9 @@ function showFileResult(msg) {
   const seconds = (performance.now() - state.fileStart) / 1000;
   // a row with an error has no label: it is counted apart, never as a prediction
   const scored = msg.labels.map((_, i) => i).filter((i) => !msg.errors[i]);
-  const counts = state.labels.map((label) => scored.filter((i) => msg.labels[i] === label).length);
+  const tally = new Map(state.labels.map((label) => [label, 0]));
+  for (const i of scored) tally.set(msg.labels[i], tally.get(msg.labels[i]) + 1);
+  const counts = [...tally.values()];
   const failed = msg.labels.length - scored.length;
   showProgress(msg.labels.length, msg.labels.length);
   $("job-status").textContent = `${msg.labels.length.toLocaleString()} reviews read in ${seconds.toFixed(2)} s: `
@@ -122,7 +125,7 @@ function showFileResult(msg) {
   window.reviewkitDemo.lastFile = { n: msg.labels.length, csv: msg.csv, status: $("job-status").textContent };
 }
 
-/** Two labels: a histogram of P(labels[1]) in 20 bins; N: one bar of files' rows per label. */
+/** Two labels: a histogram of P(labels[1]) in 20 bins; N: one bar per label, its count of the file's rows. */
 function drawChart(probs, labelCounts, bins = 20) {
   if (state.labels.length > 2) return drawBars(labelCounts, state.labels, () => "#3b5bdb");
   const counts = new Array(bins).fill(0);
@@ -143,7 +146,7 @@ function drawBars(counts, names, color) {
     ctx.fillRect(i * w + 2, bottom - bh, w - 4, bh);
     ctx.fillStyle = "#667085";
     if (c) ctx.fillText(String(c), i * w + w / 2, bottom - bh - 4);
-    if (names.length) ctx.fillText(names[i], i * w + w / 2, canvas.height - 3);
+    if (names.length && w >= 24) ctx.fillText(names[i], i * w + w / 2, canvas.height - 3); // room for a name
   });
 }
 
