@@ -127,9 +127,10 @@ export class Classifier {
     const [vocabBytes, modelBytes, labelsBytes] = await Promise.all([
       fetchVerified(base, manifest, manifest.tokenizer.vocab_file, fetchFn, MAX_VOCAB_BYTES),
       fetchVerified(base, manifest, modelName, fetchFn),
-      fetchVerified(base, manifest, LABELS_FILE, fetchFn, MAX_MANIFEST_BYTES), // the manifest's labels again
+      // the manifest's labels again, when listed (as runtime/bundle.py): no larger than the manifest
+      LABELS_FILE in manifest.files ? fetchVerified(base, manifest, LABELS_FILE, fetchFn, MAX_MANIFEST_BYTES) : null,
     ]);
-    checkLabelsFile(labelsBytes, manifest.labels, LABELS_FILE);
+    if (labelsBytes) checkLabelsFile(labelsBytes, manifest.labels, LABELS_FILE);
     const tokenizer = bundleTokenizer(vocabBytes, manifest.tokenizer);
     let ort;
     try {

@@ -113,7 +113,7 @@ function checkTokenizer(obj, problems) {
 }
 
 function checkLabels(obj, problems) {
-  const labels = section(obj, "labels", problems, "the class names");
+  const labels = section(obj, "labels", problems, "the class names, in output order");
   if (labels === undefined) return null;
   if (!Array.isArray(labels) || labels.length < 2 || labels.length > MAX_LABELS
       || !labels.every((x) => typeof x === "string" && x) || new Set(labels).size !== labels.length) {
@@ -123,16 +123,15 @@ function checkLabels(obj, problems) {
   return labels;
 }
 
-/** The threshold's range, then against the labels (as Python): a number for two, null (the arg-max) for more. */
+/** The threshold against the labels (runtime/bundle.py's _classes): a number in (0, 1) for two
+ * labels, null (the arg-max) for N >= 3, either while the labels are unusable. */
 function checkThreshold(obj, labels, problems) {
-  const value = section(obj, "threshold", problems, "the probability from which a review is positive");
+  const value = section(obj, "threshold", problems, "two labels: the probability from which the second is predicted; more: null");
   if (value === undefined) return;
-  if (value !== null && (typeof value !== "number" || !Number.isFinite(value) || !(value > 0 && value < 1))) {
+  if (labels && labels.length > 2) {
+    if (value !== null) problems.push(`threshold: must be null for ${labels.length} labels (the arg-max), got ${show(value)}`);
+  } else if ((value !== null || labels) && (typeof value !== "number" || !Number.isFinite(value) || !(value > 0 && value < 1))) {
     problems.push(`threshold: must be a number between 0 and 1 (exclusive), got ${show(value)}`);
-  }
-  if (labels && (value === null) !== (labels.length > 2)) {
-    problems.push(labels.length > 2 ? `threshold: must be null for ${labels.length} labels (the arg-max), got ${show(value)}`
-      : "threshold: must be a number between 0 and 1 (exclusive), got null");
   }
 }
 
@@ -142,15 +141,13 @@ export function labelsFileLines(labels) {
   return labels.length === 2 ? [labels[1]] : [...labels];
 }
 
-/** Refuses (BundleError) labels.txt's bytes unless its lines are labelsFileLines(labels). */
+/** Refuses (BundleError) labels.txt's bytes unless its lines are labelsFileLines(labels), as runtime/bundle.py. */
 export function checkLabelsFile(bytes, labels, name = "labels.txt") {
-  let text;
-  try { text = new TextDecoder("utf-8", { fatal: true }).decode(bytes); } catch { throw new BundleError(`${name}: not UTF-8 text`); }
-  const lines = text.split("\n");
+  const lines = new TextDecoder("utf-8").decode(bytes).split("\n"); // invalid UTF-8 -> U+FFFD, as Python's "replace"
   if (lines[lines.length - 1] === "") lines.pop(); // a final "\n" ends the last line
   const expected = labelsFileLines(labels);
   if (lines.length !== expected.length || lines.some((line, i) => line !== expected[i])) {
-    throw new BundleError(`${name}: ${show(lines)} is not what manifest.json's labels give (${show(expected)})`);
+    throw new BundleError(`${name}: lines ${show(lines)} do not match the labels of manifest.json (expected ${show(expected)})`);
   }
 }
 
