@@ -1,35 +1,30 @@
 """The demo page of a 3-class site (``three_class_bundle``'s, labels alpha, beta, gamma) in
 headless Chromium: the top label and a bar per class for every typed text, and the CSV of a
-dropped file in ``runtime.predict``'s format (arg-max label, its probability) for the same rows.
-
-The expected CSV is written here from Python onnxruntime's probabilities of ``model.onnx`` with
-the rules ``runtime.predict`` follows (``runtime.records.judge``, ``export.verify.predicted``,
-6 decimals): ``runtime.predict`` does not score N-class bundles yet.
+dropped file equal to ``python -m runtime.predict``'s (arg-max label, its probability) for the
+same rows: rows, labels and errors exactly, probabilities within 1e-5 (onnxruntime-web's).
 """
 from __future__ import annotations
+
+import subprocess
+import sys
 
 import numpy as np
 
 from benchmarks.web_browser import run_driver
-from export.verify import predicted
 from runtime.bundle import Bundle
 from runtime.model import open_backend
-from runtime.records import judge
-from tests.conftest import three_class_corpus
+from tests.conftest import ROOT, three_class_corpus
 
 MAX_ABS_DIFF = 1e-5
 TEXTS = [*three_class_corpus(12, seed=1)[0], "", "apple river stone", "pond, pear and sand"]
 
 
-def expected_csv(site: str, lines: list[str]) -> str:
-    """``runtime.predict``'s CSV of ``lines`` (a .txt file) for an N-class bundle."""
-    bundle = Bundle.load(site)
-    judged = [judge(line) for line in lines]
-    probs = open_backend(bundle.path("model.onnx"), "onnx").run(bundle.tokenizer().encode_batch([t for t, _ in judged]))
-    rows = ["row,label,probability,error"]
-    for i, ((_, error), best) in enumerate(zip(judged, predicted(probs))):
-        rows.append(f"{i + 1},,,{error}" if error else f"{i + 1},{bundle.labels[best]},{probs[i, best]:.6f},")
-    return "\n".join(rows) + "\n"
+def predict_csv(site: str, lines: list[str], tmp_path) -> str:
+    """``python -m runtime.predict``'s CSV of ``lines`` as a .txt file."""
+    path = tmp_path / "texts.txt"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return subprocess.run([sys.executable, "-m", "runtime.predict", str(path), "--model", site, "--backend", "onnx",
+                           "--no-progress"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
 
 
 def test_demo_shows_a_bar_per_class_and_writes_runtime_predicts_csv(three_class_site, tmp_path):
@@ -48,7 +43,7 @@ def test_demo_shows_a_bar_per_class_and_writes_runtime_predicts_csv(three_class_
         for bar, p in zip(shown["bars"], probs):
             assert abs(float(bar["shown"]) - p) <= 5e-5 + MAX_ABS_DIFF  # 4 decimals shown
             assert abs(float(bar["width"].rstrip("%")) - 100 * p) <= 0.05 + 1e-3
-    got, want = result["file"]["csv"].splitlines(), expected_csv(three_class_site, TEXTS).splitlines()
+    got, want = result["file"]["csv"].splitlines(), predict_csv(three_class_site, TEXTS, tmp_path).splitlines()
     assert got[0] == want[0] == "row,label,probability,error" and len(got) == len(want) == len(TEXTS) + 1
     assert "13,,,empty text" in got  # the empty line
     cut = [[r.split(",", 3) for r in rows[1:]] for rows in (got, want)]  # row, label, probability, error
