@@ -10,12 +10,12 @@
 // is used; onnxruntime-web's own .mjs/.wasm files are loaded from the same folder, so nothing
 // is fetched from any other host.
 import { Tokenizer, TokenizerError, parseVocab } from "./tokenizer.js";
-import { BundleError, MAX_MANIFEST_BYTES, MAX_VOCAB_BYTES, checkLabelsFile, decodeManifest, fileUrl, parseManifest } from "./manifest.js";
+import { BundleError, MAX_MANIFEST_BYTES, MAX_VOCAB_BYTES, checkLabelsFile, decodeManifest, fileUrl, labelsFileLines, parseManifest } from "./manifest.js";
 
 export { BundleError, parseManifest };
 export const DEFAULT_BATCH_SIZE = 256;
 export const ORT_MODULE = "ort.wasm.min.mjs"; // onnxruntime-web's wasm-only build
-export const LABELS_FILE = "labels.txt";
+const LABELS_FILE = "labels.txt";
 const MAX_MODEL_BYTES = 1 << 30; // the manifest's size is the real cap; this bounds a lying server
 
 /** Lowercase hex sha256 of an ArrayBuffer or typed array. */
@@ -103,7 +103,7 @@ export class Classifier {
     this.batchSize = batchSize;
     this.labels = manifest.labels;
     this.threshold = manifest.threshold; // null for N >= 3 labels: the arg-max
-    this.width = this.labels.length === 2 ? 1 : this.labels.length; // two classes: one sigmoid score
+    this.width = labelsFileLines(this.labels).length; // one score per line of labels.txt: two classes, one sigmoid
     this.maxlen = tokenizer.maxlen;
     this.inputName = session.inputNames[0];
     this.outputName = session.outputNames[0];
@@ -158,9 +158,9 @@ export class Classifier {
     } catch (e) {
       throw new BundleError(`${modelName} does not take ${this.maxlen} ids per review (tokenizer.maxlen): ${e.message.split("\n")[0]}`);
     }
-    if (out.length !== this.width) {
-      const need = this.width === 1 ? `two labels: one score, P(${JSON.stringify(this.labels[1])})` : "one per label";
-      throw new BundleError(`${modelName} gives ${out.length} scores per review, not ${this.width} (${need})`);
+    if (out.length !== this.width) { // as runtime/model.py words it
+      throw new BundleError(`${modelName}: model output shape [?, ${out.length}] does not fit the ${this.labels.length} labels `
+        + `of manifest.json (expected [?, ${this.width}])`);
     }
   }
 

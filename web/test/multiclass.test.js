@@ -83,8 +83,9 @@ test("load refuses a model whose output width is not the labels'", async () => {
   };
   for (const [name, edit, message] of [
     ["four", relabel(["alpha", "beta", "gamma", "delta"], null, "alpha\nbeta\ngamma\ndelta\n"),
-     "model.onnx gives 3 scores per review, not 4 (one per label)"],
-    ["two", relabel(["alpha", "beta"], 0.5, "beta\n"), 'model.onnx gives 3 scores per review, not 1 (two labels: one score, P("beta"))'],
+     "model.onnx: model output shape [?, 3] does not fit the 4 labels of manifest.json (expected [?, 4])"],
+    ["two", relabel(["alpha", "beta"], 0.5, "beta\n"),
+     "model.onnx: model output shape [?, 3] does not fit the 2 labels of manifest.json (expected [?, 1])"],
   ]) {
     await assert.rejects(Classifier.load(site(`width-${name}`, edit), { ort }), (e) => e instanceof BundleError && e.message === message);
   }
