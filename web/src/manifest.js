@@ -136,14 +136,14 @@ function checkThreshold(obj, labels, problems) {
 }
 
 /** labels.txt's lines (MediaPipe's categories, one per output score): two classes give one
- * sigmoid score, P(labels[1]); N >= 3 one softmax score per label (export/manifest.py). */
+ * sigmoid score, P(labels[1]); N >= 3 one softmax score per label (runtime/bundle.py). */
 export function labelsFileLines(labels) {
   return labels.length === 2 ? [labels[1]] : [...labels];
 }
 
 /** Refuses (BundleError) labels.txt's bytes unless its lines are labelsFileLines(labels), as runtime/bundle.py. */
 export function checkLabelsFile(bytes, labels, name = "labels.txt") {
-  const lines = new TextDecoder("utf-8").decode(bytes).split("\n"); // invalid UTF-8 -> U+FFFD, as Python's "replace"
+  const lines = new TextDecoder("utf-8", { ignoreBOM: true }).decode(bytes).split("\n"); // as Python: U+FFFD, BOM kept
   if (lines[lines.length - 1] === "") lines.pop(); // a final "\n" ends the last line
   const expected = labelsFileLines(labels);
   if (lines.length !== expected.length || lines.some((line, i) => line !== expected[i])) {
