@@ -39,7 +39,7 @@ then the --keep-columns. The local engine writes one file in input order; Spark 
 
 def build_parser() -> argparse.ArgumentParser:
     p = ArgumentParser(prog="python -m runtime.batch", epilog=EXAMPLES,
-                       description="Score a large file of movie reviews as positive or negative.",
+                       description="Score a large file of texts with a bundle (local processes or Spark).",
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("input", metavar="INPUT", help="Parquet file or directory, CSV, TSV, JSONL or text file "
                                                   "(spark: any path or URI Spark reads)")

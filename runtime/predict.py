@@ -35,7 +35,8 @@ error (why the text was unusable, e.g. "empty text"; empty when fine), then the
 
 def build_parser() -> argparse.ArgumentParser:
     p = ArgumentParser(
-        prog="python -m runtime.predict", description="Score movie reviews as positive or negative.",
+        prog="python -m runtime.predict", description="Score texts with a bundle: a label and its probability each "
+                    "(the bundled model: movie reviews, negative or positive).",
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("files", nargs="*", metavar="FILE",
                    help="input files, '-' for stdin (default: stdin unless --text is given)")
