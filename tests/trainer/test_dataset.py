@@ -286,22 +286,22 @@ def test_the_cli_refuses_a_bad_test_size(tmp_path):
 
 # --- training N classes ----------------------------------------------------------------------------
 
-ARCHS = [dict(arch="tutorial"), dict(arch="tutorial", mask_padding=True), dict(arch="bigram", buckets=64),
-         dict(arch="linear", buckets=64)]
+ARCHS = {"tutorial": dict(arch="tutorial"), "masked": dict(arch="tutorial", mask_padding=True),
+         "bigram": dict(arch="bigram", buckets=64), "linear": dict(arch="linear", buckets=64)}
+RUNS = [("tutorial", 2), ("tutorial", 3), ("masked", 3), ("bigram", 3), ("linear", 3), ("linear", 7), ("bigram", 7)]
 
 
-@pytest.mark.parametrize("n_classes", [2, 3, 7])
-@pytest.mark.parametrize("arch", ARCHS, ids=["tutorial", "masked", "bigram", "linear"])
+@pytest.mark.parametrize("arch, n_classes", RUNS, ids=[f"{a}-{n}" for a, n in RUNS])
 def test_every_arch_trains_n_classes_and_writes_per_class_figures(arch, n_classes, tmp_path):
     path = write_csv(tmp_path / "d.csv", table(n_classes, 20), header=("body", "topic"))
-    metrics = train(TrainConfig(data=path, out=str(tmp_path / "out"), epochs=60, batch_size=16, num_words=30,
-                                maxlen=8, text_column="body", label_column="topic", **arch))
+    metrics = train(TrainConfig(data=path, out=str(tmp_path / "out"), epochs=20, batch_size=8, num_words=30,
+                                maxlen=8, text_column="body", label_column="topic", **ARCHS[arch]))
     labels = [f"c{k}" for k in range(n_classes)]
     assert metrics["labels"] == labels and list(metrics["per_class"]) == labels
     assert np.array(metrics["confusion"]).sum(axis=1).tolist() == [4] * n_classes  # rows: the true class
     assert metrics["per_class"]["c0"]["support"] == 4
-    assert metrics["test_accuracy"] >= 0.9, metrics
-    assert metrics["config"]["validation_size"] == 10  # a tenth of the 96 training rows, recorded
+    assert metrics["test_accuracy"] >= 0.8, metrics
+    assert metrics["config"]["validation_size"] == round(1.6 * n_classes)  # a tenth of the 16 per class left
     import keras
 
     import trainer.ngrams  # noqa: F401  the n-gram layers
