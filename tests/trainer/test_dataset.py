@@ -203,7 +203,8 @@ def test_an_empty_or_null_label_is_refused_with_its_row(tmp_path):
     jsonl = write_jsonl(tmp_path / "d.jsonl", [{"text": "a b", "label": "x"}, {"text": "c d", "label": None}])
     assert _refused(Request(jsonl)) == f"{jsonl}:2: empty or null label (--label-column 'label')"
     jsonl = write_jsonl(tmp_path / "e.jsonl", [{"text": "a b", "label": [1]}])
-    assert _refused(Request(jsonl)) == f"{jsonl}:1: label [1] is neither text nor a whole number (--label-column 'label')"
+    assert _refused(Request(jsonl)) == \
+        f"{jsonl}:1: label [1] is neither text nor a whole number (--label-column 'label')"
 
 
 def test_a_row_with_empty_text_is_refused_with_its_row(tmp_path):
