@@ -32,9 +32,9 @@ def add_table_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--test-size", type=_test_size, default=d.test_size, metavar="SIZE",
                         help="without --test-data: the rows held out to test, a fraction or a count, "
                              f"stratified by label and seeded (default {d.test_size})")
-    parser.add_argument("--text-column", default=d.text_column,
+    parser.add_argument("--text-column", default=d.text_column, metavar="NAME",
                         help="the column (JSONL: field) of the text in a table (default %(default)s)")
-    parser.add_argument("--label-column", default=d.label_column,
+    parser.add_argument("--label-column", default=d.label_column, metavar="NAME",
                         help="the column (JSONL: field) of the label in a table (default %(default)s)")
     parser.add_argument("--labels", type=_labels, default=None, metavar="A,B,...",
                         help="the labels in output order (labels.txt, the manifest); every label of the "

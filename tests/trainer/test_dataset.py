@@ -309,3 +309,11 @@ def test_every_arch_trains_n_classes_and_writes_per_class_figures(arch, n_classe
 
     model = keras.models.load_model(tmp_path / "out" / "model.keras", safe_mode=True, compile=False)
     assert model.output_shape == (None, 1 if n_classes == 2 else n_classes)
+
+
+def test_imdb_training_records_its_two_labels_and_per_class_figures(tiny_imdb_tar, tmp_path):
+    metrics = train(TrainConfig(data=tiny_imdb_tar, out=str(tmp_path), epochs=1, batch_size=32, num_words=40,
+                                validation_size=100))
+    assert metrics["labels"] == ["negative", "positive"]
+    assert sum(c["support"] for c in metrics["per_class"].values()) == 200 == np.sum(metrics["confusion"])
+    assert metrics["config"]["validation_size"] == 100 and "test_data" not in metrics
