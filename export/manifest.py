@@ -12,9 +12,9 @@ from importlib import metadata
 from runtime.bundle import FILES, FORMAT_VERSION, MANIFEST, labels_file_lines, parse_manifest  # noqa: F401
 from runtime.files import atomic_write_text, sha256_file
 from runtime.tokenizer import CONTRACT, Tokenizer
+from trainer.dataset import IMDB_LABELS  # also what a metrics.json without "labels" (older training) means
 
 BUNDLE_FILES = tuple(FILES)  # every file a bundle may hold, in the order the manifest lists them
-IMDB_LABELS = ["negative", "positive"]  # what a metrics.json without "labels" (older training) means
 THRESHOLD = 0.5  # two classes: labels[1] from this probability on
 # manifest key -> the distributions that provide it (TensorFlow ships as tensorflow-cpu on x86_64 Linux)
 TOOLS = {"tensorflow": ("tensorflow", "tensorflow-cpu"), "keras": ("keras",), "tf2onnx": ("tf2onnx",),

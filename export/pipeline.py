@@ -21,7 +21,8 @@ from runtime.bundle import EXPORTED_MODELS, MANIFEST
 from runtime.files import atomic_write_bytes, atomic_write_text, sha256_file
 from runtime.tokenizer import Tokenizer
 from trainer.data import recorded_source, resolve_source
-from trainer.train import TOKENIZER_FILE, TrainConfig, refuse_verified_bundle, split_train_validation
+from trainer.dataset import IMDB, Request, calibration_rows, load_dataset, source_kind
+from trainer.train import TOKENIZER_FILE, TrainConfig, refuse_verified_bundle, split_validation, validation_size
 
 from . import verify as V
 from .errors import ExportError
@@ -169,30 +170,47 @@ def step_onnx(cfg: ExportConfig) -> None:
         logger.info("wrote model.int8.onnx")
 
 
-def _load_imdb(cfg: ExportConfig):
-    """The tflite and verify steps of one ``export all`` read the archive once, not twice."""
-    from trainer.data import load_imdb
+def _trained(cfg: ExportConfig, name: str):
+    """A training option as metrics.json records it, else as this command has it (a bare model)."""
+    trained = training_metadata(cfg).get("config") or {}
+    value = trained.get(name)
+    return getattr(cfg.train, name) if value is None else value
 
-    key = ("imdb", data_source(cfg))
+
+def data_request(cfg: ExportConfig) -> Request:
+    """What the trainer read (trainer.dataset): its source (``data_source``), test set, columns,
+    label order and split, from metrics.json when recorded."""
+    meta = training_metadata(cfg)
+    labels, test_data = meta.get("labels") or _trained(cfg, "labels"), meta.get("test_data")
+    return Request(data_source(cfg), test_data if isinstance(test_data, str) else cfg.train.test_data,
+                   _trained(cfg, "text_column"), _trained(cfg, "label_column"),
+                   tuple(labels) if labels else None, _trained(cfg, "test_size"), _trained(cfg, "seed"))
+
+
+def _load_data(cfg: ExportConfig):
+    """The trainer's data (``trainer.dataset.Dataset``); the steps of one ``export all`` read it once."""
+    request = data_request(cfg)
+    key = ("data", request)
     if key not in cfg.read:
-        logger.info(f"reading IMDB reviews from {key[1]}")
-        cfg.read[key] = load_imdb(key[1])
+        what = "IMDB reviews" if source_kind(request.data) == IMDB else "labelled texts"
+        logger.info(f"reading {what} from {request.data}")
+        cfg.read[key] = load_dataset(request)
     return cfg.read[key]
 
 
 def trainer_split(cfg: ExportConfig):
-    """The trainer's ((train texts, labels), (validation texts, labels)) split of the IMDB training
-    reviews: its validation size and seed from metrics.json when recorded."""
-    imdb = _load_imdb(cfg)
-    trained = training_metadata(cfg).get("config") or {}
-    size, seed = trained.get("validation_size", cfg.train.validation_size), trained.get("seed", cfg.train.seed)
-    return split_train_validation(imdb.train_texts, imdb.train_labels, size, seed)
+    """The trainer's ((train texts, labels), (validation texts, labels)) split of its training
+    rows: its validation size and seed from metrics.json when recorded."""
+    data = _load_data(cfg)
+    size = validation_size(data, _trained(cfg, "validation_size"))
+    return split_validation(data, size, _trained(cfg, "seed"))
 
 
 def calibration_ids(cfg: ExportConfig, tok: Tokenizer) -> np.ndarray:
-    """The first reviews of the shuffled training split (never test reviews): [n, maxlen] int32."""
-    (texts, _), _ = trainer_split(cfg)
-    return tok.encode_batch(texts[: cfg.calibration_size])
+    """Training rows (never test rows), of every class: [n, maxlen] int32 (``calibration_rows``)."""
+    (texts, labels), _ = trainer_split(cfg)
+    rows = calibration_rows(texts, labels, cfg.calibration_size, _load_data(cfg).imdb, _trained(cfg, "seed"))
+    return tok.encode_batch(rows)
 
 
 def step_tflite(cfg: ExportConfig) -> None:
@@ -307,7 +325,7 @@ def step_verify(cfg: ExportConfig) -> list[V.Result]:
     _need(cfg.out, "model.keras", "vocab.txt")
     tok = load_tokenizer(cfg.out)
     kept = kept_targets(cfg.out)  # read before anything is rewritten
-    imdb = _load_imdb(cfg)
+    imdb = _load_data(cfg)
     ids = tok.encode_batch(imdb.test_texts)  # [25000, maxlen] int32
     logger.info(f"scoring {len(ids)} test reviews with Keras (the reference)")
     keras_model = load_keras(cfg.out)
@@ -321,7 +339,7 @@ def step_verify(cfg: ExportConfig) -> list[V.Result]:
     results += mp_results
     verification = {
         "dataset": {"name": "IMDB test" if labels == IMDB_LABELS else "test", "n": len(ids),
-                    "source": recorded_source(data_source(cfg))},
+                    "source": training_metadata(cfg).get("test_data") or recorded_source(data_source(cfg))},
         "reference": {"file": "model.keras", "accuracy": V.accuracy(reference, imdb.test_labels)},
         "tolerances": V.tolerances(),
         "results": {r.name: {**r.figures, "passed": r.passed, "failures": r.failures} for r in results},
@@ -399,7 +417,7 @@ def step_micro(cfg: ExportConfig) -> list[V.Result]:
 
     _need(cfg.out, "model.keras", "vocab.txt")
     tok = load_tokenizer(cfg.out)
-    imdb = _load_imdb(cfg)
+    imdb = _load_data(cfg)
     return export_micro(cfg.out, load_keras(cfg.out), tok, calibration_ids(cfg, tok), imdb.test_texts,
                         imdb.test_labels)
 
@@ -421,6 +439,9 @@ def _micro_applies(cfg: ExportConfig) -> bool:
 
     trained = training_metadata(cfg).get("config") or {}
     if not cfg.int8 or cfg.int8_io:
+        return False
+    if len(trained_labels(training_metadata(cfg))) != 2:  # until export/micro.py scores N classes
+        logger.info("skipping the micro step: it covers two-class models")
         return False
     if trained.get("arch", "tutorial") != "tutorial" or trained.get("mask_padding"):
         logger.info("skipping the micro step: it covers the tutorial architecture without --mask-padding")

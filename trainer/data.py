@@ -82,6 +82,25 @@ def resolve_source(data: str | None, recorded: str | None = None, default: str |
     return source
 
 
+def is_url(source: str) -> bool:
+    return bool(_URL_RE.match(source))
+
+
+def is_imdb_folder(path: str) -> bool:
+    """Whether ``path`` (or its ``aclImdb/`` child) holds the aclImdb layout: a ``train`` or
+    ``test`` folder with ``pos`` or ``neg`` in it (a folder of label folders has neither)."""
+    root = _data_root(path)
+    return any(os.path.isdir(os.path.join(root, split, label)) for split in SPLITS for label in LABELS)
+
+
+def read_text_file(path: str) -> str:
+    """One review file as text, read as IMDB reviews are (size cap, invalid UTF-8 replaced)."""
+    try:
+        return _decode(_read_review_file(path))
+    except OSError as e:
+        raise DataError(f"cannot read {path}: {e.strerror}") from e
+
+
 def recorded_source(source: str) -> str:
     """How a source is written in the training metadata: URLs as given, paths made absolute
     (so export finds the data from any working directory)."""
@@ -99,7 +118,9 @@ def add_data_argument(parser: argparse.ArgumentParser, default: str = TRAINING_D
     """Add the ``--data PATH`` option shared by the trainer and export CLIs."""
     return parser.add_argument(
         "--data", metavar="PATH", default=None,
-        help="IMDB reviews: an aclImdb/ folder (or its parent), a tar archive such as "
+        help="labelled texts: a CSV or TSV file with a header, a JSONL file or a Parquet file or "
+             "directory (see --text-column, --label-column), or a folder with one subfolder of .txt "
+             "files per label; or IMDB reviews: an aclImdb/ folder (or its parent), a tar archive such as "
              "aclImdb_v1.tar.gz, or an http(s):// or file:// URL of one (append #sha256=HEX "
              f"to check it). Default: {default}.")
 

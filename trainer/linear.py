@@ -7,6 +7,10 @@ NB log-count ratios ``r`` (from binarized features, smoothed by ``alpha``) scale
 a logistic regression is fitted for each C of a small grid, the C with the best validation
 accuracy wins, and the deployed weight of id ``j`` is ``coef[j] * r[j]`` (bias = intercept).
 One deterministic fit (liblinear, fixed random_state): no seeds.
+
+N >= 3 classes: one-vs-rest, one NB-LR per class (its own ratios ``r_k`` of class k against the
+rest, one C for all, chosen by the arg-max's validation accuracy) in ``Embedding(V + B, N)``; the
+graph's softmax over the N logits picks the class whose model scores highest, as one-vs-rest does.
 """
 from __future__ import annotations
 
@@ -51,44 +55,67 @@ def _logistic(c: float):
     return linear_model.LogisticRegression(C=c, solver="liblinear", max_iter=1000, random_state=0)
 
 
-def fit_nblr(x_train, y_train, x_val, y_val, c_grid=C_GRID):
-    """-> (weights [V + B] float32, bias float, chosen C, {C: validation accuracy})."""
-    r = nb_ratios(x_train, y_train)
-    xr_train, xr_val = x_train.multiply(r).tocsr(), x_val.multiply(r).tocsr()
+def _targets(y: np.ndarray, num_classes: int) -> list[np.ndarray]:
+    """The binary problems: two classes one (class 1 or not), N classes one per class (k or not)."""
+    return [(y == k).astype(np.int32) for k in ([1] if num_classes == 2 else range(num_classes))]
+
+
+def _predict(clfs: list, xrs: list) -> np.ndarray:
+    """Class indices: the one model's prediction, or the arg-max of the one-vs-rest scores."""
+    if len(clfs) == 1:
+        return clfs[0].predict(xrs[0])
+    return np.argmax(np.stack([clf.decision_function(xr) for clf, xr in zip(clfs, xrs)], axis=1), axis=1)
+
+
+def fit_nblr(x_train, y_train, x_val, y_val, num_classes: int = 2, c_grid=C_GRID):
+    """-> (weights [V + B] (two classes) or [V + B, N] float32, bias (float or [N]), chosen C,
+    {C: validation accuracy})."""
+    targets = _targets(y_train, num_classes)
+    ratios = [nb_ratios(x_train, t) for t in targets]
+    xr_train = [x_train.multiply(r).tocsr() for r in ratios]
+    xr_val = [x_val.multiply(r).tocsr() for r in ratios]
     best, scores = None, {}
     for c in c_grid:
         t0 = time.perf_counter()
-        clf = _logistic(c)
-        clf.fit(xr_train, y_train)
-        scores[c] = float(np.mean(clf.predict(xr_val) == y_val))
+        clfs = [_logistic(c).fit(xr, t) for xr, t in zip(xr_train, targets)]
+        scores[c] = float(np.mean(_predict(clfs, xr_val) == y_val))
         logger.info(f"NB-LR C={c:g}: validation accuracy {scores[c]:.4f} ({time.perf_counter() - t0:.1f} s)")
         if best is None or scores[c] > scores[best[0]]:
-            best = (c, clf)
-    c, clf = best
-    return _deployed(clf, r), float(clf.intercept_[0]), c, scores
+            best = (c, clfs)
+    c, clfs = best
+    return (*_deployed(clfs, ratios), c, scores)
 
 
-def refit_nblr(x, y: np.ndarray, c: float) -> tuple[np.ndarray, float]:
-    """NB-LR with a fixed C on all of ``x``: -> (weights [V + B] float32, bias)."""
-    r = nb_ratios(x, y)
-    clf = _logistic(c).fit(x.multiply(r).tocsr(), y)
-    return _deployed(clf, r), float(clf.intercept_[0])
+def refit_nblr(x, y: np.ndarray, c: float, num_classes: int = 2):
+    """NB-LR with a fixed C on all of ``x``: -> (weights, bias) as ``fit_nblr`` gives them."""
+    targets = _targets(y, num_classes)
+    ratios = [nb_ratios(x, t) for t in targets]
+    return _deployed([_logistic(c).fit(x.multiply(r).tocsr(), t) for r, t in zip(ratios, targets)], ratios)
 
 
-def _deployed(clf, r: np.ndarray) -> np.ndarray:
-    weights = (clf.coef_[0] * r).astype(np.float32)
+def _deployed(clfs: list, ratios: list) -> tuple:
+    """(weights [V + B] float32, bias float) for one model; ([V + B, N], [N]) for N."""
+    weights = np.stack([(clf.coef_[0] * r).astype(np.float32) for clf, r in zip(clfs, ratios)], axis=1)
     weights[PAD] = 0.0  # never read (masked), kept 0 so the table holds no stray value
-    return weights
+    bias = np.array([float(clf.intercept_[0]) for clf in clfs])
+    return (weights[:, 0], float(bias[0])) if len(clfs) == 1 else (weights, bias)
 
 
-def set_linear_weights(model, weights: np.ndarray, bias: float) -> None:
-    """Write NB-LR weights into a ``build_linear`` model (kernel 1: the Dense adds only the bias)."""
-    root = np.sign(weights) * np.sqrt(np.abs(weights))  # the graph squares it back (SignedSquare)
-    model.get_layer("weights").set_weights([root.astype(np.float32).reshape(-1, 1)])
-    model.get_layer("probability").set_weights([np.ones((1, 1), np.float32), np.array([bias], np.float32)])
+def set_linear_weights(model, weights: np.ndarray, bias) -> None:
+    """Write NB-LR weights into a ``build_linear`` model (kernel the identity: the Dense adds only the bias)."""
+    table = weights.reshape(len(weights), -1)  # [V + B, K]
+    root = np.sign(table) * np.sqrt(np.abs(table))  # the graph squares it back (SignedSquare)
+    model.get_layer("weights").set_weights([root.astype(np.float32)])
+    width = table.shape[1]
+    model.get_layer("probability").set_weights([np.eye(width, dtype=np.float32),
+                                                np.asarray(bias, np.float32).reshape(width)])
 
 
 def log_loss_and_accuracy(probs: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """Log loss and accuracy of [n] P(class 1) (two classes) or [n, N] probabilities."""
+    if probs.ndim == 2:
+        p = np.clip(probs[np.arange(len(y)), y].astype(np.float64), 1e-7, 1.0)
+        return float(-np.mean(np.log(p))), float(np.mean(np.argmax(probs, axis=1) == y))
     p = np.clip(probs.astype(np.float64), 1e-7, 1 - 1e-7)
     loss = float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
     return loss, float(np.mean((probs >= 0.5) == (y == 1)))

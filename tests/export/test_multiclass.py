@@ -346,7 +346,7 @@ def test_report_without_per_class_figures_has_no_per_class_section(tmp_path):
 
 def test_tflite_and_verify_steps_export_and_verify_a_three_class_model(three, tmp_path, monkeypatch):
     """step_tflite (no int8: no training data read) and step_verify on the fixture's test rows;
-    the data loading is the trainer's (``_load_imdb``), replaced here by the test split."""
+    the data loading is the trainer's (``_load_data``), replaced here by the test split."""
     import shutil
 
     from export import pipeline
@@ -364,7 +364,7 @@ def test_tflite_and_verify_steps_export_and_verify_a_three_class_model(three, tm
     pipeline.step_tflite(cfg)
     with open(os.path.join(out, "labels.txt"), "rb") as f:
         assert f.read() == b"alpha\nbeta\ngamma\n"
-    monkeypatch.setattr(pipeline, "_load_imdb", lambda cfg: SimpleNamespace(test_texts=three.texts,
+    monkeypatch.setattr(pipeline, "_load_data", lambda cfg: SimpleNamespace(test_texts=three.texts,
                                                                              test_labels=three.labels))
     results = pipeline.step_verify(cfg)
     assert [r.name for r in results] == ["model.onnx", "model.int8.onnx", "model.tflite", "mediapipe:model.tflite"]
