@@ -440,9 +440,6 @@ def _micro_applies(cfg: ExportConfig) -> bool:
     trained = training_metadata(cfg).get("config") or {}
     if not cfg.int8 or cfg.int8_io:
         return False
-    if len(trained_labels(training_metadata(cfg))) != 2:  # until export/micro.py scores N classes
-        logger.info("skipping the micro step: it covers two-class models")
-        return False
     if trained.get("arch", "tutorial") != "tutorial" or trained.get("mask_padding"):
         logger.info("skipping the micro step: it covers the tutorial architecture without --mask-padding")
         return False
