@@ -31,7 +31,8 @@ def test_export_all_on_a_three_class_csv_gives_a_verified_bundle(tmp_path):
     assert manifest["training"]["config"]["validation_size"] == 48  # a tenth of the 480 training rows
     assert open(os.path.join(out, "labels.txt")).read() == "c0\nc1\nc2\n"
     micro = manifest["micro"]  # TFLite Micro scored the same 120 test rows, by arg-max
-    assert (micro["output"]["shape"], micro["verification"]["n"], micro["verification"]["passed"]) == ([1, 3], 120, True)
+    figures = micro["verification"]
+    assert (micro["output"]["shape"], figures["n"], figures["passed"]) == ([1, 3], 120, True)
     proc = _run("verify", "--out", out, "--mediapipe-samples", "0")  # from metrics.json alone
     assert proc.returncode == 0, proc.stderr
     assert f"reading labelled texts from {data}" in proc.stderr
