@@ -1,4 +1,5 @@
-"""``python -m trainer``: train the tutorial model on raw IMDB reviews."""
+"""``python -m trainer``: train a text classifier (the tutorial model by default) on raw IMDB reviews or
+your own labelled text."""
 from __future__ import annotations
 
 import argparse
@@ -13,6 +14,7 @@ from .train import TrainConfig
 EPILOG = """examples:
   python -m trainer --data ../shared/data/aclImdb_v1_labeled.tar.gz --out artifacts
   IMDB_DATA=~/aclImdb python -m trainer --epochs 10 --early-stopping 3
+  python -m trainer --data my.csv --text-column body --label-column topic --out mymodel
 
 exit codes: 0 done, 1 training failed, 2 bad input, options or a missing extra
 """
