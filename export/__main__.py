@@ -2,10 +2,10 @@
 
 Steps (each works on one output directory, the bundle):
   all     train (unless --model is given), onnx, tflite, verify, micro, web
-  train   train the tutorial model into --out (or copy --model there)
+  train   train a model (--arch, on --data) into --out (or copy --model there)
   onnx    model.onnx and model.int8.onnx from model.keras
   tflite  model.tflite, model.dynamic.tflite, model.int8.tflite with MediaPipe metadata
-  verify  score the IMDB test set with every format, write manifest.json and report.md
+  verify  score the test split with every format, write manifest.json and report.md
   micro   micro/: TFLite Micro model + C tokenizer and vocabulary, checked with TFLM (after verify)
   web     the verified bundle as a static web site in --out/web (needs 'npm ci' in web/)
   package copy the runtime's files of a verified bundle to --dest (the bundled default model)
