@@ -51,13 +51,14 @@ def doc_examples(name: str) -> list[str]:
 EXAMPLES = [line for name in DOCS for line in doc_examples(name)]
 
 
-def _inputs(where: str) -> None:
+def _inputs(where: str, own_bundle: str) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     os.makedirs(os.path.join(where, "samples"))
     shutil.copy(os.path.join(ROOT, "samples", "reviews.txt"), os.path.join(where, "samples"))
     shutil.copytree(default_bundle_path(), os.path.join(where, "artifacts"))
+    shutil.copytree(own_bundle, os.path.join(where, "mybundle"))  # "Your own data": a 3-class bundle
     with open(os.path.join(where, "reviews.txt"), "w") as f:
         f.write("".join(r + "\n" for r in REVIEWS))
     with open(os.path.join(where, "big.txt"), "w") as f:
@@ -114,11 +115,11 @@ def _run(line: str, where) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.parametrize("line", EXAMPLES)
-def test_doc_example_runs_verbatim(line, tmp_path):
+def test_doc_example_runs_verbatim(line, tmp_path, three_class_bundle):
     if any(c in line for c in CLUSTER):
         assert "--engine spark" in line  # documented for clusters; the Spark tests cover file:// URIs
         return
-    _inputs(str(tmp_path))
+    _inputs(str(tmp_path), three_class_bundle)
     done = _run(line, tmp_path)
     assert done.returncode == 0, f"{line}\n{done.stderr}"
     assert done.stderr.splitlines()[-1].startswith("scored "), done.stderr
@@ -130,14 +131,14 @@ def test_doc_example_runs_verbatim(line, tmp_path):
         assert done.stdout.strip(), line  # predict to stdout: the scored rows
 
 
-def test_the_spark_submit_example_runs_verbatim(tmp_path):
+def test_the_spark_submit_example_runs_verbatim(tmp_path, three_class_bundle):
     """docs/cli.md's score_reviews.py and its local, quiet, loopback-only spark-submit line."""
     import pyarrow.parquet as pq
 
     script = re.search(r"```python\n(# score_reviews\.py .*?)```", _read("docs/cli.md"), re.S).group(1)
     lines = [line for line in shell_lines("docs/cli.md", "spark-submit") if "--master yarn" not in line]
     assert len(lines) == 1 and "spark.ui.enabled=false" in lines[0] and "127.0.0.1" in lines[0], lines
-    _inputs(str(tmp_path))
+    _inputs(str(tmp_path), three_class_bundle)
     (tmp_path / "score_reviews.py").write_text(script)
     done = _run(lines[0], tmp_path)
     assert done.returncode == 0, done.stderr

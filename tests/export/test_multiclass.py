@@ -115,6 +115,24 @@ def test_a_float_format_with_another_arg_max_fails_on_agreement():
                                "label agreement 99.0000% < 100%"]
 
 
+def test_a_float_format_may_label_a_near_tie_otherwise_but_not_a_clear_row():
+    reference = np.array([[0.4, 0.4 + 4e-6, 0.2 - 4e-6], [0.1, 0.7, 0.2]], dtype=np.float32)
+    tie = reference.copy()
+    tie[0, [0, 1]] = tie[0, [1, 0]]  # within 1e-5 of the reference, the other of two near-equal labels
+    result = V.compare("model.tflite", tie, reference, None, quantized=False)
+    assert (result.figures["agreement"], result.figures["near_ties"], result.failures) == (0.5, 1, [])
+    clear = reference.copy()
+    clear[1] = [0.1, 0.2, 0.7]
+    result = V.compare("model.tflite", clear, reference, None, quantized=False)
+    assert result.figures["near_ties"] == 0
+    assert result.failures == ["max |dp| 0.5 > 1e-05", "label agreement 50.0000% < 100%"]
+
+
+def test_two_class_near_ties_are_probabilities_within_the_tolerance_of_one_half():
+    reference = np.array([0.5 - 4e-6, 0.5 - 4e-5, 0.9], dtype=np.float32)
+    assert V.near_ties(np.array([0.5, 0.5, 0.9], dtype=np.float32), reference, 1e-5) == 1
+
+
 def test_a_quantized_format_below_99_percent_agreement_fails():
     reference, labels = _rows()
     probs = reference.copy()
