@@ -10,7 +10,6 @@ import hashlib
 import os
 import tempfile
 
-import numpy as np
 import onnx
 import tf2onnx
 from onnx import helper, numpy_helper
@@ -19,7 +18,7 @@ from onnxruntime.quantization import QuantType, quantize_dynamic
 from runtime.files import atomic_write_bytes
 
 from .errors import ConversionError
-from .signature import INPUT_NAME, OUTPUT_NAME, model_maxlen, serving_function
+from .signature import INPUT_NAME, OUTPUT_NAME, PER_ROW_MIN_OUTPUTS, model_maxlen, row_scales, serving_function
 
 DEFAULT_OPSET = 17
 BATCH_DIM = "batch"
@@ -36,13 +35,6 @@ DEFAULT_QUANTIZED_OP_TYPES = ("Gather",)
 # quantizes them as activations, so this setting does not touch them). With MatMul quantized,
 # QUInt8 measured marginally closer to Keras than QInt8 (max 1.02e-1 vs 1.03e-1).
 WEIGHT_TYPE = QuantType.QUInt8
-# Graphs of 3 or more outputs get one int8 scale per table row instead of onnxruntime's one
-# uint8 scale per table: with several close classes many reviews sit near a tie, and one scale
-# (set by the largest weight of the whole table) moved the arg-max of 3.7% of them. Measured on
-# the four star classes (docs/models.md), tutorial --early-stopping 3, 25,000 test reviews:
-# per-table agreement 96.28%, per-row 99.36% (198 KiB vs 159). Two-class graphs keep per-table
-# (today's bundles, byte for byte).
-PER_ROW_MIN_OUTPUTS = 3
 
 class OnnxExportError(ConversionError, ValueError):
     """An ONNX export produced a graph that breaks the input/output contract."""
@@ -225,7 +217,7 @@ def quantize_tables_per_row(proto: onnx.ModelProto) -> None:
         if table is None or table.data_type != onnx.TensorProto.FLOAT or len(table.dims) != 2 or axis != 0:
             nodes.append(node)
             continue
-        q, scale = _row_scales(numpy_helper.to_array(table))
+        q, scale = row_scales(numpy_helper.to_array(table))
         out, name = node.output[0], node.output[0]
         graph.initializer.extend([numpy_helper.from_array(q, f"{name}/q"),
                                   numpy_helper.from_array(scale, f"{name}/scale")])
@@ -240,14 +232,6 @@ def quantize_tables_per_row(proto: onnx.ModelProto) -> None:
     kept = [t for t in graph.initializer if t.name not in replaced or t.name in still_read]
     graph.ClearField("initializer")
     graph.initializer.extend(kept)
-
-
-def _row_scales(table: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """int8 rows and their float32 scales: [rows, width] -> ([rows, width] int8, [rows, 1] float32)."""
-    peak = np.abs(table).max(axis=1, keepdims=True)
-    scale = np.where(peak > 0, peak / 127.0, 1.0).astype(np.float32)
-    q = np.clip(np.rint(table / scale), -127, 127).astype(np.int8)
-    return q, scale
 
 
 def _width(value: onnx.ValueInfoProto) -> int:

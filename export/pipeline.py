@@ -443,7 +443,8 @@ def _micro_applies(cfg: ExportConfig) -> bool:
     if trained.get("arch", "tutorial") != "tutorial" or trained.get("mask_padding"):
         logger.info("skipping the micro step: it covers the tutorial architecture without --mask-padding")
         return False
-    if _shipped_int8_mode(cfg.out) not in (None, "int8"):  # micro/ is checked against a full-integer model
+    two_class = len(training_metadata(cfg).get("labels") or IMDB_LABELS) == 2  # N classes: see micro.micro_model
+    if two_class and _shipped_int8_mode(cfg.out) not in (None, "int8"):  # checked against the full-integer model
         logger.info("skipping the micro step: model.int8.tflite ships dynamic-range for this model")
         return False
     if not tflm_available():

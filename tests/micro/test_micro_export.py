@@ -19,7 +19,8 @@ from tests.micro.conftest import bundle_copy
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TFLM_OPS = ["GATHER", "MEAN", "FULLY_CONNECTED", "LOGISTIC", "DEQUANTIZE"]
-TFLM_OPS_N = ["GATHER", "MEAN", "FULLY_CONNECTED", "SOFTMAX", "DEQUANTIZE"]  # a softmax head
+# a softmax head: int8 table rows times their scales, the rest float (export.micro.micro_model)
+TFLM_OPS_N = ["GATHER", "CAST", "MUL", "MEAN", "FULLY_CONNECTED", "SOFTMAX"]
 
 
 @pytest.fixture(scope="module")
@@ -202,10 +203,11 @@ def example_micro(vocab, tmp_path_factory) -> str:
 
 
 @pytest.fixture(scope="module", params=[IMDB_LABELS, THREE_LABELS], ids=["2 classes", "3 classes"])
-def example_exe(request, vocab, tmp_path_factory) -> str:
-    """example.cc built for two classes (output [1, 1]) and for three ([1, 3])."""
+def example_exe(request, vocab, tmp_path_factory) -> tuple[str, int]:
+    """example.cc built for two classes (output [1, 1]) and for three ([1, 3]), and its op count."""
     micro = write_example_micro(str(tmp_path_factory.mktemp("example_micro")), vocab, request.param)
-    return build_example(micro, str(tmp_path_factory.mktemp("example_build")))
+    ops = TFLM_OPS if len(request.param) == 2 else TFLM_OPS_N
+    return build_example(micro, str(tmp_path_factory.mktemp("example_build"))), len(ops)
 
 
 def run_fault(exe: str, fault: str) -> str:
@@ -215,20 +217,22 @@ def run_fault(exe: str, fault: str) -> str:
 
 # example.h: -1 set-up, -2 input not [1, RK_MAXLEN] int32, -3 output not [1, RK_NUM_OUTPUTS] float32
 # or a score not a probability, -4 Invoke() failed; a failed set-up gives its code for good and
-# registers the ops once. The stand-in scores class 1 0.75, with two classes or three.
+# registers the ops once (OPS: how many the model has). The stand-in scores class 1 0.75, with two
+# classes or three.
 FAULTS = {
-    "none": "0.75 0.75 1 0.75 -1 5",
-    **{f"input_{what}": "-2 -2 0 -2 -2 5" for what in ("type", "rank", "rows", "cols", "bytes", "no_data")},
-    **{f"output_{what}": "-3 -3 0 -3 -3 5" for what in ("type", "shape", "rows", "bytes")},
-    "nan": "-3 -3 1 -3 -1 5", "negative": "-3 -3 1 -3 -1 5", "above_one": "-3 -3 1 -3 -1 5",
-    "invoke": "-4 -4 1 -4 -1 5",
-    "alloc": "-1 -1 0 -1 -1 5", "version": "-1 -1 0 -1 -1 0", "register": "-1 -1 0 -1 -1 1001",
+    "none": "0.75 0.75 1 0.75 -1 OPS",
+    **{f"input_{what}": "-2 -2 0 -2 -2 OPS" for what in ("type", "rank", "rows", "cols", "bytes", "no_data")},
+    **{f"output_{what}": "-3 -3 0 -3 -3 OPS" for what in ("type", "shape", "rows", "bytes")},
+    "nan": "-3 -3 1 -3 -1 OPS", "negative": "-3 -3 1 -3 -1 OPS", "above_one": "-3 -3 1 -3 -1 OPS",
+    "invoke": "-4 -4 1 -4 -1 OPS",
+    "alloc": "-1 -1 0 -1 -1 OPS", "version": "-1 -1 0 -1 -1 0", "register": "-1 -1 0 -1 -1 1001",
 }
 
 
 @pytest.mark.parametrize("fault", FAULTS)
 def test_example_cc_returns_the_documented_error_code(example_exe, fault):
-    assert run_fault(example_exe, fault) == FAULTS[fault]
+    exe, ops = example_exe
+    assert run_fault(exe, fault) == FAULTS[fault].replace("OPS", str(ops))
 
 
 def test_example_cc_without_static_memory_is_an_input_error_not_a_score(example_micro, tmp_path):
@@ -283,6 +287,8 @@ def three_micro(three_class_bundle, tmp_path_factory):
 
 
 def test_export_micro_of_a_three_class_bundle(three_micro):
+    from export.pipeline import load_keras
+
     out, results, tok, texts, labels, tflm = three_micro
     manifest = json.load(open(os.path.join(out, "manifest.json")))
     section, micro = manifest["micro"], os.path.join(out, "micro")
@@ -295,11 +301,29 @@ def test_export_micro_of_a_three_class_bundle(three_micro):
     litert = M.litert_builtin_scores(open(os.path.join(micro, "model.tflite"), "rb").read(), tok.encode_batch(texts))
     # What the figures are made of, whatever the toy model learnt: TFLM's arg-max against LiteRT's.
     assert ver["agreement"] == float(np.mean(V.predicted(tflm) == V.predicted(litert)))
-    assert ver["accuracy"] == V.accuracy(tflm, labels) and ver["max_abs_diff_vs_model_int8_tflite"] == 0.0
-    assert ver["max_abs_diff"] == float(np.abs(tflm.astype(np.float64) - litert).max()) <= 2 / 256
+    keras = load_keras(out).predict(tok.encode_batch(texts), verbose=0)
+    assert ver["accuracy"] == V.accuracy(tflm, labels)
+    assert ver["agreement_with_keras"] == float(np.mean(V.predicted(tflm) == V.predicted(keras)))
+    assert ver["max_abs_diff"] == float(np.abs(tflm.astype(np.float64) - litert).max()) <= 1e-5  # float after the table
     edge = ver["edge_rows"]["TFLM"]
     assert list(edge) == V.edge_rows(tok)[0] and all(len(p) == 3 for p in edge.values())
     assert results[0].passed is ver["passed"] is (not ver["failures"])
+
+
+def test_three_class_micro_table_is_int8_rows_with_their_scales(three_micro):
+    """The micro model computes what Keras computes with the table replaced by its per-row int8
+    rows (``row_scales``, as model.int8.onnx)."""
+    import keras
+
+    from export.pipeline import load_keras
+    from export.signature import row_scales
+
+    out, _, tok, texts, _, tflm = three_micro
+    model = load_keras(out)
+    embedding = next(layer for layer in model.layers if isinstance(layer, keras.layers.Embedding))
+    rows, scales = row_scales(embedding.get_weights()[0])
+    embedding.set_weights([rows * scales])
+    np.testing.assert_allclose(tflm, model.predict(tok.encode_batch(texts), verbose=0), atol=1e-5)
 
 
 def test_the_compiled_example_returns_the_tflm_arg_max(three_micro, tmp_path):
@@ -312,7 +336,7 @@ def test_the_compiled_example_returns_the_tflm_arg_max(three_micro, tmp_path):
     review = "The APPLE and the sea<br />of stone"
     fed = subprocess.run([exe, "review", review], check=True, capture_output=True, text=True).stdout.splitlines()
     expected = " ".join(map(str, tok.encode_batch([review])[0]))
-    assert fed == [expected, expected, "5"]
+    assert fed == [expected, expected, str(len(TFLM_OPS_N))]
     ties = np.array([[0.5, 0.5, 0.0], [0.25, 0.375, 0.375], [1 / 3] * 3], dtype=np.float32)
     rows = np.concatenate([tflm, ties])
     stdin = "".join(" ".join(f"{x:.9g}" for x in row) + "\n" for row in rows)
@@ -325,13 +349,14 @@ def test_the_compiled_example_returns_the_tflm_arg_max(three_micro, tmp_path):
 
 
 def test_the_example_gives_the_output_error_for_a_score_that_is_not_a_probability(example_exe):
+    exe = example_exe[0]
     """Any of the N scores (two classes: the one) NaN, < 0 or > 1: -3 from both calls."""
-    labels = subprocess.run([example_exe, "labels", "-"], check=True, capture_output=True, text=True).stdout
+    labels = subprocess.run([exe, "labels", "-"], check=True, capture_output=True, text=True).stdout
     classes = int(labels.split()[0])
     width = 1 if classes == 2 else classes
     rows = [[0.5] * width, [float("nan")] + [0.5] * (width - 1), [0.5] * (width - 1) + [-0.5], [1.5] * width]
     stdin = "".join(" ".join(map(str, row)) + "\n" for row in rows)
-    lines = subprocess.run([example_exe, "scores", "-"], input=stdin, check=True, capture_output=True, text=True,
+    lines = subprocess.run([exe, "scores", "-"], input=stdin, check=True, capture_output=True, text=True,
                            timeout=30).stdout.splitlines()
     assert lines == [f"0.5 {1 if width == 1 else 0}", "-3 -3", "-3 -3", "-3 -3"]
 

@@ -16,6 +16,8 @@ class MicroMutableOpResolver : public MicroOpResolver {
   TfLiteStatus AddLogistic() { return Add(); }
   TfLiteStatus AddSoftmax() { return Add(); }
   TfLiteStatus AddDequantize() { return Add(); }
+  TfLiteStatus AddCast() { return Add(); }
+  TfLiteStatus AddMul() { return Add(); }
 
  private:
   TfLiteStatus Add() { return stub_ops_added++ < static_cast<int>(tOpCount) ? kTfLiteOk : kTfLiteError; }
