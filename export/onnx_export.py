@@ -10,7 +10,6 @@ import hashlib
 import os
 import tempfile
 
-import numpy as np
 import onnx
 import tf2onnx
 from onnx import helper, numpy_helper
@@ -19,6 +18,7 @@ from onnxruntime.quantization import QuantType, quantize_dynamic
 from runtime.files import atomic_write_bytes
 
 from .errors import ConversionError
+from .row_quantization import per_row, row_scales
 from .signature import INPUT_NAME, OUTPUT_NAME, model_maxlen, serving_function
 
 DEFAULT_OPSET = 17
@@ -36,13 +36,6 @@ DEFAULT_QUANTIZED_OP_TYPES = ("Gather",)
 # quantizes them as activations, so this setting does not touch them). With MatMul quantized,
 # QUInt8 measured marginally closer to Keras than QInt8 (max 1.02e-1 vs 1.03e-1).
 WEIGHT_TYPE = QuantType.QUInt8
-# Graphs of 3 or more outputs get one int8 scale per table row instead of onnxruntime's one
-# uint8 scale per table: with several close classes many reviews sit near a tie, and one scale
-# (set by the largest weight of the whole table) moved the arg-max of 3.7% of them. Measured on
-# the four star classes (docs/models.md), tutorial --early-stopping 3, 25,000 test reviews:
-# per-table agreement 96.28%, per-row 99.36% (198 KiB vs 159). Two-class graphs keep per-table
-# (today's bundles, byte for byte).
-PER_ROW_MIN_OUTPUTS = 3
 
 class OnnxExportError(ConversionError, ValueError):
     """An ONNX export produced a graph that breaks the input/output contract."""
@@ -179,8 +172,8 @@ def quantize_onnx(src: str | os.PathLike, dst: str | os.PathLike,
     """Dynamic 8-bit quantization of the weights of ``op_types`` nodes of ``src`` into ``dst``.
 
     The default (Gather only) keeps results independent of the batch: see
-    DEFAULT_QUANTIZED_OP_TYPES for the measurements. Gather tables of a graph with
-    PER_ROW_MIN_OUTPUTS outputs or more get a scale per row (quantize_tables_per_row).
+    DEFAULT_QUANTIZED_OP_TYPES for the measurements. Gather tables of an N-class graph get a
+    scale per row (quantize_tables_per_row; the rule and its figures: export.row_quantization).
     """
     unknown = set(op_types) - set(QUANTIZABLE_OP_TYPES)
     if not op_types or unknown:
@@ -188,7 +181,7 @@ def quantize_onnx(src: str | os.PathLike, dst: str | os.PathLike,
             f"op_types must be a non-empty subset of {QUANTIZABLE_OP_TYPES}, got {tuple(op_types)}")
     src, dst = os.fspath(src), os.fspath(dst)
     proto = onnx.load(src)
-    dynamic = [t for t in op_types if t != "Gather" or _width(proto.graph.output[0]) < PER_ROW_MIN_OUTPUTS]
+    dynamic = [t for t in op_types if t != "Gather" or not per_row(_width(proto.graph.output[0]))]
     if len(dynamic) < len(op_types):
         quantize_tables_per_row(proto)
         canonicalize(proto)
@@ -225,7 +218,7 @@ def quantize_tables_per_row(proto: onnx.ModelProto) -> None:
         if table is None or table.data_type != onnx.TensorProto.FLOAT or len(table.dims) != 2 or axis != 0:
             nodes.append(node)
             continue
-        q, scale = _row_scales(numpy_helper.to_array(table))
+        q, scale = row_scales(numpy_helper.to_array(table))
         out, name = node.output[0], node.output[0]
         graph.initializer.extend([numpy_helper.from_array(q, f"{name}/q"),
                                   numpy_helper.from_array(scale, f"{name}/scale")])
@@ -240,14 +233,6 @@ def quantize_tables_per_row(proto: onnx.ModelProto) -> None:
     kept = [t for t in graph.initializer if t.name not in replaced or t.name in still_read]
     graph.ClearField("initializer")
     graph.initializer.extend(kept)
-
-
-def _row_scales(table: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """int8 rows and their float32 scales: [rows, width] -> ([rows, width] int8, [rows, 1] float32)."""
-    peak = np.abs(table).max(axis=1, keepdims=True)
-    scale = np.where(peak > 0, peak / 127.0, 1.0).astype(np.float32)
-    q = np.clip(np.rint(table / scale), -127, 127).astype(np.int8)
-    return q, scale
 
 
 def _width(value: onnx.ValueInfoProto) -> int:

@@ -9,7 +9,8 @@ import onnxruntime as ort
 import pytest
 from onnx import numpy_helper
 
-from export.onnx_export import _row_scales, quantize_onnx, quantized_op_types
+from export.onnx_export import quantize_onnx, quantized_op_types
+from export.row_quantization import row_scales
 
 
 def _run(path: str, ids: np.ndarray) -> np.ndarray:
@@ -27,7 +28,7 @@ def test_row_scales_round_trip_within_half_a_step(seed):
     rng = np.random.default_rng(seed)
     table = rng.normal(0, rng.uniform(0.01, 3), size=(50, 16)).astype(np.float32) * rng.uniform(0, 4, (50, 1))
     table[3] = 0  # a row of zeros (e.g. an unused id) must not divide by zero
-    q, scale = _row_scales(table)
+    q, scale = row_scales(table)
     assert q.dtype == np.int8 and q.shape == table.shape and scale.shape == (50, 1)
     assert np.all(np.abs(table - q * scale) <= scale / 2 + 1e-7)
     peaks = np.abs(q).max(axis=1)
@@ -55,7 +56,7 @@ def test_three_class_table_is_quantized_per_row(three_class_bundle, tmp_path):
     model = keras.saving.load_model(os.path.join(three_class_bundle, "model.keras"), safe_mode=True)
     embedding = next(layer for layer in model.layers if isinstance(layer, keras.layers.Embedding))
     table = embedding.get_weights()[0]
-    rows, scale = _row_scales(table)
+    rows, scale = row_scales(table)
     np.testing.assert_array_equal(rows, q)
     embedding.set_weights([rows * scale])
     ids = _three_class_ids(three_class_bundle)
