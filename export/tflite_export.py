@@ -13,7 +13,11 @@ float and stores each table GATHER reads as int8 with one scale per row (per-axi
 dimension 0), read through a DEQUANTIZE. LiteRT's DEQUANTIZE takes per-channel int8 and, for a
 constant input, keeps its output in a persistent tensor filled once, at the first invoke
 (tensorflow/lite/kernels/dequantize.cc, dequantize.h): the float table is in memory as in the
-float model, the file holds it in 8 bits.
+float model, the file holds it in 8 bits. Measured with LiteRT 2.3.0 on the four star classes
+(tutorial, 40 epochs), 1,024 test reviews, one thread, us per review at batch 1 / 64, default
+(XNNPACK) and built-in kernels: float 2.4 / 0.9 and 3.5 / 1.5; the converter's dynamic range
+(dequantizes the gathered rows at every invoke) 2.6 / 1.1 and 3.9 / 2.1; per-row 2.4 / 0.9 and
+3.3 / 1.4, plus ~0.5 ms once, at the first invoke (the whole 10,000 x 16 table).
 """
 from __future__ import annotations
 
