@@ -69,25 +69,25 @@ def micro_model(model, calibration_ids: np.ndarray) -> bytes:
     """
     import tensorflow as tf
 
-    from .signature import PER_ROW_MIN_OUTPUTS, check_calibration, convert, converter, int8_flatbuffer, \
-        model_maxlen, row_scales, serving_function
+    from .row_quantization import per_row, row_scales
+    from .signature import check_calibration, convert, converter, int8_flatbuffer, model_maxlen, serving_function
 
     calibration_ids = check_calibration(calibration_ids, model_maxlen(model))
     embedding, rest = _split_embedding(model)
     table = embedding.get_weights()[0]  # [vocab, dim] float32
-    per_row = int(model.output_shape[-1]) >= PER_ROW_MIN_OUTPUTS
-    rows, scales = (tf.constant(a) for a in row_scales(table)) if per_row else (tf.constant(table), None)
+    by_row = per_row(int(model.output_shape[-1]))
+    rows, scales = (tf.constant(a) for a in row_scales(table)) if by_row else (tf.constant(table), None)
 
     def body(input_ids):
         x = tf.gather(rows, input_ids)  # [1, maxlen, dim]
-        if per_row:
+        if by_row:
             x = tf.cast(x, tf.float32) * tf.gather(scales, input_ids)  # [1, maxlen, dim] * [1, maxlen, 1]
         for layer in rest:
             x = layer(x, training=False)
         return x
 
     serve = serving_function(model, batch=1, body=body)
-    flat = convert(converter(serve)) if per_row else int8_flatbuffer(serve, calibration_ids)
+    flat = convert(converter(serve)) if by_row else int8_flatbuffer(serve, calibration_ids)
     bad = {"LESS", "ADD", "SELECT", "SELECT_V2"} & set(model_ops(flat))
     if bad:
         raise MicroError(f"the micro model still has int32 index ops: {', '.join(sorted(bad))}")
@@ -432,7 +432,7 @@ def export_micro(out: str, model, tok: Tokenizer, calibration_ids: np.ndarray, t
     with Keras' as a quantized format's must. The C header names the manifest's labels; the model
     must have their number of outputs.
     """
-    from .signature import PER_ROW_MIN_OUTPUTS
+    from .row_quantization import per_row
 
     manifest = _read_manifest(out)
     flat = micro_model(model, calibration_ids)
@@ -449,7 +449,7 @@ def export_micro(out: str, model, tok: Tokenizer, calibration_ids: np.ndarray, t
     if result.figures["agreement"] < 1.0:
         result.failures.append(f"TFLM and LiteRT's built-in kernels disagree on "
                                f"{1 - result.figures['agreement']:.4%} of the labels")
-    if width >= PER_ROW_MIN_OUTPUTS:
+    if per_row(width):
         _check_against_keras(model, tflm, ids, result)
     else:
         _check_same_as_int8(out, litert, ids, result)

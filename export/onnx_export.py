@@ -18,7 +18,8 @@ from onnxruntime.quantization import QuantType, quantize_dynamic
 from runtime.files import atomic_write_bytes
 
 from .errors import ConversionError
-from .signature import INPUT_NAME, OUTPUT_NAME, PER_ROW_MIN_OUTPUTS, model_maxlen, row_scales, serving_function
+from .row_quantization import per_row, row_scales
+from .signature import INPUT_NAME, OUTPUT_NAME, model_maxlen, serving_function
 
 DEFAULT_OPSET = 17
 BATCH_DIM = "batch"
@@ -171,8 +172,8 @@ def quantize_onnx(src: str | os.PathLike, dst: str | os.PathLike,
     """Dynamic 8-bit quantization of the weights of ``op_types`` nodes of ``src`` into ``dst``.
 
     The default (Gather only) keeps results independent of the batch: see
-    DEFAULT_QUANTIZED_OP_TYPES for the measurements. Gather tables of a graph with
-    PER_ROW_MIN_OUTPUTS outputs or more get a scale per row (quantize_tables_per_row).
+    DEFAULT_QUANTIZED_OP_TYPES for the measurements. Gather tables of an N-class graph get a
+    scale per row (quantize_tables_per_row; the rule and its figures: export.row_quantization).
     """
     unknown = set(op_types) - set(QUANTIZABLE_OP_TYPES)
     if not op_types or unknown:
@@ -180,7 +181,7 @@ def quantize_onnx(src: str | os.PathLike, dst: str | os.PathLike,
             f"op_types must be a non-empty subset of {QUANTIZABLE_OP_TYPES}, got {tuple(op_types)}")
     src, dst = os.fspath(src), os.fspath(dst)
     proto = onnx.load(src)
-    dynamic = [t for t in op_types if t != "Gather" or _width(proto.graph.output[0]) < PER_ROW_MIN_OUTPUTS]
+    dynamic = [t for t in op_types if t != "Gather" or not per_row(_width(proto.graph.output[0]))]
     if len(dynamic) < len(op_types):
         quantize_tables_per_row(proto)
         canonicalize(proto)

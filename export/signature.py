@@ -3,8 +3,7 @@ float32 ``probability`` [batch, 1] (two classes) or [batch, N], and the one full
 
 ONNX, the TFLite files and the micro model all start from ``serving_function``; the two int8
 TFLite models (``model.int8.tflite`` and the micro model) both come from ``int8_flatbuffer``,
-so a quantization setting changes both or neither. ``row_scales`` is the per-row table rule of
-N-class graphs (model.int8.onnx and the micro model).
+so a quantization setting changes both or neither.
 """
 from __future__ import annotations
 
@@ -26,15 +25,6 @@ class SignatureError(ConversionError, ValueError):
     """A model, calibration set or converted graph that does not fit the signature."""
 
 
-# Graphs of 3 or more outputs get one int8 scale per embedding-table row (``row_scales``, in
-# model.int8.onnx and the micro model) instead of one per table: with several close classes many
-# reviews sit near a tie, and one scale (set by the largest weight of the whole table) moved the
-# arg-max of 3.7% of them. Measured on the four star classes (docs/models.md), tutorial
-# --early-stopping 3, 25,000 test reviews, model.int8.onnx: per-table agreement 96.28%, per-row
-# 99.36% (198 KiB vs 159). Two-class graphs keep one scale per table (today's bundles, byte for byte).
-PER_ROW_MIN_OUTPUTS = 3
-
-
 def model_maxlen(model) -> int:
     """Sequence length of the Keras model's ``[batch, maxlen]`` input."""
     shape = tuple(model.input_shape)
@@ -54,14 +44,6 @@ def serving_function(model, batch: int | None = None, body: Callable | None = No
         return {OUTPUT_NAME: body(input_ids)}
 
     return serve
-
-
-def row_scales(table: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """int8 rows and their float32 scales: [rows, width] -> ([rows, width] int8, [rows, 1] float32)."""
-    peak = np.abs(table).max(axis=1, keepdims=True)
-    scale = np.where(peak > 0, peak / 127.0, 1.0).astype(np.float32)
-    q = np.clip(np.rint(table / scale), -127, 127).astype(np.int8)
-    return q, scale
 
 
 def check_calibration(ids, maxlen: int) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""model.int8.onnx of an N-class graph: one int8 scale per embedding row (export.signature.row_scales)."""
+"""model.int8.onnx of an N-class graph: one int8 scale per embedding row (export.row_quantization)."""
 from __future__ import annotations
 
 import os
@@ -10,7 +10,7 @@ import pytest
 from onnx import numpy_helper
 
 from export.onnx_export import quantize_onnx, quantized_op_types
-from export.signature import row_scales
+from export.row_quantization import row_scales
 
 
 def _run(path: str, ids: np.ndarray) -> np.ndarray:

@@ -316,7 +316,7 @@ def test_three_class_micro_table_is_int8_rows_with_their_scales(three_micro):
     import keras
 
     from export.pipeline import load_keras
-    from export.signature import row_scales
+    from export.row_quantization import row_scales
 
     out, _, tok, texts, _, tflm = three_micro
     model = load_keras(out)
