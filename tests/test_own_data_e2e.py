@@ -38,7 +38,7 @@ def stars(tmp_path_factory) -> str:
 def star_export(stars, tmp_path_factory) -> tuple[str, subprocess.CompletedProcess]:
     out = str(tmp_path_factory.mktemp("star_bundle"))
     proc = _run("export", "all", "--data", os.path.join(stars, "stars_train.csv"),
-                "--test-data", os.path.join(stars, "stars_test.csv"), "--early-stopping", "3", "--out", out)
+                "--test-data", os.path.join(stars, "stars_test.csv"), "--out", out)  # the defaults: 40 epochs
     return out, proc
 
 
@@ -66,6 +66,19 @@ def test_export_all_verifies_every_format(star_export):
     for name in ("mediapipe:model.tflite", "mediapipe:model.int8.tflite"):  # N categories = LiteRT's N scores
         assert results[name]["n"] >= 500 and results[name]["max_abs_diff"] <= 1e-5
     assert os.path.isfile(os.path.join(out, "web", "index.html"))  # a site only for a bundle that passed
+
+
+def test_micro_target_scores_the_four_classes_in_tflite_micro(star_export):
+    out = star_export[0]
+    manifest = json.load(open(os.path.join(out, "manifest.json"), encoding="utf-8"))
+    micro, reference = manifest["micro"], manifest["verification"]["reference"]["accuracy"]
+    ver = micro["verification"]
+    assert ver["n"] == 25000 and ver["passed"] and ver["agreement"] == 1.0  # TFLM = LiteRT's built-in kernels
+    assert ver["agreement_with_keras"] >= 0.99 and ver["accuracy"] >= reference - 0.005
+    assert micro["output"]["shape"] == [1, 4] and micro["ops"] == ["GATHER", "CAST", "MUL", "MEAN",
+                                                                   "FULLY_CONNECTED", "SOFTMAX"]
+    header = open(os.path.join(out, "micro", "model_data.cc"), encoding="utf-8").read()
+    assert 'rk_labels[RK_NUM_CLASSES] = {\n    "1-2",\n    "3-4",\n    "7-8",\n    "9-10",\n};' in header
 
 
 @pytest.mark.parametrize("backend, model", [("onnx", "model.int8.onnx"), ("tflite", "model.int8.tflite")])
