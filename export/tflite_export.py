@@ -16,9 +16,10 @@ float32 scale per row, and only the gathered rows are ever float. The other weig
 Measured with LiteRT 2.3.0 on the four star classes, 1,024 test reviews, one thread, us per review
 at batch 1 / 64, default (XNNPACK) and built-in kernels. Tutorial, 40 epochs: float 3.3 / 1.1 and
 4.3 / 1.7; per row 4.5 / 2.3 and 5.7 / 3.2 (the three ops more). --arch bigram: float 13.7 / 9-14
-and 15 / 10.5; per row 16.3 / 11-12 and 17.9 / 12.9; peak RSS 60 MiB (float) -> 50 MiB. The
-per-axis DEQUANTIZE it replaced (same scores, bit for bit) ran as fast as float but filled a float
-copy of the table at the first invoke (bigram: 20-32 ms, 70 MiB peak RSS).
+and 15 / 10.5; per row 16.3 / 11-12 and 17.9 / 12.9; the scoring process peaks at 60 MiB RSS
+(float), 50 MiB (per row). The per-axis DEQUANTIZE this replaced (the same scores, bit for bit)
+ran as fast as float but filled a float copy of the table at the first invoke (bigram: 20-32 ms,
+70 MiB RSS).
 """
 from __future__ import annotations
 
