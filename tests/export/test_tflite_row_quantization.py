@@ -1,5 +1,5 @@
-"""model.dynamic.tflite of an N-class graph: one int8 scale per embedding row, read through a
-per-channel DEQUANTIZE (export.tflite_export.quantize_tables_per_row); two-class graphs unchanged."""
+"""model.dynamic.tflite of an N-class graph: int8 embedding rows gathered, cast to float and times
+their own scales (export.tflite_export.quantize_tables_per_row); two-class graphs unchanged."""
 from __future__ import annotations
 
 import os
@@ -15,7 +15,7 @@ from export.manifest import labels_file_lines, metadata_texts
 from export.metadata import add_metadata
 from export.row_quantization import row_scales
 from export.signature import convert, converter, serving_function
-from export.tflite_export import DEQUANTIZE_PER_CHANNEL_VERSION, PER_CHANNEL_RUNTIME, to_tflite
+from export.tflite_export import CAST_INT8_VERSION, GATHER_INT8_VERSION, INT8_CAST_RUNTIME, to_tflite
 from tests.conftest import THREE_LABELS, three_class_corpus
 
 TABLE = [50, 16]  # both fixtures: a vocabulary of 50, 16 dimensions
@@ -61,20 +61,33 @@ def _op_names(model: "schema.ModelT") -> list[str]:
 def test_three_class_table_is_int8_with_a_scale_per_row(three):
     keras_model, path, _, _ = three
     model = _read(path)
+    graph = model.subgraphs[0]
     (table,) = _tables(model)
     assert flatbuffer_utils.type_to_name(table.type) == "INT8"
+    assert table.quantization is None or table.quantization.scale is None  # plain int8
     q, scale = row_scales(_embedding(keras_model).get_weights()[0])
-    stored = np.frombuffer(bytes(model.buffers[table.buffer].data), np.int8).reshape(TABLE)
-    np.testing.assert_array_equal(stored, q)
-    params = table.quantization
-    np.testing.assert_array_equal(params.scale, scale.ravel())  # [50]: one per row
-    assert params.quantizedDimension == 0 and not np.any(params.zeroPoint) and len(params.zeroPoint) == 50
-    # The DEQUANTIZE (per-channel: version 5) feeds the GATHER, which no longer reads the table.
-    names, ops = _op_names(model), model.subgraphs[0].operators
-    dequantize, gather = ops[names.index("DEQUANTIZE")], ops[names.index("GATHER")]
-    assert names.index("DEQUANTIZE") < names.index("GATHER") and gather.inputs[0] == dequantize.outputs[0]
-    assert model.operatorCodes[dequantize.opcodeIndex].version == DEQUANTIZE_PER_CHANNEL_VERSION
-    assert _runtime_version(model) == PER_CHANNEL_RUNTIME
+    np.testing.assert_array_equal(_data(model, table, np.int8), q)
+    (scales,) = _tables(model, [50, 1])
+    np.testing.assert_array_equal(_data(model, scales, "<f4"), scale)  # [50, 1]: one per row
+    # GATHER(q, ids) -> CAST; GATHER(scale, ids) [.., 1]; MUL into the old GATHER's output.
+    names, ops = _op_names(model), graph.operators
+    assert "DEQUANTIZE" not in names and names.count("GATHER") == 2
+    first, second = (op for op, name in zip(ops, names) if name == "GATHER")
+    assert [graph.tensors[op.inputs[0]] for op in (first, second)] == [table, scales]
+    assert first.inputs[1] == second.inputs[1] and second.builtinOptions.axis == 0
+    cast, mul = ops[names.index("CAST")], ops[names.index("MUL")]
+    assert list(cast.inputs) == list(first.outputs) and list(mul.inputs) == [cast.outputs[0], second.outputs[0]]
+    float_graph = _read(convert(converter(serving_function(keras_model)))).subgraphs[0]
+    (gathered,) = [float_graph.tensors[op.outputs[0]] for op in float_graph.operators if op.inputs[0] != -1
+                   and list(float_graph.tensors[op.inputs[0]].shape) == TABLE]
+    assert graph.tensors[mul.outputs[0]].name == gathered.name  # what the ops after the GATHER read
+    assert model.operatorCodes[cast.opcodeIndex].version == CAST_INT8_VERSION
+    assert model.operatorCodes[first.opcodeIndex].version == GATHER_INT8_VERSION
+    assert _runtime_version(model) == INT8_CAST_RUNTIME
+
+
+def _data(model: "schema.ModelT", tensor, dtype) -> np.ndarray:
+    return np.frombuffer(bytes(model.buffers[tensor.buffer].data), dtype).reshape(tensor.shape)
 
 
 def _embedding(keras_model):
@@ -103,8 +116,8 @@ def test_three_class_scores_are_keras_with_the_dequantized_rows(three, batch):
 
 
 def _litert(path: str, ids: np.ndarray) -> np.ndarray:
-    """LiteRT's default kernels, batch resized to len(ids); resized twice, so that the
-    dequantized table (filled once, at the first invoke) must survive a reallocation."""
+    """LiteRT's default kernels, batch resized to len(ids): resized twice, from one row, so that
+    the gathered rows and their scales [.., 1] are reallocated."""
     interpreter = Interpreter(model_path=path)
     inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
     for rows in (ids[:1], ids):
@@ -134,7 +147,7 @@ def test_three_class_dynamic_model_is_reproducible(three):
 
 
 def test_two_class_dynamic_flatbuffer_is_the_converters(tiny_bundle):
-    # Today's bytes: the converter's dynamic-range output, untouched (no DEQUANTIZE inserted).
+    # Today's bytes: the converter's dynamic-range output, untouched (no CAST or MUL inserted).
     model = _keras(tiny_bundle)
     todays = convert(converter(serving_function(model), dynamic_range=True))
     assert to_tflite(model, "dynamic") == todays
