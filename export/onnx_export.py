@@ -219,7 +219,7 @@ def quantize_tables_per_row(proto: onnx.ModelProto) -> None:
             nodes.append(node)
             continue
         q, scale = row_scales(numpy_helper.to_array(table))
-        out, name = node.output[0], node.output[0]
+        out = name = node.output[0]  # the Mul writes the Gather's output; its inputs are named after it
         graph.initializer.extend([numpy_helper.from_array(q, f"{name}/q"),
                                   numpy_helper.from_array(scale, f"{name}/scale")])
         nodes += [helper.make_node("Gather", [f"{name}/q", node.input[1]], [f"{name}/q_rows"], axis=0),
