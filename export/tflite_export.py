@@ -13,9 +13,9 @@ reads each table as model.int8.onnx does, int8 rows gathered, cast to float and 
 their own scales (gathered too): the file and LiteRT's memory hold the table in 8 bits plus a
 float32 scale per row, and only the gathered rows are ever float. The other weights stay float
 (the tutorial's dense layers: under the converter's 1,024-weight bar, which leaves them float too).
-Measured with LiteRT 2.3.0 on the four star classes (another job loading the machine: +-20%), 1,024
-test reviews, one thread, us per review
-at batch 1 / 64, default (XNNPACK) and built-in kernels. Tutorial, 40 epochs: float 3.3 / 1.1 and
+Measured with LiteRT 2.3.0 on the four star classes (another job loading the machine: +-20%),
+1,024 test reviews, one thread, us per review at batch 1 / 64, default (XNNPACK) and built-in
+kernels. Tutorial, 40 epochs: float 3.3 / 1.1 and
 4.3 / 1.7; per row 4.5 / 2.3 and 5.7 / 3.2 (the three ops more). --arch bigram: float 13.7 / 9-14
 and 15 / 10.5; per row 16.3 / 11-12 and 17.9 / 12.9; the scoring process peaks at 60 MiB RSS
 (float), 50 MiB (per row). The per-axis DEQUANTIZE this replaced (the same scores, bit for bit)
