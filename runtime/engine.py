@@ -323,9 +323,6 @@ class WorkerPool:
         except BrokenProcessPool:
             raise WorkerError("a worker process died (killed, out of memory, or the model failed "
                               "to load in it)") from None
-        finally:
-            for future in pending:
-                future.cancel()
 
     def close(self, abort: bool = False) -> None:
         """Wait for the workers to finish and exit; ``abort``: end them now (an error, Ctrl-C,
@@ -340,7 +337,11 @@ class WorkerPool:
             writer = getattr(queue, "_writer", None)
             if writer is not None:
                 writer.close()
-        self._executor.shutdown(wait=True, cancel_futures=True)
+        # Not cancelled when aborting: the ended workers break the pool, and CPython 3.11's
+        # executor thread then sets an exception on every pending future, raising
+        # InvalidStateError (a traceback on stderr) for one already cancelled. Seen once under
+        # stress in test_changed_input.
+        self._executor.shutdown(wait=True, cancel_futures=not abort)
         self._lifeline.close()
 
     def __enter__(self) -> "WorkerPool":
