@@ -132,8 +132,11 @@ def test_batch_local_and_spark_write_the_same_bytes(star_export, test_rows, tmp_
 
 
 def test_browser_page_shows_the_four_classes_as_runtime_does(star_export, test_rows, tmp_path):
+    """Typed reviews: the top label and a bar per class; a dropped file of the same reviews: the CSV
+    of ``runtime.predict`` (rows, labels exactly, probabilities within 1e-5, onnxruntime-web's)."""
     from benchmarks.web_browser import run_driver
     from runtime import Classifier
+    from tests.web.test_web_browser_classes import predict_csv
 
     site = os.path.join(star_export[0], "web")
     texts = [r["text"] for r in test_rows[:40:4]]
@@ -145,3 +148,8 @@ def test_browser_page_shows_the_four_classes_as_runtime_does(star_export, test_r
         assert shown["label"] == STAR_LABELS[int(np.argmax(p))]
         assert [b["label"] for b in shown["bars"]] == STAR_LABELS
         assert max(abs(float(b["shown"]) - q) for b, q in zip(shown["bars"], p)) <= 5e-5 + 1e-5  # 4 decimals
+    got, want = result["file"]["csv"].splitlines(), predict_csv(site, texts, tmp_path).splitlines()
+    assert got[0] == want[0] == "row,label,probability,error" and len(got) == len(want) == len(texts) + 1
+    cut = [[r.split(",", 3) for r in rows[1:]] for rows in (got, want)]  # row, label, probability, error
+    assert [(r[0], r[1], r[3]) for r in cut[0]] == [(r[0], r[1], r[3]) for r in cut[1]]
+    assert max(abs(float(a[2]) - float(b[2])) for a, b in zip(*cut)) <= 1e-5 + 1e-6
