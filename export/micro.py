@@ -61,33 +61,34 @@ class MicroError(ExportError, ValueError):
 def micro_model(model, calibration_ids: np.ndarray) -> bytes:
     """``model`` with its Embedding as a plain gather, converted for TFLM.
 
-    Two outputs: full-integer int8, as ``model.int8.tflite`` computes it. N >= 3 outputs: the
-    table as int8 rows with a scale per row (``row_scales``, as model.int8.onnx) and the rest in
-    float: full-integer moved the arg-max of 4% of the star-rating reviews, all of it the one-scale
-    table (measured: float everything after it, still 96.28%). Input ``input_ids`` [1, maxlen]
-    int32 (TFLM does not resize), output ``probability`` [1, 1] or [1, N] float32.
+    Two outputs: full-integer int8, as ``model.int8.tflite`` computes it. N >= 3 outputs: float,
+    then its table made int8 rows with a scale per row by the rewrite of ``model.dynamic.tflite``
+    (``tflite_export.quantize_tables_per_row``: the numbers of model.int8.onnx). Full-integer moved
+    the arg-max of 4% of the star-rating reviews, all of it the one-scale table (measured: float
+    everything after it, still 96.28%). Input ``input_ids`` [1, maxlen] int32 (TFLM does not
+    resize), output ``probability`` [1, 1] or [1, N] float32.
     """
     import tensorflow as tf
 
-    from .row_quantization import per_row, row_scales
+    from .row_quantization import per_row
     from .signature import check_calibration, convert, converter, int8_flatbuffer, model_maxlen, serving_function
+    from .tflite_export import quantize_tables_per_row
 
     calibration_ids = check_calibration(calibration_ids, model_maxlen(model))
     embedding, rest = _split_embedding(model)
-    table = embedding.get_weights()[0]  # [vocab, dim] float32
-    by_row = per_row(int(model.output_shape[-1]))
-    rows, scales = (tf.constant(a) for a in row_scales(table)) if by_row else (tf.constant(table), None)
+    table = tf.constant(embedding.get_weights()[0])  # [vocab, dim] float32
 
     def body(input_ids):
-        x = tf.gather(rows, input_ids)  # [1, maxlen, dim]
-        if by_row:
-            x = tf.cast(x, tf.float32) * tf.gather(scales, input_ids)  # [1, maxlen, dim] * [1, maxlen, 1]
+        x = tf.gather(table, input_ids)  # [1, maxlen, dim]
         for layer in rest:
             x = layer(x, training=False)
         return x
 
     serve = serving_function(model, batch=1, body=body)
-    flat = convert(converter(serve)) if by_row else int8_flatbuffer(serve, calibration_ids)
+    if per_row(int(model.output_shape[-1])):
+        flat = quantize_tables_per_row(convert(converter(serve)))
+    else:
+        flat = int8_flatbuffer(serve, calibration_ids)
     bad = {"LESS", "ADD", "SELECT", "SELECT_V2"} & set(model_ops(flat))
     if bad:
         raise MicroError(f"the micro model still has int32 index ops: {', '.join(sorted(bad))}")
