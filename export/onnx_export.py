@@ -181,12 +181,13 @@ def quantize_onnx(src: str | os.PathLike, dst: str | os.PathLike,
             f"op_types must be a non-empty subset of {QUANTIZABLE_OP_TYPES}, got {tuple(op_types)}")
     src, dst = os.fspath(src), os.fspath(dst)
     proto = onnx.load(src)
-    dynamic = [t for t in op_types if t != "Gather" or not per_row(_width(proto.graph.output[0]))]
-    if len(dynamic) < len(op_types):
+    by_row = "Gather" in op_types and per_row(_width(proto.graph.output[0]))
+    if by_row:
         quantize_tables_per_row(proto)
         canonicalize(proto)
+    dynamic = tuple(t for t in op_types if not (by_row and t == "Gather"))
     if dynamic:
-        proto = _quantize_dynamic(proto, tuple(dynamic), dst)
+        proto = _quantize_dynamic(proto if by_row else src, dynamic, dst)
     check_onnx(proto, _width(proto.graph.input[0]), _width(proto.graph.output[0]))
     missing = set(op_types) - quantized_op_types(proto)
     if missing:
@@ -194,12 +195,15 @@ def quantize_onnx(src: str | os.PathLike, dst: str | os.PathLike,
     atomic_write_bytes(dst, proto.SerializeToString(deterministic=True))
 
 
-def _quantize_dynamic(proto: onnx.ModelProto, op_types: tuple[str, ...], dst: str) -> onnx.ModelProto:
-    """onnxruntime's dynamic quantization of ``op_types`` (one scale per weight tensor)."""
+def _quantize_dynamic(model: "onnx.ModelProto | str", op_types: tuple[str, ...], dst: str) -> onnx.ModelProto:
+    """onnxruntime's dynamic quantization of ``op_types`` (one scale per weight tensor) of a model
+    file, or of a rewritten graph (written to a temp file first: quantize_dynamic takes paths)."""
     with tempfile.TemporaryDirectory(dir=os.path.dirname(os.path.abspath(dst))) as tmp:
-        src, out = os.path.join(tmp, "float.onnx"), os.path.join(tmp, "quantized.onnx")  # it takes paths
-        onnx.save(proto, src)
-        quantize_dynamic(src, out, op_types_to_quantize=list(op_types), weight_type=WEIGHT_TYPE)
+        out = os.path.join(tmp, "quantized.onnx")
+        if not isinstance(model, str):
+            onnx.save(model, os.path.join(tmp, "float.onnx"))
+            model = os.path.join(tmp, "float.onnx")
+        quantize_dynamic(model, out, op_types_to_quantize=list(op_types), weight_type=WEIGHT_TYPE)
         return onnx.load(out)
 
 
