@@ -11,7 +11,7 @@ import os
 import signal
 import sys
 import threading
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Callable, Iterator, Sequence
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -125,28 +125,22 @@ def _closed_stdio() -> Iterator[None]:
 def run_cli(main: Callable[[Sequence[str] | None], int | None], argv: Sequence[str] | None = None,
             cleanup: Callable[[], None] | None = None) -> int:
     """Run ``main(argv)``; what it raises becomes one stderr line and an exit code (``cleanup`` runs first)."""
-    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
-        try:
-            signal.signal(signal.SIGTERM, _on_sigterm)
-        except ValueError:  # not the main thread (tests calling main() from a thread)
-            pass
+    main_thread = threading.current_thread() is threading.main_thread()  # signals reach it only
+    if main_thread and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _on_sigterm)
     with _closed_stdio():
         try:
             return main(argv) or EXIT_OK
         except SystemExit as e:  # argparse's --help (0) or usage error (2)
             return e.code if isinstance(e.code, int) else EXIT_USAGE
         except BrokenPipeError:  # `... | head`: stop quietly, as other filters do
-            try:
+            with suppress(OSError):
                 os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error at exit flush
-            except OSError:
-                pass
             return EXIT_BROKEN_PIPE
         except (ReviewkitError, OSError, KeyboardInterrupt, Terminated) as e:
             if cleanup is not None:
-                try:
+                with suppress(Exception):  # never hide the real error behind a cleanup problem
                     cleanup()
-                except Exception:  # never hide the real error behind a cleanup problem
-                    pass
             line, code = _outcome(e)
             print(line, file=sys.stderr)
             return code
