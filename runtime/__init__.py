@@ -1,7 +1,4 @@
-"""TensorFlow-free scoring of raw review text: ``from runtime import Classifier``.
-
-Importing it loads numpy and this package only: onnxruntime or LiteRT load when a model opens.
-"""
+"""TensorFlow-free scoring of raw review text; onnxruntime or LiteRT load only when a model opens."""
 from .bundle import Bundle, BundleError
 from .model import Classifier
 from .tokenizer import Tokenizer

@@ -1,24 +1,23 @@
-"""The project's one error family, and the one wrapper every command-line tool runs under.
-
-Every library error is a subclass of ``UserError`` (bad input, options, data or bundle: the
-user can fix it; exit 2) or ``Failure`` (the model, a conversion, a check or a worker failed;
-exit 1). ``run_cli`` turns them into one ``Error: ...`` line on stderr, so the same mistake
-gives the same line and exit code in ``trainer``, ``export``, ``runtime.predict``,
-``runtime.batch`` and ``benchmarks``. A bug in our own code keeps its traceback.
+"""The project's one error family, and ``run_cli``, the wrapper every command-line tool runs under:
+``UserError`` exits 2, ``Failure`` 1, either as one ``Error: ...`` line, the same in every tool.
+A bug in our own code keeps its traceback.
 """
 from __future__ import annotations
 
 import argparse
+import importlib
+import numbers
 import os
 import signal
 import sys
 import threading
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Callable, Iterator, Sequence
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 EXIT_INTERRUPTED, EXIT_BROKEN_PIPE, EXIT_TERMINATED = 130, 141, 143
 DISTRIBUTION = "imdb-reviewkit"  # the name to pip install; used in every "missing extra" hint
+TERM_GRACE_SECONDS = 10.0  # cleanup after SIGTERM that takes longer ends the process anyway
 
 
 class ReviewkitError(Exception):
@@ -36,22 +35,26 @@ class UserError(ReviewkitError):
 class Failure(ReviewkitError):
     """A model, conversion, verification or worker failed on valid input. Exit 1."""
 
-    exit_code = EXIT_FAILED
-
 
 class MissingExtra(UserError):
-    """An optional dependency group is not installed."""
-
     def __init__(self, extra: str, module: str):
         super().__init__(f"this needs the [{extra}] extra (no module named {module!r}): "
                          f"pip install '{DISTRIBUTION}[{extra}]'")
-        self.extra, self.module = extra, module
+
+
+class Terminated(BaseException):
+    """SIGTERM, raised in the main thread so that cleanup runs as for Ctrl-C."""
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse whose usage mistake is the one line ``PROG: error: MESSAGE`` (exit 2), not the usage first."""
+
+    def error(self, message: str):
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
 
 
 def require(module: str, extra: str):
     """Import ``module`` or raise ``MissingExtra`` naming the extra that provides it."""
-    import importlib
-
     try:
         return importlib.import_module(module)
     except ModuleNotFoundError as e:
@@ -60,30 +63,21 @@ def require(module: str, extra: str):
         raise MissingExtra(extra, module) from None
 
 
-class ArgumentParser(argparse.ArgumentParser):
-    """argparse whose usage mistake is one line, ``PROG: error: MESSAGE`` (exit 2), not the whole
-    usage first: the one useful line stays in sight. ``--help`` still shows everything."""
-
-    def error(self, message: str):
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+def one_line(e: BaseException | str, limit: int = 0) -> str:
+    """A message we did not write (a library's, a JVM trace) as one line, cut to ``limit`` characters if given."""
+    line = next((line.strip() for line in str(e).splitlines() if line.strip()), type(e).__name__)
+    return line if not limit or len(line) <= limit else line[:limit - 3] + "..."
 
 
-class Terminated(BaseException):
-    """SIGTERM, raised in the main thread so that cleanup runs as for Ctrl-C."""
-
-
-TERM_GRACE_SECONDS = 10.0  # cleanup after SIGTERM that takes longer ends the process anyway
-
-
-def _on_sigterm(signum, frame):
-    start_term_watchdog()
-    raise Terminated()
+def check_int(name: str, value, minimum: int = 1, error: type[Exception] = UserError) -> int:
+    """``value`` if it is an int (not a bool) >= ``minimum``, else ``--workers must be at least 1, got 0``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise error(f"{name} must be at least {minimum}, got {value!r}")
+    return int(value)
 
 
 def start_term_watchdog() -> None:
-    """After SIGTERM: end the process in ``TERM_GRACE_SECONDS`` whatever the cleanup does (an
-    exception raised at an arbitrary point can leave a lock held and the cleanup waiting
-    forever). Outputs are unnamed until complete, so a hard exit leaves no file."""
+    """After SIGTERM, end the process in ``TERM_GRACE_SECONDS`` even if cleanup waits on a lock left held."""
     watchdog = threading.Timer(TERM_GRACE_SECONDS, _hard_exit)
     watchdog.daemon = True
     watchdog.start()
@@ -96,37 +90,13 @@ def _hard_exit() -> None:
         os._exit(EXIT_TERMINATED)
 
 
-def one_line(e: BaseException | str, limit: int = 0) -> str:
-    """An exception (or text) as one short line: its first non-blank line, else its type's name;
-    cut to ``limit`` characters if given. For messages we did not write (a library's multi-line
-    error, a JVM stack trace)."""
-    line = next((line.strip() for line in str(e).splitlines() if line.strip()), type(e).__name__)
-    return line if not limit or len(line) <= limit else line[:limit - 3] + "..."
-
-
-def check_int(name: str, value, minimum: int = 1, error: type[Exception] = UserError) -> int:
-    """``value`` if it is an int (not a bool) of at least ``minimum``; else ``error`` saying so.
-
-    The one message for every count option and parameter: ``--workers must be at least 1, got 0``.
-    """
-    import numbers
-
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise error(f"{name} must be at least {minimum}, got {value!r}")
-    return int(value)
-
-
-def error_line(e: BaseException) -> str:
-    """The one line shown for an expected error (an ``OSError`` names its file)."""
-    if isinstance(e, OSError) and not isinstance(e, ReviewkitError):
-        name = f"{e.filename}: " if e.filename else ""
-        return f"Error: {name}{e.strerror or e}"
-    return f"Error: {e}"
+def _on_sigterm(signum, frame):
+    start_term_watchdog()
+    raise Terminated()
 
 
 class _ClosedStream:
-    """Stands for stdin or stdout when it was closed before we started (``0<&-``, ``1>&-``):
-    using it is the user's mistake, told in one line, not an AttributeError on ``None``."""
+    """stdin or stdout closed before we started (``0<&-``): using it is one error line, not an AttributeError."""
 
     def __init__(self, name: str):
         self._name = name
@@ -137,8 +107,7 @@ class _ClosedStream:
 
 @contextmanager
 def _closed_stdio() -> Iterator[None]:
-    """A closed fd 0 or 1 gets /dev/null, so that no file we open later takes its number (and
-    our output never lands in it); the stream stands in as ``_ClosedStream`` while we run."""
+    """A closed fd 0 or 1 gets /dev/null while we run, so that no file we open takes its number."""
     closed = [(fd, name) for fd, name in ((0, "stdin"), (1, "stdout")) if getattr(sys, name) is None]
     for fd, name in closed:
         null = os.open(os.devnull, os.O_RDWR)
@@ -155,48 +124,35 @@ def _closed_stdio() -> Iterator[None]:
 
 def run_cli(main: Callable[[Sequence[str] | None], int | None], argv: Sequence[str] | None = None,
             cleanup: Callable[[], None] | None = None) -> int:
-    """Run ``main(argv)`` and map what it raises to one stderr line and an exit code.
-
-    ``cleanup`` runs before the message (e.g. to clear a progress line).
-    """
+    """Run ``main(argv)``; what it raises becomes one stderr line and an exit code (``cleanup`` runs first)."""
+    main_thread = threading.current_thread() is threading.main_thread()  # signals reach it only
+    if main_thread and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _on_sigterm)
     with _closed_stdio():
-        return _run_cli(main, argv, cleanup)
-
-
-def _run_cli(main, argv, cleanup) -> int:
-    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
         try:
-            signal.signal(signal.SIGTERM, _on_sigterm)
-        except ValueError:  # not the main thread (tests calling main() from a thread)
-            pass
-    try:
-        code = main(argv)
-        return EXIT_OK if code is None else code
-    except SystemExit as e:  # argparse's --help (0) or usage error (2)
-        return e.code if isinstance(e.code, int) else EXIT_USAGE
-    except BrokenPipeError:  # `... | head`: stop quietly, as other filters do
-        try:
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error at exit flush
-        except OSError:
-            pass
-        return EXIT_BROKEN_PIPE
-    except (ReviewkitError, OSError) as e:
-        _cleanup(cleanup)
-        print(error_line(e), file=sys.stderr)
-        return e.exit_code if isinstance(e, ReviewkitError) else EXIT_USAGE
-    except KeyboardInterrupt:
-        _cleanup(cleanup)
-        print("interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    except Terminated:
-        _cleanup(cleanup)
-        print("terminated", file=sys.stderr)
-        return EXIT_TERMINATED
+            return main(argv) or EXIT_OK
+        except SystemExit as e:  # argparse's --help (0) or usage error (2)
+            return e.code if isinstance(e.code, int) else EXIT_USAGE
+        except BrokenPipeError:  # `... | head`: stop quietly, as other filters do
+            with suppress(OSError):
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error at exit flush
+            return EXIT_BROKEN_PIPE
+        except (ReviewkitError, OSError, KeyboardInterrupt, Terminated) as e:
+            if cleanup is not None:
+                with suppress(Exception):  # never hide the real error behind a cleanup problem
+                    cleanup()
+            line, code = _outcome(e)
+            print(line, file=sys.stderr)
+            return code
 
 
-def _cleanup(cleanup: Callable[[], None] | None) -> None:
-    if cleanup is not None:
-        try:
-            cleanup()
-        except Exception:  # never hide the real error behind a cleanup problem
-            pass
+def _outcome(e: BaseException) -> tuple[str, int]:
+    """The stderr line and exit code of an expected error (an ``OSError`` names its file)."""
+    if isinstance(e, KeyboardInterrupt):
+        return "interrupted", EXIT_INTERRUPTED
+    if isinstance(e, Terminated):
+        return "terminated", EXIT_TERMINATED
+    if isinstance(e, ReviewkitError):
+        return f"Error: {e}", e.exit_code
+    name = f"{e.filename}: " if e.filename else ""
+    return f"Error: {name}{e.strerror or e}", EXIT_USAGE

@@ -1,7 +1,7 @@
 """``runtime.tokenizer``'s speed path gives exactly the ids of the regex reference.
 
-``encode``/``encode_batch`` use ``split_word_bytes`` (lower, ASCII bytes, ``<br />`` replaced,
-translate, split) and, for batches, a numpy hash-table lookup; ``encode_reference``,
+``encode``/``encode_batch`` split ``clean_bytes`` (lower, ASCII bytes, ``<br />`` replaced,
+translate) and, for batches, a numpy hash-table lookup; ``encode_reference``,
 ``encode_batch_reference`` and ``split_words`` run ``DELIM_PATTERN`` literally.
 """
 import os
@@ -13,8 +13,7 @@ from hypothesis import strategies as st
 
 import runtime.tokenizer as wordtable_module
 from runtime.bundle import default_bundle_path
-from runtime.tokenizer import SPECIAL_TOKENS, Tokenizer, split_words
-from runtime.tokenizer import split_word_bytes
+from runtime.tokenizer import SPECIAL_TOKENS, Tokenizer, clean_bytes, split_words
 from tests.conftest import SHARED_ARCHIVE
 
 # Pieces that stress every step of the fast path: the <br /> alternative and its near misses,
@@ -76,11 +75,12 @@ def assert_same_ids(tok, texts):
 @example("\u212aelvin \u0130stanbul <BR />x<br />y")
 @example("a<br /><br />b<br/>c<<br />d")
 @example("\x1cone\x1dtwo\x1ethree\x1ffour\x85five\xa0six\u2028seven\x0beight\x0cnine\x00ten")
-def test_split_word_bytes_equals_split_words(text):
+def test_clean_bytes_splits_into_split_words(text):
     words = split_words(text)
-    assert [w.decode("ascii") for w in split_word_bytes(text)] == words
-    for limit in (0, 1, 3, 7):
-        assert [w.decode("ascii") for w in split_word_bytes(text, limit)] == words[:limit]
+    assert [w.decode("ascii") for w in clean_bytes(text).split()] == words
+    for maxlen in (1, 2, 4, 8):  # encode's split with a limit: exactly the first maxlen - 1 words
+        tok = make_tokenizer(words, maxlen)
+        assert tok.encode(text) == tok.encode_reference(text) == [1, *map(tok.vocab.get, words[:maxlen - 1])]
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -123,12 +123,12 @@ def test_long_words_are_matched_exactly():
     # A token longer than the longest word packs to that word's 24 bytes: its length tells them apart.
     tok = make_tokenizer(["abcdefghijklmnopqrstuvwx"], maxlen=4)
     rows = tok.encode_batch(["abcdefghijklmnopqrstuvwx abcdefghijklmnopqrstuvwxy abcdefghijklmnopqrstuvwxyz"] * 8)
-    assert tok._fast.table.width == 24 and rows[0].tolist() == [1, 4, 2, 2]
+    assert tok._table.width == 24 and rows[0].tolist() == [1, 4, 2, 2]
 
 
 def test_real_vocabulary_probes_the_hash_table(real_tok):
     real_tok.encode_batch(["warm up"] * 8)
-    table = real_tok._fast.table
+    table = real_tok._table
     assert table.max_probe > 0 and table.width == 24  # the collision path and 3 columns are used
     words = [w for w in real_tok.vocab if w not in SPECIAL_TOKENS]
     ids = real_tok.encode_batch([" ".join(words[i:i + 255]) for i in range(0, len(words), 255)])
@@ -158,5 +158,5 @@ def test_whole_imdb_corpus_tokenizes_identically(real_tok):
     texts = imdb.train_texts + imdb.test_texts
     assert len(texts) == 50_000
     for text in texts:  # every token, not only the first 255
-        assert [w.decode("ascii") for w in split_word_bytes(text)] == split_words(text), text[:200]
+        assert [w.decode("ascii") for w in clean_bytes(text).split()] == split_words(text), text[:200]
     np.testing.assert_array_equal(real_tok.encode_batch(texts), real_tok.encode_batch_reference(texts))
