@@ -34,16 +34,12 @@ class OutputError(UserError, OSError):
 
 @contextmanager
 def temp_output(path: str | os.PathLike, directory: bool = False) -> Iterator[str]:
-    """A name to write ``path`` under (on Linux ``/proc/self/fd/N`` of an unnamed file): ``path`` on
-    success, gone on failure. Write errors in the block (or chained to what it raises, as pyarrow's
-    "closed file" is to its ``ENOSPC``) become ``OutputError`` naming ``path``.
-
-    ``directory``: a temp directory beside ``path``, removed in any case; the caller moves its result
-    onto ``path``."""
+    """A name to write ``path`` under, ``path`` on success and gone on failure; a write error in the block
+    (or chained to it, as pyarrow's "closed file" is to its ``ENOSPC``) becomes ``OutputError``."""
     path = os.fspath(path)
     parent, base = os.path.dirname(path) or ".", os.path.basename(path)
     remove_stale(parent, base)
-    if directory:
+    if directory:  # a temp directory beside path, removed in any case: the caller moves its result onto path
         tmp = _new_name(parent, base, lambda tmp: os.mkdir(tmp, 0o700))
         try:
             yield tmp
@@ -70,8 +66,7 @@ def temp_output(path: str | os.PathLike, directory: bool = False) -> Iterator[st
 
 
 def _raise_output_error(error: Exception, path: str, *names: str) -> None:
-    """``OutputError`` naming ``path`` if ``error`` is or was caused by (``__cause__``/``__context__``) a
-    write error on ``path``, ``names`` or no file: an input that cannot be read is not an output problem."""
+    """``OutputError`` if ``error`` is or was caused by a write error on ``path``, ``names`` or no file."""
     seen, e = set(), None if isinstance(error, OutputError) else error
     while e is not None and id(e) not in seen:
         seen.add(id(e))
@@ -197,8 +192,7 @@ def sha256_stream(f) -> str:
 
 @contextmanager
 def redirected(target: int, fds: tuple[int, ...] = (2,)) -> Iterator[None]:
-    """The process-wide descriptors ``fds`` point at ``target`` inside the block: native code (C++, the
-    JVM) writes to fd 2 directly. Python's buffers of them are flushed first and last."""
+    """``fds`` point at ``target`` inside the block (native code, C++ or the JVM, writes to fd 2 directly)."""
     saved = [os.dup(fd) for fd in fds]
     try:
         _flush(fds)
@@ -221,8 +215,7 @@ def _flush(fds: tuple[int, ...]) -> None:
 
 # -- an input that must not change while it is read ------------------------------------------
 class ChangedWhileRead(UserError):
-    """An input file was replaced, truncated or written to while read: a wrong row count is worse
-    than an error."""
+    """An input file was replaced, truncated or written to while read: a wrong row count is worse than an error."""
 
     def __init__(self, name: str):
         super().__init__(f"{name}: changed while being read")
@@ -239,8 +232,7 @@ def file_state(f) -> tuple[int, int, int, int]:
 
 
 def check_unchanged(f, state: tuple, name: str, position: int | None = None, path: str | None = None) -> None:
-    """``ChangedWhileRead`` unless ``f`` is still the file of ``state``, read up to ``position`` (not
-    cut short), and ``path`` still leads to it (not replaced by a rename)."""
+    """``ChangedWhileRead`` unless ``f`` is the file of ``state``, read up to ``position`` and still at ``path``."""
     if file_state(f) != state or (position is not None and f.tell() != position):
         raise ChangedWhileRead(name)
     if path is not None:
@@ -254,8 +246,7 @@ def check_unchanged(f, state: tuple, name: str, position: int | None = None, pat
 
 @contextmanager
 def unchanged(f, state: tuple, name: str, path: str | None = None, end: int | None = None) -> Iterator[None]:
-    """The block reads ``f``: ``check_unchanged`` at its end (read up to ``end``) and when it fails,
-    then with ``ChangedWhileRead`` if the file changed: the change is the cause, not the data."""
+    """``check_unchanged`` at the end of the block, and when it fails: then the change is the cause, not the data."""
     try:
         yield
     except (UserError, OSError):
@@ -291,10 +282,9 @@ _KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCH
 
 
 def read_regular_file(path: str | os.PathLike, cap: int) -> bytes:
-    """The bytes of ``path`` (symlinks followed) if it is a regular file of at most ``cap`` bytes: opened
-    non-blocking (a FIFO without a writer opens at once), its kind checked on the descriptor, at most
-    ``cap + 1`` bytes read. Raises ``OSError`` or ``UnsafeFile`` (message without the path)."""
+    """``path`` if a regular file of at most ``cap`` bytes, else ``UnsafeFile`` (message without the path)."""
     size = f"{cap >> 20} MiB" if cap >= 1 << 20 and cap % (1 << 20) == 0 else f"{cap} bytes"
+    # Non-blocking (a FIFO without a writer opens at once), checked on the descriptor, cap + 1 bytes at most.
     fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
     try:
         st = os.fstat(fd)

@@ -51,8 +51,7 @@ def canonical(fmt: str, choices: Sequence[str] = INPUT_FORMATS) -> str:
 
 
 def format_of(path: str, default: str | None = None, choices: Sequence[str] = INPUT_FORMATS) -> str:
-    """The format told by ``path``'s extension. An input (no ``default``): a directory is Parquet, an
-    unknown extension an error; an output: an extension that tells none of ``choices`` is the default."""
+    """``path``'s format by extension; an input's (no ``default``) is Parquet for a directory, else an error."""
     if default is None and os.path.isdir(path):
         return PARQUET
     ext = os.path.splitext(path.rstrip("/"))[1].lower()
@@ -339,8 +338,7 @@ class Source:
 
 
 class LineSource(Source):
-    """Text and JSONL: a regular file is cut into byte spans at line ends (the workers read them),
-    anything else (stdin, a pipe) sent ``batch_size`` lines at a time."""
+    """Text and JSONL: a regular file cut into byte spans at line ends, stdin or a pipe sent in lines."""
 
     def check(self) -> None:
         if self.format == JSONL and self.regular:
@@ -468,8 +466,7 @@ def is_text(pa, t) -> bool:
 
 
 class ParquetSource(Source):
-    """Every file's footer checked up front: each must have the first file's types for the columns
-    used (as Spark requires too)."""
+    """Every file's footer checked up front: each has the first file's types for the columns used, as Spark wants."""
 
     def check(self) -> None:
         pa = self.pa = pyarrow()
