@@ -54,11 +54,8 @@ def temp_output(path: str | os.PathLike, directory: bool = False) -> Iterator[st
         out = _TempFile(path)
         yield out.name
         out.commit()
-    except BaseException as e:
-        if out is not None:
-            out.abort()
-        if isinstance(e, Exception):
-            _raise_output_error(e, path, parent, *([out.name] if out is not None else []))
+    except Exception as e:
+        _raise_output_error(e, path, parent, *([out.name] if out is not None else []))
         raise
     finally:
         if out is not None:
@@ -117,32 +114,25 @@ class _TempFile:
         self.fd = _open_unnamed(self.parent)
         if self.fd is not None:
             self.name = f"{_PROC_FD}/{self.fd}"
-        else:  # the mode open() would give (mkstemp's is 0600)
+        else:  # with the mode open() would give
             self.name = _new_name(self.parent, self.base, lambda tmp: os.close(os.open(tmp, _NEW_FILE, 0o666)))
 
     def commit(self) -> None:
-        if self.fd is None:
-            os.replace(self.name, self.path)
-            return
-        # linkat cannot replace: link under a temp name, then rename that onto the output.
-        proc = os.open(_PROC_FD, os.O_RDONLY | os.O_DIRECTORY)
-        try:  # linkat(AT_SYMLINK_FOLLOW) of /proc/self/fd/N names the unnamed file
-            tmp = _new_name(self.parent, self.base,
-                            lambda tmp: os.link(str(self.fd), tmp, src_dir_fd=proc, follow_symlinks=True))
-        finally:
-            os.close(proc)
-        try:
-            os.replace(tmp, self.path)
-        except BaseException:
-            _remove(tmp)
-            raise
-
-    def abort(self) -> None:
-        if self.fd is None:
-            _remove(self.name)
+        if self.fd is not None:  # linkat cannot replace: the file is linked under a temp name, renamed below
+            proc = os.open(_PROC_FD, os.O_RDONLY | os.O_DIRECTORY)
+            try:  # linkat(AT_SYMLINK_FOLLOW) of /proc/self/fd/N names the unnamed file
+                name = _new_name(self.parent, self.base,
+                                 lambda tmp: os.link(str(self.fd), tmp, src_dir_fd=proc, follow_symlinks=True))
+            finally:
+                os.close(proc)
+            self.close()
+            self.name = name
+        os.replace(self.name, self.path)
 
     def close(self) -> None:
-        if self.fd is not None:
+        if self.fd is None:
+            _remove(self.name)  # a temp name not renamed onto the output (after commit: none)
+        else:
             os.close(self.fd)  # an unnamed file not linked by now is freed here
             self.fd = None
 
