@@ -314,13 +314,12 @@ def text_pieces(texts: Sequence[str], batch_size: int) -> Iterator[TextPiece]:
 
 # -- cutting an input into pieces (in the parent) ---------------------------------------------
 def open_source(path: str, fmt: str, spec: Spec, batch_size: int) -> "Source":
-    """The source of one input; its columns are checked here, before any work."""
     cls = ParquetSource if fmt == PARQUET else CsvSource if fmt in (CSV, TSV) else LineSource
     return cls(path, fmt, spec, batch_size)
 
 
 class Source:
-    """One input: its columns checked at construction, then ``pieces()`` in input order."""
+    """One input: its columns checked at construction (before any work), then ``pieces()`` in input order."""
     types = None  # Parquet: the pyarrow schema of the kept columns
 
     def __init__(self, path: str, fmt: str, spec: Spec, batch_size: int):
