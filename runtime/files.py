@@ -1,17 +1,8 @@
-"""Small file helpers shared by every stage: atomic outputs and hashing.
+"""File helpers shared by every stage: atomic outputs, hashing, inputs that must not change while
+read, small regular files, fd redirection.
 
-An output appears under its name only when complete, so a reader (or a re-run after a crash)
-never sees half a file, and a failed run leaves an existing output as it was:
-
-- On Linux the file is written unnamed (``O_TMPFILE``) in the output's directory and given its
-  name at the end (``linkat`` to a temp name, then ``rename`` onto the output): a process
-  killed even by SIGKILL leaves nothing behind.
-- Elsewhere (or where the filesystem has no ``O_TMPFILE``) it is written under a temp name
-  beside the output, ``.NAME.PID.XXXX.tmp``; a later run writing the same output removes such
-  names whose process is gone.
-
-A write error (full disk, quota, file too large) becomes one ``OutputError`` naming the output:
-``OUTPUT: No space left on device``.
+An output appears under its name only when complete (docs/cli.md): on Linux it is written unnamed
+(``O_TMPFILE``) and linked into place at the end, elsewhere under ``.NAME.PID.XXXX.tmp`` beside it.
 """
 from __future__ import annotations
 
@@ -22,20 +13,20 @@ import re
 import secrets
 import shutil
 import stat
-import tempfile
-from contextlib import contextmanager
-from typing import Iterator
+import sys
+from contextlib import contextmanager, suppress
+from typing import Callable, Iterator
 
 from .errors import UserError
 
 # errnos that mean "the output could not be written", whatever the writer (Python, pyarrow).
 WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 _PROC_FD = "/proc/self/fd"
+_NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
 
 
 class OutputError(UserError, OSError):
-    """OUTPUT cannot be written (full disk, quota, ...). Also an ``OSError`` with ``errno``,
-    ``strerror`` and ``filename`` = OUTPUT, so that handlers of ``OSError`` show it as well."""
+    """OUTPUT cannot be written; an ``OSError`` too (``errno``, ``strerror``, ``filename`` = OUTPUT)."""
 
     def __str__(self) -> str:
         return f"{self.filename}: {self.strerror}"
@@ -43,20 +34,13 @@ class OutputError(UserError, OSError):
 
 @contextmanager
 def temp_output(path: str | os.PathLike, directory: bool = False) -> Iterator[str]:
-    """A temp file for ``path``, which becomes ``path`` on success and vanishes on failure.
-
-    Yields a name to open (and reopen) for writing in this process; on Linux it is
-    ``/proc/self/fd/N`` of an unnamed file. Write errors raised in the block (or chained to
-    what it raises, as pyarrow's "closed file" is to the ``ENOSPC`` before it) come out as
-    ``OutputError`` naming ``path``.
-
-    ``directory``: a temp directory beside ``path`` instead, removed in any case; the caller
-    moves its result out of it onto ``path`` (same filesystem: an atomic rename)."""
+    """A name to write ``path`` under, ``path`` on success and gone on failure; a write error in the block
+    (or chained to it, as pyarrow's "closed file" is to its ``ENOSPC``) becomes ``OutputError``."""
     path = os.fspath(path)
     parent, base = os.path.dirname(path) or ".", os.path.basename(path)
     remove_stale(parent, base)
-    if directory:
-        tmp = tempfile.mkdtemp(prefix=_prefix(base), suffix=".tmp", dir=parent)
+    if directory:  # a temp directory beside path, removed in any case: the caller moves its result onto path
+        tmp = _new_name(parent, base, lambda tmp: os.mkdir(tmp, 0o700))
         try:
             yield tmp
         except Exception as e:
@@ -70,46 +54,35 @@ def temp_output(path: str | os.PathLike, directory: bool = False) -> Iterator[st
         out = _TempFile(path)
         yield out.name
         out.commit()
-    except BaseException as e:
-        if out is not None:
-            out.abort()
-        if isinstance(e, Exception):
-            _raise_output_error(e, path, parent, *([out.name] if out is not None else []))
+    except Exception as e:
+        _raise_output_error(e, path, parent, *([out.name] if out is not None else []))
         raise
     finally:
         if out is not None:
             out.close()
 
 
-def write_error(error: BaseException, *names: str) -> OSError | None:
-    """The write error (``WRITE_ERRNOS``) that ``error`` is or was caused by, if any.
-
-    Only errors on none of the files or one of ``names``: an input that cannot be read is
-    not an output problem. Follows ``__cause__``/``__context__`` (``raise ... from None``
-    keeps the context)."""
-    seen = set()
-    e: BaseException | None = error
+def _raise_output_error(error: Exception, path: str, *names: str) -> None:
+    """``OutputError`` if ``error`` is or was caused by a write error on ``path``, ``names`` or no file."""
+    seen, e = set(), None if isinstance(error, OutputError) else error
     while e is not None and id(e) not in seen:
         seen.add(id(e))
-        if isinstance(e, OSError) and e.errno in WRITE_ERRNOS and (e.filename is None or e.filename in names):
-            return e
+        if isinstance(e, OSError) and e.errno in WRITE_ERRNOS and e.filename in (None, path, *names):
+            raise OutputError(e.errno, os.strerror(e.errno), path) from None
         e = e.__cause__ or e.__context__
-    return None
 
 
-def _raise_output_error(error: Exception, path: str, *names: str) -> None:
-    """Raise ``OutputError`` naming ``path`` if ``error`` comes from a write error."""
-    found = None if isinstance(error, OutputError) else write_error(error, path, *names)
-    if found is not None:
-        raise OutputError(found.errno, os.strerror(found.errno), path) from None
-
-
-def _prefix(base: str) -> str:
-    return f".{base}.{os.getpid()}."
+def _new_name(parent: str, base: str, create: Callable[[str], object]) -> str:
+    """A ``.BASE.PID.XXXX.tmp`` name in ``parent`` that ``create`` made (it raises if the name exists)."""
+    while True:
+        tmp = os.path.join(parent, f".{base}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+        with suppress(FileExistsError):
+            create(tmp)
+            return tmp
 
 
 def remove_stale(parent: str, base: str) -> None:
-    """Remove temp names of ``parent/base`` (``.BASE.PID.XXXX.tmp``) left by processes now gone."""
+    """Remove temp names of ``parent/base`` left by processes now gone."""
     pattern = re.compile(re.escape(f".{base}.") + r"(\d+)\.[A-Za-z0-9_]+\.tmp")
     try:
         names = os.listdir(parent)
@@ -128,8 +101,8 @@ def _alive(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except OSError:  # PermissionError: someone else's live process
-        return True
+    except PermissionError:  # someone else's live process
+        pass
     return True
 
 
@@ -137,48 +110,29 @@ class _TempFile:
     """The file being written: unnamed (``O_TMPFILE``) where possible, else a temp name."""
 
     def __init__(self, path: str):
-        self.path = path
-        self.parent = os.path.dirname(path) or "."
-        self.base = os.path.basename(path)
+        self.path, self.parent, self.base = path, os.path.dirname(path) or ".", os.path.basename(path)
         self.fd = _open_unnamed(self.parent)
         if self.fd is not None:
             self.name = f"{_PROC_FD}/{self.fd}"
-        else:
-            fd, self.name = tempfile.mkstemp(prefix=_prefix(self.base), suffix=".tmp", dir=self.parent)
-            os.close(fd)
+        else:  # with the mode open() would give
+            self.name = _new_name(self.parent, self.base, lambda tmp: os.close(os.open(tmp, _NEW_FILE, 0o666)))
 
     def commit(self) -> None:
-        if self.fd is None:
-            os.chmod(self.name, 0o666 & ~_umask())  # mkstemp makes 0600; give what open() would
-            os.replace(self.name, self.path)
-            return
-        # linkat cannot replace: link under a temp name, then rename that onto the output.
-        tmp = self._link()
-        try:
-            os.replace(tmp, self.path)
-        except BaseException:
-            _remove(tmp)
-            raise
-
-    def _link(self) -> str:
-        proc = os.open(_PROC_FD, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            while True:
-                tmp = os.path.join(self.parent, f"{_prefix(self.base)}{secrets.token_hex(4)}.tmp")
-                try:  # linkat(AT_SYMLINK_FOLLOW) of /proc/self/fd/N: names the unnamed file
-                    os.link(str(self.fd), tmp, src_dir_fd=proc, follow_symlinks=True)
-                    return tmp
-                except FileExistsError:
-                    continue
-        finally:
-            os.close(proc)
-
-    def abort(self) -> None:
-        if self.fd is None:
-            _remove(self.name)
+        if self.fd is not None:  # linkat cannot replace: the file is linked under a temp name, renamed below
+            proc = os.open(_PROC_FD, os.O_RDONLY | os.O_DIRECTORY)
+            try:  # linkat(AT_SYMLINK_FOLLOW) of /proc/self/fd/N names the unnamed file
+                name = _new_name(self.parent, self.base,
+                                 lambda tmp: os.link(str(self.fd), tmp, src_dir_fd=proc, follow_symlinks=True))
+            finally:
+                os.close(proc)
+            self.close()
+            self.name = name
+        os.replace(self.name, self.path)
 
     def close(self) -> None:
-        if self.fd is not None:
+        if self.fd is None:
+            _remove(self.name)  # a temp name not renamed onto the output (after commit: none)
+        else:
             os.close(self.fd)  # an unnamed file not linked by now is freed here
             self.fd = None
 
@@ -196,6 +150,14 @@ def _open_unnamed(parent: str) -> int | None:
         raise
 
 
+def _remove(path: str) -> None:
+    with suppress(FileNotFoundError):
+        if stat.S_ISDIR(os.lstat(path).st_mode):
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            os.unlink(path)
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     with temp_output(path) as tmp, open(tmp, "wb") as f:
         f.write(data)
@@ -203,35 +165,6 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
-
-
-@contextmanager
-def redirected(target: int, fds: tuple[int, ...] = (2,)) -> Iterator[None]:
-    """Point the process-wide descriptors ``fds`` at the open descriptor ``target`` inside the
-    block, and back afterwards. Native code (C++, the JVM) writes to fd 2 directly, so this is
-    the only way to keep its lines out of our stderr; Python's buffers of those fds are flushed
-    first and last, so that its own text lands where it was written."""
-    saved = [os.dup(fd) for fd in fds]
-    try:
-        _flush(fds)
-        for fd in fds:
-            os.dup2(target, fd)
-        yield
-    finally:
-        _flush(fds)
-        for fd, copy in zip(fds, saved):
-            os.dup2(copy, fd)
-            os.close(copy)
-
-
-def _flush(fds: tuple[int, ...]) -> None:
-    import sys
-
-    for stream in (sys.stdout if 1 in fds else None, sys.stderr if 2 in fds else None):
-        try:
-            stream.flush()
-        except Exception:  # None, closed (errors._ClosedStream) or broken: nothing to keep apart
-            pass
 
 
 def sha256_file(path: str | os.PathLike) -> str:
@@ -247,26 +180,32 @@ def sha256_stream(f) -> str:
     return h.hexdigest()
 
 
-def _remove(path: str) -> None:
+@contextmanager
+def redirected(target: int, fds: tuple[int, ...] = (2,)) -> Iterator[None]:
+    """``fds`` point at ``target`` inside the block (native code, C++ or the JVM, writes to fd 2 directly)."""
+    saved = [os.dup(fd) for fd in fds]
     try:
-        if stat.S_ISDIR(os.lstat(path).st_mode):
-            shutil.rmtree(path, ignore_errors=True)
-        else:
-            os.unlink(path)
-    except FileNotFoundError:
-        pass
+        _flush(fds)
+        for fd in fds:
+            os.dup2(target, fd)
+        yield
+    finally:
+        _flush(fds)
+        for fd, copy in zip(fds, saved):
+            os.dup2(copy, fd)
+            os.close(copy)
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+def _flush(fds: tuple[int, ...]) -> None:
+    for fd, stream in ((1, sys.stdout), (2, sys.stderr)):
+        if fd in fds:
+            with suppress(Exception):  # None, closed (errors._ClosedStream) or broken: nothing to keep apart
+                stream.flush()
 
 
 # -- an input that must not change while it is read ------------------------------------------
 class ChangedWhileRead(UserError):
-    """An input file was replaced, truncated or written to while a job read it: its rows would
-    be a mix of two files (or invented), and a wrong number is worse than an error."""
+    """An input file was replaced, truncated or written to while read: a wrong row count is worse than an error."""
 
     def __init__(self, name: str):
         super().__init__(f"{name}: changed while being read")
@@ -283,9 +222,7 @@ def file_state(f) -> tuple[int, int, int, int]:
 
 
 def check_unchanged(f, state: tuple, name: str, position: int | None = None, path: str | None = None) -> None:
-    """``ChangedWhileRead`` unless ``f`` is still the file of ``state``; given a position, unless
-    the reader got exactly that far (a short read: the file was cut); given a path, unless that
-    name still leads to this file (not replaced by a rename)."""
+    """``ChangedWhileRead`` unless ``f`` is the file of ``state``, read up to ``position`` and still at ``path``."""
     if file_state(f) != state or (position is not None and f.tell() != position):
         raise ChangedWhileRead(name)
     if path is not None:
@@ -298,14 +235,14 @@ def check_unchanged(f, state: tuple, name: str, position: int | None = None, pat
 
 
 @contextmanager
-def reading(f, state: tuple, name: str, path: str | None = None) -> Iterator[None]:
-    """An error raised while ``f`` is read (a parse error, a short read) is ``ChangedWhileRead``
-    when the file is no longer the one of ``state``: the change is the cause, not the data."""
+def unchanged(f, state: tuple, name: str, path: str | None = None, end: int | None = None) -> Iterator[None]:
+    """``check_unchanged`` at the end of the block, and when it fails: then the change is the cause, not the data."""
     try:
         yield
     except (UserError, OSError):
         check_unchanged(f, state, name, path=path)
         raise
+    check_unchanged(f, state, name, end, path)
 
 
 def open_unchanged(path: str, name: str):
@@ -317,8 +254,7 @@ def open_unchanged(path: str, name: str):
 
 
 def read_span(path: str, state: tuple, offset: int, length: int, name: str) -> bytes:
-    """``length`` bytes at ``offset`` of ``path``, which must still be the file of ``state``
-    (checked after the read, so a change during it is seen too)."""
+    """``length`` bytes at ``offset`` of ``path``, still the file of ``state`` after the read."""
     with open_unchanged(path, name) as f:
         f.seek(offset)
         data = f.read(length)
@@ -326,6 +262,7 @@ def read_span(path: str, state: tuple, offset: int, length: int, name: str) -> b
     return data
 
 
+# -- small regular files ----------------------------------------------------------------------------
 class UnsafeFile(ValueError):
     """A file that must be a small regular file is not (a FIFO, a device, a directory, too large)."""
 
@@ -335,28 +272,21 @@ _KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCH
 
 
 def read_regular_file(path: str | os.PathLike, cap: int) -> bytes:
-    """The bytes of ``path`` (symlinks followed) if it is a regular file of at most ``cap`` bytes.
-
-    Never blocks and never reads more than ``cap + 1`` bytes: the file is opened non-blocking
-    (a FIFO without a writer opens at once) and its kind checked on the open descriptor before
-    reading. Raises ``OSError`` (missing, unreadable) or ``UnsafeFile`` (message without the path).
-    """
+    """``path`` if a regular file of at most ``cap`` bytes, else ``UnsafeFile`` (message without the path)."""
+    size = f"{cap >> 20} MiB" if cap >= 1 << 20 and cap % (1 << 20) == 0 else f"{cap} bytes"
+    # Non-blocking (a FIFO without a writer opens at once), checked on the descriptor, cap + 1 bytes at most.
     fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
     try:
-        mode = os.fstat(fd).st_mode
-        if not stat.S_ISREG(mode):
-            kind = next((name for test, name in _KINDS if test(mode)), "a special file")
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            kind = next((name for test, name in _KINDS if test(st.st_mode)), "a special file")
             raise UnsafeFile(f"is {kind}, not a regular file")
-        if os.fstat(fd).st_size > cap:
-            raise UnsafeFile(f"is larger than {_size_text(cap)}")
+        if st.st_size > cap:
+            raise UnsafeFile(f"is larger than {size}")
         with os.fdopen(os.dup(fd), "rb") as f:
             data = f.read(cap + 1)  # the file may have grown since fstat
-        if len(data) > cap:
-            raise UnsafeFile(f"is larger than {_size_text(cap)}")
-        return data
     finally:
         os.close(fd)
-
-
-def _size_text(n: int) -> str:
-    return f"{n >> 20} MiB" if n >= 1 << 20 and n % (1 << 20) == 0 else f"{n} bytes"
+    if len(data) > cap:
+        raise UnsafeFile(f"is larger than {size}")
+    return data

@@ -1,22 +1,8 @@
-"""Inputs of every scoring front end: formats, the one bad-row rule, and readers of ``Rows``.
+"""Inputs of every scoring front end: formats, the bad-row rule (``judge``), the line rule
+(``decode_lines``), column checks (``check_names``) and the readers of ``Rows`` (docs/cli.md).
 
-A source is cut into pieces in input order; ``piece.read(spec)`` gives its ``Rows`` and runs
-wherever the piece is scored (this process, a worker, a Spark executor), so that the parent of a
-worker pool only cuts files into byte spans or Parquet row groups. Every input record gives
-exactly one row, numbered per input:
-
-- ``text``: one review per line; the number is the line number. A blank line is a row.
-- ``jsonl``: one JSON object per line; the number is the line number. Blank lines hold no
-  row (they still count as lines). The first object names the fields, as a header would.
-- ``csv``/``tsv``: a header, then one row per record; the number is the data row (1 = the
-  record after the header; a quoted field may span lines). Blank lines hold no row.
-- ``parquet``: a file or a directory of them (name order); the row counted across files.
-
-The bad-row rule (the same in ``predict``, the local engine and Spark): a row whose text is
-unusable -- null, not a string, missing, empty or whitespace only, or containing U+FFFD
-(invalid UTF-8 is decoded with the replacement character) -- is still scored, and its
-``error`` says why (``judge``). A NUL byte or a record over ``--max-record-bytes`` refuses
-the whole input, naming the line (``decode_lines``). pyarrow is needed for Parquet only.
+A source is cut into pieces in the parent; ``piece.read(spec)`` runs wherever the piece is scored
+(this process, a worker, a Spark executor), so a pool's parent only cuts byte spans or row groups.
 """
 from __future__ import annotations
 
@@ -27,11 +13,11 @@ import stat
 import sys
 from contextlib import nullcontext
 from dataclasses import dataclass, field
-from itertools import islice
+from itertools import count, islice
 from typing import IO, Iterator, Sequence
 
 from .errors import UserError, one_line, require
-from .files import check_unchanged, file_state, open_unchanged, read_span, reading
+from .files import check_unchanged, file_state, open_unchanged, read_span, unchanged
 
 TEXT, JSONL, CSV, TSV, PARQUET = "text", "jsonl", "csv", "tsv", "parquet"
 INPUT_FORMATS = (TEXT, JSONL, CSV, TSV, PARQUET)
@@ -39,8 +25,7 @@ OUTPUT_FORMATS = (CSV, TSV, JSONL, PARQUET)
 ALIASES = {"lines": TEXT, "txt": TEXT, "ndjson": JSONL, "pq": PARQUET}
 EXTENSIONS = {".txt": TEXT, ".text": TEXT, ".jsonl": JSONL, ".ndjson": JSONL, ".csv": CSV, ".tsv": TSV,
               ".parquet": PARQUET, ".pq": PARQUET}
-# The columns of every output (output.py lays them out): no input column, nor a label of --all-scores, may
-# take these names.
+# The output's columns (output.py): no input column, nor a label of --all-scores, may take these names.
 FILE, ROW, LABEL, PROBABILITY, ERROR = "file", "row", "label", "probability", "error"
 RESERVED = (FILE, ROW, LABEL, PROBABILITY, ERROR)
 CLI_OPTIONS = ("--text-column", "--id-column", "--keep-columns")  # how check_names names each column
@@ -59,7 +44,6 @@ class InputError(UserError):
 
 
 def canonical(fmt: str, choices: Sequence[str] = INPUT_FORMATS) -> str:
-    """A format name or alias (``lines`` = ``text``) as its one name."""
     name = ALIASES.get(fmt, fmt)
     if name not in choices:
         raise InputError(f"unknown format {fmt!r}: choose one of {', '.join(choices)}")
@@ -67,9 +51,7 @@ def canonical(fmt: str, choices: Sequence[str] = INPUT_FORMATS) -> str:
 
 
 def format_of(path: str, default: str | None = None, choices: Sequence[str] = INPUT_FORMATS) -> str:
-    """The format of ``path`` told by its extension, one of ``choices``. Without a ``default``
-    (an input): a directory is Parquet and an unknown extension an error; with one (an output),
-    an extension that tells none of ``choices`` gives the default."""
+    """``path``'s format by extension; an input's (no ``default``) is Parquet for a directory, else an error."""
     if default is None and os.path.isdir(path):
         return PARQUET
     ext = os.path.splitext(path.rstrip("/"))[1].lower()
@@ -85,7 +67,7 @@ def display(source: str) -> str:
     return "<stdin>" if source == STDIN else source
 
 
-# -- the rules of a row -------------------------------------------------------------------------
+# -- the rules of a row and of a line --------------------------------------------------------
 def judge(value: object, text_column: str = "text") -> tuple[str, str | None]:
     """``(text to score, error or None)``: a bad value scores as ''; a bad text as it is."""
     if isinstance(value, str):
@@ -100,9 +82,8 @@ def judge(value: object, text_column: str = "text") -> tuple[str, str | None]:
 
 
 def decode_lines(data: bytes, name: str, first: int, cap: int) -> list[str]:
-    """Whole lines of the input ``name`` as text, ``first`` lines of it before them: each loses
-    its LF and a CR before it, the input's first line its UTF-8 BOM, invalid UTF-8 is replaced
-    with U+FFFD (``judge`` marks it). A NUL byte or a line over ``cap`` bytes refuses the input."""
+    """Whole lines of ``name`` (``first`` lines before them) as text, without LF, a CR before it and the
+    input's UTF-8 BOM; invalid UTF-8 becomes U+FFFD. A NUL byte or a line over ``cap`` bytes refuses it."""
     if len(data) > cap:
         for i, line in enumerate(data.split(b"\n")):
             if len(line) > cap:
@@ -127,23 +108,28 @@ def too_long(name: str, line: int, cap: int) -> InputError:
     return InputError(f"{name}:{line}: record longer than {cap} bytes (--max-record-bytes)")
 
 
-def read_lines(f: IO[bytes], n: int, cap: int, name: str, first: int) -> list[bytes]:
-    """Up to ``n`` lines, none longer than ``cap`` bytes: an endless line costs ``cap``, not all memory."""
-    lines = []
-    while len(lines) < n:
+def _raw_lines(f: IO[bytes], name: str, cap: int, first: int = 0) -> Iterator[bytes]:
+    """The lines of ``f``, the first numbered ``first + 1``: an endless line costs ``cap`` bytes, not all memory."""
+    for number in count(first + 1):
         raw = f.readline(cap + 1)
         if not raw:
-            break
+            return
         if len(raw) > cap and not raw.endswith(b"\n"):
-            raise too_long(name, first + len(lines) + 1, cap)
-        lines.append(raw)
-    return lines
+            raise too_long(name, number, cap)
+        yield raw
+
+
+def _text_lines(f: IO[bytes], name: str, cap: int, ends: bool = False) -> Iterator[str]:
+    """The lines of ``f`` by ``decode_lines``, one at a time; with ``ends``, their line ends (for csv)."""
+    for i, raw in enumerate(_raw_lines(f, name, cap)):
+        end = "" if not ends else "\r\n" if raw.endswith(b"\r\n") else "\n" if raw.endswith(b"\n") else ""
+        yield decode_lines(raw, name, i, cap)[0] + end
 
 
 def check_names(where: str | None, columns: Sequence[str] | None, text_column: str, id_column: str | None,
                 keep: Sequence[str], what: str = "column", options: Sequence[str] = CLI_OPTIONS) -> None:
-    """The columns asked for: none named as an output column or asked for twice, and (given the
-    input's ``columns``) each of them there. ``options`` name the text, id and kept columns."""
+    """None of the columns asked for is an output column or asked for twice, and each is in ``columns``
+    (when given). ``options`` name the text, id and kept columns in messages."""
     named = ([id_column] if id_column is not None else []) + list(keep)
     for name in named:
         if name in RESERVED:
@@ -159,7 +145,7 @@ def check_names(where: str | None, columns: Sequence[str] | None, text_column: s
 
 
 def check_score_columns(labels: Sequence[str], id_column: str | None, keep: Sequence[str]) -> None:
-    """``--all-scores`` names a column by each label: none may be named as another output column."""
+    """``--all-scores`` names a column by each label: none may be another output column."""
     for label in labels:
         if label in RESERVED or label == id_column or label in keep:
             raise InputError(f"label {label!r} clashes with the output column of that name (--all-scores)")
@@ -181,15 +167,14 @@ def check_input(path: str) -> None:
                 head = f.read(SNIFF_BYTES)
         except OSError as e:
             raise InputError(f"{path}: cannot read: {e.strerror}") from None
-        if b"\0" in head and not head.startswith(b"PAR1"):
-            raise InputError(nul_message(path, head[:head.index(b"\0")].count(b"\n") + 1))
+        if not head.startswith(b"PAR1"):
+            decode_lines(head, path, 0, SNIFF_BYTES)  # a NUL byte refuses it
 
 
 # -- what a piece turns into --------------------------------------------------------------------
 @dataclass
 class Rows:
-    """Rows of one input, ready to score: ``n`` numbers, texts, errors; kept columns by name
-    (lists of values, or pyarrow arrays for Parquet)."""
+    """Rows of one input, ready to score; kept columns by name (lists, or pyarrow arrays for Parquet)."""
     source: str
     numbers: list[int]
     texts: list[str]
@@ -219,8 +204,7 @@ class Spec:
     types: object = None  # parquet: pyarrow schema of the kept columns, as written
 
     @property
-    def columns(self) -> tuple[str, ...]:
-        """The id and kept columns, each once."""
+    def columns(self) -> tuple[str, ...]:  # the id and kept columns, each once
         return tuple(dict.fromkeys(([self.id_column] if self.id_column else []) + list(self.keep)))
 
     def check(self, where: str | None, columns: Sequence[str] | None, what: str = "column") -> None:
@@ -246,7 +230,7 @@ def parse_object(line: str, name: str, number: int) -> dict:
 
 
 def jsonl_rows(source: str, lines: Sequence[str], numbers: Sequence[int], spec: Spec) -> Rows:
-    """The rows of JSONL lines (blank ones hold none): the text field and the kept fields."""
+    """The rows of JSONL lines; blank ones hold none."""
     name, kept_numbers, values, kept = display(source), [], [], {c: [] for c in spec.columns}
     for number, line in zip(numbers, lines):
         if line.strip():
@@ -294,7 +278,7 @@ class LinePiece:
 
 @dataclass(frozen=True)
 class RowGroup:
-    """A Parquet row group a worker reads itself: the parent only sends its address."""
+    """A Parquet row group a worker reads itself, ``batch_size`` rows at a time: the parent sends its address."""
     source: str
     group: int
     first: int  # rows before it (across the directory)
@@ -302,28 +286,23 @@ class RowGroup:
     state: tuple  # files.file_state of the file whose footer the parent checked
 
     def read(self, spec: Spec) -> Iterator[Rows]:
-        """``batch_size`` rows at a time: the text of one batch in memory at once."""
-        with open_unchanged(self.source, self.source) as f, reading(f, self.state, self.source):
+        with open_unchanged(self.source, self.source) as f, unchanged(f, self.state, self.source):
             check_unchanged(f, self.state, self.source)
             yield from self._batches(pyarrow(), f, spec)
-            check_unchanged(f, self.state, self.source)
 
     def _batches(self, pa, f, spec: Spec) -> Iterator[Rows]:
         columns = list(dict.fromkeys((spec.text_column,) + spec.columns))
         batches = open_parquet(pa, self.source, f).iter_batches(self.batch_size, row_groups=[self.group],
                                                                 columns=columns)
         row = self.first + 1
-        while True:
-            try:
-                batch = next(batches, None)
-            except (OSError, pa.ArrowException) as e:
-                raise InputError(f"{self.source}: cannot read row group {self.group}: {one_line(e, 200)}") from None
-            if batch is None:
-                return
-            text = batch.column(spec.text_column)
-            kept = {c: batch.column(c).cast(spec.types.field(c).type) for c in spec.columns}
-            yield rows_of_values(self.source, list(range(row, row + len(batch))), text.to_pylist(), kept, spec)
-            row += len(batch)
+        try:
+            for batch in batches:
+                kept = {c: batch.column(c).cast(spec.types.field(c).type) for c in spec.columns}
+                yield rows_of_values(self.source, list(range(row, row + len(batch))),
+                                     batch.column(spec.text_column).to_pylist(), kept, spec)
+                row += len(batch)
+        except (OSError, pa.ArrowException) as e:
+            raise InputError(f"{self.source}: cannot read row group {self.group}: {one_line(e, 200)}") from None
 
 
 def text_pieces(texts: Sequence[str], batch_size: int) -> Iterator[TextPiece]:
@@ -335,25 +314,18 @@ def text_pieces(texts: Sequence[str], batch_size: int) -> Iterator[TextPiece]:
 
 # -- cutting an input into pieces (in the parent) ---------------------------------------------
 def open_source(path: str, fmt: str, spec: Spec, batch_size: int) -> "Source":
-    """The source of one input; its columns are checked here, before any work."""
     cls = ParquetSource if fmt == PARQUET else CsvSource if fmt in (CSV, TSV) else LineSource
     return cls(path, fmt, spec, batch_size)
 
 
 class Source:
-    """One input: its columns checked at construction, then ``pieces()`` in input order."""
+    """One input: its columns checked at construction (before any work), then ``pieces()`` in input order."""
     types = None  # Parquet: the pyarrow schema of the kept columns
 
     def __init__(self, path: str, fmt: str, spec: Spec, batch_size: int):
         self.path, self.format, self.spec, self.batch_size = path, fmt, spec, batch_size
-        self.regular = path != STDIN and os.path.isfile(path)
+        self.name, self.regular = display(path), path != STDIN and os.path.isfile(path)
         self.check()
-
-    def check(self) -> None:
-        pass
-
-    def pieces(self) -> Iterator:
-        raise NotImplementedError
 
     def open(self) -> IO[bytes]:
         if self.path == STDIN:
@@ -365,99 +337,80 @@ class Source:
 
 
 class LineSource(Source):
-    """Text and JSONL (its first object must have the text and id fields, as a header would).
-
-    A regular file is cut into byte spans at line ends (the workers read them); anything else
-    (stdin, a pipe) is sent ``batch_size`` lines at a time."""
+    """Text and JSONL: a regular file cut into byte spans at line ends, stdin or a pipe sent in lines."""
 
     def check(self) -> None:
         if self.format == JSONL and self.regular:
-            with self.open() as f:  # the first object names the fields, as a CSV header does
-                lines = _NumberedLines(f, self.path, self.spec.max_record_bytes, ends=False)
-                for text in lines:
-                    if text.strip():  # the key fields; kept ones may be sparse
-                        obj = parse_object(text, self.path, lines.number)
-                        self.spec.check(f"{self.path}:{lines.number}", list(obj), "field")
+            with self.open() as f:  # the first object names the key fields, as a CSV header does
+                for number, line in enumerate(_text_lines(f, self.path, self.spec.max_record_bytes), 1):
+                    if line.strip():  # kept fields may be sparse
+                        self.spec.check(f"{self.path}:{number}", list(parse_object(line, self.path, number)), "field")
                         return
 
     def pieces(self) -> Iterator[LinePiece]:
-        cap, name = self.spec.max_record_bytes, display(self.path)
+        cap, first = self.spec.max_record_bytes, 0
         with self.open() as f:
-            first = 0
             if not self.regular:
-                while lines := read_lines(f, self.batch_size, cap, name, first):
-                    yield LinePiece(self.path, self.format, first, tuple(lines))
-                    first += len(lines)
+                lines = _raw_lines(f, self.name, cap)
+                while batch := tuple(islice(lines, self.batch_size)):
+                    yield LinePiece(self.path, self.format, first, batch)
+                    first += len(batch)
                 return
             offset, state = 0, file_state(f)
-            with reading(f, state, name, self.path):
+            with unchanged(f, state, self.name, self.path, end=state[2]):  # cut short, grown or replaced
                 while block := f.read(CHUNK_BYTES):
                     if not block.endswith(b"\n"):  # up to the end of its last line
-                        block += b"".join(read_lines(f, 1, cap, name, first + block.count(b"\n")))
+                        block += next(_raw_lines(f, self.name, cap, first + block.count(b"\n")), b"")
                     yield LinePiece(self.path, self.format, first, span=(offset, len(block)), state=state)
                     first, offset = first + block.count(b"\n"), offset + len(block)
-            check_unchanged(f, state, name, state[2], self.path)  # cut short, grown or replaced
 
 
 class CsvSource(Source):
-    """CSV or TSV (RFC 4180 quoting), parsed here -- a quoted field may span lines -- into
-    ``TextPiece``\\ s of ``batch_size`` records. Every cell is text, as read."""
+    """CSV or TSV (RFC 4180 quoting: a field may span lines) parsed here into ``TextPiece``\\ s of
+    ``batch_size`` records, every cell text as read. A file's header is checked at once, stdin's when read."""
 
     def check(self) -> None:
-        self._reader = None
         if self.path != STDIN:
-            self.header  # noqa: B018  (read and checked now, before any work)
+            self._start()
 
-    @property
-    def header(self) -> list[str]:
-        if self._reader is None:
-            self._file = self.open()
-            f = self._file.__enter__()
-            self._state = file_state(f) if self.regular else None
-            self._lines = _NumberedLines(f, display(self.path), self.spec.max_record_bytes)
-            csv.field_size_limit(max(self.spec.max_record_bytes, 1 << 17))
-            self._reader = csv.reader(self._lines, delimiter="\t" if self.format == TSV else ",", strict=True)
-            header = self._next()
-            if not header:
-                raise InputError(f"{display(self.path)}: empty file, expected a header row")
-            self.spec.check(display(self.path), header)
-            self._header = header
-        return self._header
+    def _start(self) -> None:
+        self._file = self.open()
+        self._f = self._file.__enter__()
+        self._state = file_state(self._f) if self.regular else None
+        csv.field_size_limit(max(self.spec.max_record_bytes, 1 << 17))
+        lines = _text_lines(self._f, self.name, self.spec.max_record_bytes, ends=True)
+        self._reader = csv.reader(lines, delimiter="\t" if self.format == TSV else ",", strict=True)
+        self._header = self._next()
+        if not self._header:
+            raise InputError(f"{self.name}: empty file, expected a header row")
+        self.spec.check(self.name, self._header)
 
     def _next(self) -> list[str] | None:
-        start = self._lines.number + 1
+        start = self._reader.line_num + 1
         try:
             return next(self._reader, None)
         except csv.Error as e:
-            name = display(self.path)
             if "field larger than field limit" in str(e):
-                raise too_long(name, start, self.spec.max_record_bytes) from None
+                raise too_long(self.name, start, self.spec.max_record_bytes) from None
             if "unexpected end of data" in str(e):
-                raise InputError(f"{name}:{start}: unterminated quote: the record starting on this line "
+                raise InputError(f"{self.name}:{start}: unterminated quote: the record starting on this line "
                                  f"runs to the end of the file") from None
-            raise InputError(f"{name}:{self._lines.number}: bad CSV: {e}") from None
+            raise InputError(f"{self.name}:{self._reader.line_num}: bad CSV: {e}") from None
 
     def pieces(self) -> Iterator[TextPiece]:
-        header = self.header
-        at = [header.index(c) for c in (self.spec.text_column,) + self.spec.columns]
-        try:
-            number = 0
-            while records := self._checked_records(len(header)):
-                columns = list(zip(*records))  # by header position
-                numbers = tuple(range(number + 1, number + 1 + len(records)))
-                number += len(records)
-                yield TextPiece(self.path, numbers, tuple(columns[at[0]]),
-                                tuple((c, columns[i]) for c, i in zip(self.spec.columns, at[1:])))
-            if self._state is not None:  # cut short, grown or rewritten while parsed
-                check_unchanged(self._lines.f, self._state, display(self.path), self._state[2], self.path)
+        if self.path == STDIN:
+            self._start()
+        at = [self._header.index(c) for c in (self.spec.text_column,) + self.spec.columns]
+        state, number = self._state, 0
+        try:  # a file cut short, grown or rewritten while parsed is refused
+            with nullcontext() if state is None else unchanged(self._f, state, self.name, self.path, end=state[2]):
+                while records := self._records(len(self._header)):
+                    columns = list(zip(*records))  # by header position
+                    yield TextPiece(self.path, tuple(range(number + 1, number + 1 + len(records))), columns[at[0]],
+                                    tuple((c, columns[i]) for c, i in zip(self.spec.columns, at[1:])))
+                    number += len(records)
         finally:
             self._file.__exit__(None, None, None)
-
-    def _checked_records(self, width: int) -> list[list[str]]:
-        if self._state is None:
-            return self._records(width)
-        with reading(self._lines.f, self._state, display(self.path), self.path):
-            return self._records(width)
 
     def _records(self, width: int) -> list[list[str]]:
         """Up to ``batch_size`` records (blank lines skipped), each of the header's width."""
@@ -466,29 +419,9 @@ class CsvSource(Source):
             if not row:
                 continue  # a blank line
             if len(row) != width:
-                raise InputError(f"{display(self.path)}:{self._lines.number}: {len(row)} fields, "
-                                 f"the header has {width}")
+                raise InputError(f"{self.name}:{self._reader.line_num}: {len(row)} fields, the header has {width}")
             records.append(row)
         return records
-
-
-class _NumberedLines:
-    """Decoded physical lines (with their line ends for the csv module, unless ``ends`` is
-    false) and how many were read."""
-
-    def __init__(self, f: IO[bytes], name: str, cap: int, ends: bool = True):
-        self.f, self.name, self.cap, self.ends, self.number = f, name, cap, ends, 0
-
-    def __iter__(self):
-        return self
-
-    def __next__(self) -> str:
-        raw = b"".join(read_lines(self.f, 1, self.cap, self.name, self.number))
-        if not raw:
-            raise StopIteration
-        self.number += 1
-        end = "" if not self.ends else "\r\n" if raw.endswith(b"\r\n") else "\n" if raw.endswith(b"\n") else ""
-        return decode_lines(raw, self.name, self.number - 1, self.cap)[0] + end
 
 
 # -- Parquet (pyarrow: the [batch] extra) --------------------------------------------------
@@ -501,8 +434,7 @@ def pyarrow():
 
 
 def parquet_files(path: str) -> list[str]:
-    """A file, or a directory's data files in name order (hidden and ``_`` names, such as
-    Spark's ``_SUCCESS`` and ``.crc`` files, are skipped)."""
+    """A file, or a directory's data files in name order (not hidden and ``_`` names: Spark's ``.crc``, ...)."""
     if not os.path.isdir(path):
         return [path]
     found = []
@@ -515,10 +447,9 @@ def parquet_files(path: str) -> list[str]:
     return found
 
 
-def open_parquet(pa, path: str, f: IO[bytes] | None = None):
-    """The Parquet file ``path``, read through ``f`` when given (the file whose state was taken)."""
+def open_parquet(pa, path: str, f: IO[bytes]):
     try:
-        return pa.parquet.ParquetFile(f if f is not None else path)
+        return pa.parquet.ParquetFile(f)  # the file whose state was taken
     except (OSError, pa.ArrowException) as e:
         raise InputError(f"{path}: not a readable Parquet file: {one_line(e, 200)}") from None
 
@@ -529,19 +460,17 @@ def plain(pa, t):
 
 
 def is_text(pa, t) -> bool:
-    t = plain(pa, t)
     return pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_null(t) or \
         (hasattr(pa.types, "is_string_view") and pa.types.is_string_view(t))
 
 
 class ParquetSource(Source):
-    """Every file's footer checked up front: each must have the first file's types for the
-    columns used (as Spark requires too); the workers read the row groups themselves."""
+    """Every file's footer checked up front: each has the first file's types for the columns used, as Spark wants."""
 
     def check(self) -> None:
         pa = self.pa = pyarrow()
         self.files = parquet_files(self.path)
-        columns = (self.spec.text_column,) + tuple(c for c in self.spec.columns if c != self.spec.text_column)
+        columns = list(dict.fromkeys((self.spec.text_column,) + self.spec.columns))
         first, self.states, self.metadata = None, {}, {}
         for path in self.files:
             with open(path, "rb") as f:

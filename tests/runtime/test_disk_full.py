@@ -34,9 +34,9 @@ def full_disk(monkeypatch):
             super().__init__(path)
             self.real_name, self.name = self.name, "/dev/full"
 
-        def abort(self):
+        def close(self):
             self.name = self.real_name
-            super().abort()
+            super().close()
 
     monkeypatch.setattr(files, "_TempFile", FullDisk)
 
