@@ -1,8 +1,5 @@
-"""``python -m runtime.predict``: score raw reviews from files, stdin or the command line.
-
-A thin front end: options -> ``engine.Job`` -> ``engine.run`` (records -> score -> output),
-streaming to stdout by default. Errors go through ``runtime.errors.run_cli``: one ``Error:``
-line on stderr; stdout carries data only.
+"""``python -m runtime.predict``: score raw reviews from files, stdin or the command line (options ->
+``engine.Job`` -> ``engine.run``), streaming csv to stdout by default.
 """
 from __future__ import annotations
 
