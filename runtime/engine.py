@@ -159,7 +159,7 @@ def score_piece(clf, task: Task) -> Chunk:
     return Chunk(data, *(sum(getattr(c, f) for c in chunks) for f in ("rows", "positive", "bad")))
 
 
-def run(job: Job, progress: Progress | None = None) -> Summary:
+def run(job: Job, progress: Progress) -> Summary:
     """Score ``job`` into its output."""
     from .model import Classifier  # loads onnxruntime: not needed for --help or bad options
 
@@ -176,11 +176,9 @@ def run(job: Job, progress: Progress | None = None) -> Summary:
         for chunk in chunks:
             sink.write(chunk)
             summary.add(chunk)
-            if progress is not None:
-                progress.update(summary.rows)
+            progress.update(summary.rows)
     summary.seconds = time.perf_counter() - start
-    if progress is not None:
-        progress.clear()
+    progress.clear()
     return summary
 
 
