@@ -1,10 +1,5 @@
-"""``python -m runtime.batch INPUT OUTPUT``: score a large file of reviews into a file, locally
-with a pool of worker processes (``engine``) or on Spark (``spark``).
-
-Formats are told by extension (``--input-format``/``--format`` override): INPUT is Parquet (a
-file or a directory of them), CSV, TSV, JSONL or text; OUTPUT is Parquet (the default), CSV,
-TSV or JSONL. Rows, columns and the bad-row rule are those of ``runtime.predict`` (see
-``records`` and ``output``). Errors go through ``runtime.errors.run_cli``; stdout stays empty.
+"""``python -m runtime.batch INPUT OUTPUT``: score a large file of reviews into a file, locally with a
+pool of worker processes (``engine``) or on Spark (``spark``).
 """
 from __future__ import annotations
 
@@ -16,7 +11,7 @@ from . import engine
 from .errors import ArgumentParser, run_cli
 from .model import set_verbose
 from .output import Progress, Summary, output_format_of
-from .records import DEFAULT_MAX_RECORD_BYTES, InputError
+from .records import InputError
 
 DEFAULT_BATCH_SIZE = 4096  # rows per unit of work: ~5 MB of IMDB-sized reviews
 
@@ -58,19 +53,13 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def score_file(input: str, output: str, *, text_column: str = "text", id_column: str | None = None,
-               keep_columns: Sequence[str] = (), model: str | None = None, backend: str = "auto",
-               workers: int | None = None, batch_size: int = DEFAULT_BATCH_SIZE,
-               input_format: str | None = None, output_format: str | None = None, threshold: float | None = None,
-               max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES, progress: bool = False,
-               stream: IO[str] | None = None, deterministic: bool = False, all_scores: bool = False) -> Summary:
-    """The local engine on one input file into one output file (in input order)."""
-    job = engine.Job(inputs=(str(input),), output=str(output), input_format=input_format,
-                     output_format=output_format or output_format_of(str(output)), text_column=text_column,
-                     id_column=id_column, keep=tuple(keep_columns), threshold=threshold, all_scores=all_scores,
-                     batch_size=batch_size,
-                     max_record_bytes=max_record_bytes, model=model, backend=backend, threads=1, workers=workers,
-                     deterministic=deterministic)
+def score_file(input: str, output: str, *, keep_columns: Sequence[str] = (), output_format: str | None = None,
+               batch_size: int = DEFAULT_BATCH_SIZE, progress: bool = False, stream: IO[str] | None = None,
+               **options) -> Summary:
+    """The local engine on one input file into one output file (in input order). ``options``: the other
+    fields of ``engine.Job`` (text_column, id_column, model, backend, workers, threshold, all_scores, ...)."""
+    job = engine.Job(inputs=(str(input),), output=str(output), keep=tuple(keep_columns), batch_size=batch_size,
+                     output_format=output_format or output_format_of(str(output)), threads=1, **options)
     return engine.run(job, Progress(stream, enabled=progress))
 
 
@@ -80,21 +69,11 @@ def main(argv: list[str] | None = None) -> int:
 
 def _main(argv) -> int:
     args = build_parser().parse_args(argv)
-    if args.master is not None and args.engine != "spark":
-        raise InputError("--master needs --engine spark")
-    for given, option in ((args.spark_conf, "--spark-conf"), (args.overwrite, "--overwrite")):
-        if given and args.engine != "spark":
-            raise InputError(f"{option} needs --engine spark")
-    if any("=" not in c for c in args.spark_conf):
-        raise InputError("--spark-conf takes KEY=VALUE")
-    if args.deterministic and args.engine != "local":
-        raise InputError("--deterministic is for --engine local")
+    _check_engine(args)
     set_verbose(args.verbose)  # also for the worker processes
-    if args.workers is not None and args.engine != "local":
-        raise InputError("--workers is for --engine local; give Spark cores with --master 'local[N]'")
     progress = Progress(sys.stderr, enabled=sys.stderr.isatty() if args.progress is None else args.progress)
     if args.engine == "local":
-        job = engine.Job.from_args(args, inputs=(args.input,), output=args.output, threads=1,
+        job = engine.Job.from_args(args, inputs=(args.input,), threads=1,
                                    output_format=args.format or output_format_of(args.output))
         summary = engine.run(job, progress)
     else:
@@ -108,6 +87,20 @@ def _main(argv) -> int:
                                    conf=dict(c.split("=", 1) for c in args.spark_conf))
     print(summary, file=sys.stderr)
     return 0
+
+
+def _check_engine(args: argparse.Namespace) -> None:
+    """Each option is for the engine it names."""
+    for option, given in (("--master", args.master is not None), ("--spark-conf", args.spark_conf),
+                          ("--overwrite", args.overwrite)):
+        if given and args.engine != "spark":
+            raise InputError(f"{option} needs --engine spark")
+    if any("=" not in c for c in args.spark_conf):
+        raise InputError("--spark-conf takes KEY=VALUE")
+    if args.deterministic and args.engine != "local":
+        raise InputError("--deterministic is for --engine local")
+    if args.workers is not None and args.engine != "local":
+        raise InputError("--workers is for --engine local; give Spark cores with --master 'local[N]'")
 
 
 if __name__ == "__main__":

@@ -1,18 +1,8 @@
-"""The local engine of ``runtime.predict`` and ``runtime.batch``: a ``Job`` -> records -> score -> output.
+"""The local engine of ``runtime.predict`` and ``runtime.batch``: a checked ``Job`` -> records -> score -> output.
 
-A ``Job`` holds every option of one run and checks them when it is made, before anything is
-read, loaded or written. Its inputs are cut into pieces in input order (``records``); each piece
-is read, scored and encoded by ``score_piece`` -- in this process, or in a ``WorkerPool`` whose
-workers each hold a ``Classifier`` on one thread -- and the chunks are written in input order
-(``output``) while at most ``2 x workers`` pieces are in flight, so memory stays flat. The same
-function makes every chunk either way, so the output of N workers is byte-identical to one process.
-
-Workers never outlive the parent, however it ends: each holds the read end of a pipe whose only
-write end is the parent's, and exits when it reads end-of-file (the parent died or left the
-``with`` block on an error); on Linux the kernel also kills it the moment the parent dies
-(``PR_SET_PDEATHSIG``; strictly, when the parent *thread* that started it ends: use a pool
-from the thread that will also close it). With the workers gone, multiprocessing's resource
-tracker (which they hold open too) exits as well.
+``score_piece`` reads, scores and encodes each piece, here or in a ``WorkerPool``; chunks are written in
+input order with at most ``2 x workers`` pieces in flight, so memory stays flat and N workers write the
+bytes one process writes.
 """
 from __future__ import annotations
 
@@ -28,7 +18,7 @@ import time
 from collections import deque
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator, Sequence
 
@@ -45,8 +35,8 @@ AUTO_WORKERS_MIN_BYTES = 4 << 20  # ~4,000 reviews: below that, starting workers
 # -- the options of a run -------------------------------------------------------------------
 @dataclass(frozen=True, kw_only=True)
 class Job:
-    """One scoring run, checked when made: options, paths and names (the inputs' columns are
-    checked when their sources open)."""
+    """One scoring run, checked when made, before anything is read, loaded or written (the inputs'
+    columns are checked when their sources open)."""
     inputs: tuple[str, ...]
     output: str | None = None  # None or "-": stdout
     input_format: str | None = None  # None: each input's extension
@@ -68,12 +58,9 @@ class Job:
 
     @classmethod
     def from_args(cls, args: argparse.Namespace, **fields) -> "Job":
-        """A job of the options ``add_options`` defines, and ``fields``."""
-        return cls(**{"input_format": args.input_format, "text_column": args.text_column, "id_column": args.id_column,
-                      "keep": keep_list(args.keep_columns), "threshold": args.threshold, "all_scores": args.all_scores,
-                      "batch_size": args.batch_size, "max_record_bytes": args.max_record_bytes, "model": args.model,
-                      "backend": args.backend, "workers": getattr(args, "workers", None),
-                      "deterministic": args.deterministic, **fields})
+        """A job of the parsed options named as its fields (``add_options``), ``--keep-columns`` and ``fields``."""
+        options = {f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if hasattr(args, f.name)}
+        return cls(**{**options, "keep": keep_list(args.keep_columns), **fields})
 
     def __post_init__(self) -> None:
         self._check_options()
@@ -82,10 +69,11 @@ class Job:
                 check_input(path)
                 if os.path.isdir(path) and canonical(self.format_of(path)) != PARQUET:
                     raise InputError(f"{path}: is a directory (only Parquet input may be one)")
-        formats = lambda: {canonical(self.input_format)} if self.input_format else set(map(format_of, self.inputs))  # noqa: E731
-        if (self.id_column is not None or self.keep) and TEXT in formats():
-            raise InputError("plain text has no columns: --id-column and --keep-columns need "
-                             "Parquet, CSV, TSV or JSONL input")
+        if self.id_column is not None or self.keep:
+            formats = {canonical(self.input_format)} if self.input_format else set(map(format_of, self.inputs))
+            if TEXT in formats:
+                raise InputError("plain text has no columns: --id-column and --keep-columns need "
+                                 "Parquet, CSV, TSV or JSONL input")
         check_names(None, None, self.text_column, self.id_column, self.keep)
         check_output(self.output, self.inputs)
 
@@ -132,13 +120,12 @@ def add_options(p: argparse.ArgumentParser, batch_size: int) -> None:
                    help=f"rows per unit of work (default: {batch_size})")
     p.add_argument("--max-record-bytes", type=int, default=DEFAULT_MAX_RECORD_BYTES, metavar="N",
                    help=f"longest record (line, CSV record) accepted (default: {DEFAULT_MAX_RECORD_BYTES})")
-    p.add_argument("--workers", type=int, metavar="N", help="scoring processes (default: all cores for "
-                                                            "inputs over 4 MiB, else 1); output order is kept")
+    p.add_argument("--workers", type=int, metavar="N",
+                   help="scoring processes (default: all cores for inputs over 4 MiB, else 1); output order is kept")
     p.add_argument("--deterministic", action="store_true",
                    help="TFLite on its built-in kernels only: int8 scores identical on every CPU "
                         "(x86, ARM, TFLite Micro); implies --backend tflite unless given")
-    p.add_argument("--verbose", action="store_true",
-                   help="let the inference libraries' own messages through to stderr")
+    p.add_argument("--verbose", action="store_true", help="let the inference libraries' own messages through to stderr")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress on stderr: a status line on a terminal, plain lines elsewhere "
                         "(default: when stderr is a terminal)")
@@ -172,7 +159,7 @@ def score_piece(clf, task: Task) -> Chunk:
     return Chunk(data, *(sum(getattr(c, f) for c in chunks) for f in ("rows", "positive", "bad")))
 
 
-def run(job: Job, progress: Progress | None = None) -> Summary:
+def run(job: Job, progress: Progress) -> Summary:
     """Score ``job`` into its output."""
     from .model import Classifier  # loads onnxruntime: not needed for --help or bad options
 
@@ -189,11 +176,9 @@ def run(job: Job, progress: Progress | None = None) -> Summary:
         for chunk in chunks:
             sink.write(chunk)
             summary.add(chunk)
-            if progress is not None:
-                progress.update(summary.rows)
+            progress.update(summary.rows)
     summary.seconds = time.perf_counter() - start
-    if progress is not None:
-        progress.clear()
+    progress.clear()
     return summary
 
 
@@ -208,9 +193,8 @@ def _tasks(job: Job, spec: Spec, sources: list, layout: Layout) -> Iterator[Task
 
 @contextmanager
 def _scored(workers: int, ref: ModelRef, clf, tasks: Iterator[Task]) -> Iterator[Iterator[Chunk]]:
-    """The chunks of ``tasks`` in order: here, or by workers that load exactly the model the
-    parent resolved (and verified), on one thread each. ``score_piece`` is looked up now: tests
-    replace it (tests/runtime/faults.py)."""
+    """The chunks of ``tasks`` in order: here, or by workers loading the model the parent resolved and
+    verified. ``score_piece`` is looked up now: tests replace it (tests/runtime/faults.py)."""
     if workers == 1:
         yield (score_piece(clf, task) for task in tasks)
         return
@@ -231,24 +215,16 @@ def input_bytes(paths: Sequence[str]) -> int | None:
     return total
 
 
+def default_workers(input_bytes: int | None) -> int:
+    """The cores this process may run on for large inputs, one process otherwise (``None``: size unknown)."""
+    if input_bytes is None or input_bytes < AUTO_WORKERS_MIN_BYTES:
+        return 1
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 # -- the worker pool ------------------------------------------------------------------------
 class WorkerError(Failure, RuntimeError):
     """A worker process died (killed, out of memory) or could not load the model."""
-
-
-def cpu_count() -> int:
-    """Cores this process may run on."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # macOS, Windows
-        return os.cpu_count() or 1
-
-
-def default_workers(input_bytes: int | None) -> int:
-    """All cores for large inputs, one process otherwise (``None``: size unknown, e.g. stdin)."""
-    if input_bytes is None or input_bytes < AUTO_WORKERS_MIN_BYTES:
-        return 1
-    return cpu_count()
 
 
 _worker_clf = None  # the Classifier of this worker process
@@ -256,36 +232,23 @@ _PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 EXIT_ORPHANED = 70  # a worker's exit code when its parent is gone
 
 
-def _die_with_parent(parent_pid: int) -> None:
-    """Linux: SIGKILL this process when its parent dies (set in the child, then checked:
-    a parent that died before the call would otherwise go unnoticed)."""
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    except (OSError, AttributeError):  # no usable libc: the pipe below still ends us
-        pass
-    if os.getppid() != parent_pid:
-        os._exit(EXIT_ORPHANED)
-
-
-def _exit_on_eof(lifeline) -> None:
-    """Block until the parent's end of ``lifeline`` is closed, then end this process at once."""
-    try:
-        lifeline.recv_bytes()
-    except (EOFError, OSError):
-        pass
-    os._exit(EXIT_ORPHANED)
-
-
 def _load(ref: ModelRef, parent_pid: int, lifeline) -> None:
     global _worker_clf
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
-    _die_with_parent(parent_pid)
+    if sys.platform.startswith("linux"):
+        with suppress(OSError, AttributeError):  # no usable libc: the lifeline still ends us
+            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent_pid:  # the parent died before the prctl
+        os._exit(EXIT_ORPHANED)
     threading.Thread(target=_exit_on_eof, args=(lifeline,), name="lifeline", daemon=True).start()
     _worker_clf = ref.load()
+
+
+def _exit_on_eof(lifeline) -> None:
+    with suppress(EOFError, OSError):
+        lifeline.recv_bytes()  # blocks until the parent's end is closed
+    os._exit(EXIT_ORPHANED)
 
 
 def _call(fn, arg):
@@ -293,25 +256,25 @@ def _call(fn, arg):
 
 
 class WorkerPool:
-    """``with WorkerPool(2, ModelRef(bundle)) as pool: for result in pool.map(fn, items): ...``"""
+    """``with WorkerPool(2, ModelRef(bundle)) as pool: for result in pool.map(fn, items): ...``
+
+    Workers never outlive the parent: each exits when the lifeline, a pipe whose only write end is the
+    parent's, reaches end-of-file (the parent died, or left the ``with`` block on an error); on Linux the
+    kernel also kills it when the parent *thread* that started it ends (``PR_SET_PDEATHSIG``: close a pool
+    in the thread that made it). multiprocessing's resource tracker then exits as well.
+    """
 
     def __init__(self, workers: int, ref: ModelRef | None = None):
-        check_int("workers", workers, error=ValueError)
-        ref = ref or ModelRef()
-        # spawn: a fresh interpreter per worker, no onnxruntime thread state copied by fork.
+        # spawn: a fresh interpreter per worker, no onnxruntime thread state copied by fork; spawned children
+        # inherit no fds but those passed to them, so the lifeline's write end stays here.
         context = multiprocessing.get_context("spawn")
-        # The lifeline's write end stays in this process only (spawned children inherit no fds
-        # but those passed to them): closing it, or dying, tells every worker to exit.
         lifeline, self._lifeline = context.Pipe(duplex=False)
         self._executor = ProcessPoolExecutor(workers, mp_context=context, initializer=_load,
-                                             initargs=(ref, os.getpid(), lifeline))
+                                             initargs=(ref or ModelRef(), os.getpid(), lifeline))
         self.window = 2 * workers  # items in flight: every worker busy, one more queued each
 
     def map(self, fn: Callable, items: Iterable) -> Iterator:
-        """``fn(classifier, item)`` in the workers for each item; the results in order.
-
-        ``fn`` must be picklable (a module-level function is pickled by name).
-        """
+        """``fn(classifier, item)`` in the workers for each item (``fn`` picklable); the results in order."""
         pending: deque = deque()
         try:
             for item in items:
@@ -325,22 +288,18 @@ class WorkerPool:
                               "to load in it)") from None
 
     def close(self, abort: bool = False) -> None:
-        """Wait for the workers to finish and exit; ``abort``: end them now (an error, Ctrl-C,
-        SIGTERM), without waiting for the batches they are scoring."""
+        """Wait for the workers to finish and exit; ``abort``: end them now, not waiting for their batches."""
         if abort:
             self._lifeline.close()
-            # A worker that dies while sending a result leaves half a message in the result pipe;
-            # the executor's thread then waits for the rest for as long as a write end is open,
-            # and this process holds one. Closing it turns that wait into end-of-file once the
-            # workers are gone (CPython's ProcessPoolExecutor keeps the queue in _result_queue).
-            queue = getattr(self._executor, "_result_queue", None)
-            writer = getattr(queue, "_writer", None)
+            # A worker that dies while sending a result leaves half a message in the result pipe, and the
+            # executor's thread waits for the rest while a write end is open, as ours is: closing it turns
+            # the wait into end-of-file (CPython keeps the queue in _result_queue).
+            writer = getattr(getattr(self._executor, "_result_queue", None), "_writer", None)
             if writer is not None:
                 writer.close()
-        # Not cancelled when aborting: the ended workers break the pool, and CPython 3.11's
-        # executor thread then sets an exception on every pending future, raising
-        # InvalidStateError (a traceback on stderr) for one already cancelled. Seen once under
-        # stress in test_changed_input.
+        # Not cancelled when aborting: the ended workers break the pool and CPython 3.11's executor thread then
+        # sets an exception on every pending future, raising InvalidStateError (a traceback on stderr) for one
+        # already cancelled (seen under stress in test_changed_input).
         self._executor.shutdown(wait=True, cancel_futures=not abort)
         self._lifeline.close()
 

@@ -1,13 +1,6 @@
-"""Outputs of every scoring front end: one layout of columns and one formatting of a row.
-
-Columns: ``[file,] key, label, probability, [*labels,] error, *kept`` -- ``key`` is the id column,
-else ``row`` (the input's row number); ``file`` only when several inputs go to one output;
-``probability`` is P(labels[1]) for two classes, else that of the predicted (arg-max) label;
-``--all-scores`` adds one column per class, named by its label; ``error`` is empty (null) for a
-good row. csv/tsv/jsonl print probabilities with 6 decimals, Parquet keeps them as float32.
-``Layout.encode`` turns scored rows into a ``Chunk`` (text or an Arrow table) wherever they were
-scored; the parent only writes chunks in order. ``check_output`` is the one rule for where a
-result may go; ``Summary`` and ``Progress`` report on stderr.
+"""Outputs of every scoring front end: the columns of a row (``Layout``, listed in docs/cli.md), the writers,
+``check_output`` (the one rule for where a result may go) and ``Summary``/``Progress`` on stderr.
+``Layout.encode`` makes a ``Chunk`` wherever rows are scored; the parent only writes chunks in order.
 """
 from __future__ import annotations
 
@@ -17,7 +10,7 @@ import json
 import os
 import sys
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import IO, Iterator, Sequence
 
@@ -63,17 +56,14 @@ class Layout:
             check_score_columns(self.labels, self.id_column, self.keep)
 
     @property
-    def key(self) -> str:
-        return self.id_column if self.id_column is not None else ROW
-
-    @property
     def scores(self) -> list[str]:
         """The class columns (``all_scores``)."""
         return list(self.labels) if self.all_scores else []
 
     @property
     def columns(self) -> list[str]:
-        return ([FILE] if self.with_file else []) + [self.key, LABEL, PROBABILITY, *self.scores, ERROR, *self.keep]
+        key = self.id_column if self.id_column is not None else ROW
+        return [FILE] * self.with_file + [key, LABEL, PROBABILITY, *self.scores, ERROR, *self.keep]
 
     def header(self) -> str:
         return _csv_text([self.columns], self.format) if self.format in (CSV, TSV) else ""
@@ -92,51 +82,39 @@ class Layout:
             floats = [_masked(c.tolist(), rows.errors) for c in floats]
             labels = _masked(labels, rows.errors)
         positive = sum(label == self.labels[1] for label in labels) if two else 0
+        key = rows.kept[self.id_column] if self.id_column is not None else rows.numbers
+        lead = [[rows.source] * len(rows)] if self.with_file else []
+        columns = [*lead, key, labels, *floats, rows.errors, *(rows.kept[c] for c in self.keep)]
         if self.format == PARQUET:
-            return Chunk(self._table(rows, labels, floats), len(rows), positive, bad)
-        values = [_values(rows.kept[c]) for c in self.keep]
-        keys = _values(rows.kept[self.id_column]) if self.id_column is not None else rows.numbers
-        probs = [[f"{p:.6f}" if p is not None else self._missing for p in c] for c in floats]
-        if self.format == JSONL:
-            text = self._jsonl(rows, keys, labels, probs, values)
+            data = self._table(columns)
         else:
-            cells = [[_cell(v) for v in column] for column in values]
-            lead = [[rows.source] * len(rows)] if self.with_file else []
-            text = _csv_text(zip(*lead, [_cell(k) for k in keys], [label or "" for label in labels], *probs,
-                                 [e or "" for e in rows.errors], *cells), self.format)
-        return Chunk(text, len(rows), positive, bad)
+            data = self._text(columns, range(len(lead) + 2, len(lead) + 2 + len(floats)))
+        return Chunk(data, len(rows), positive, bad)
 
-    @property
-    def _missing(self) -> str:
-        """A probability that is not there, as written: JSON null, an empty csv/tsv field."""
-        return "null" if self.format == JSONL else ""
-
-    def _jsonl(self, rows: Rows, keys, labels, probs, values) -> str:
+    def _text(self, columns: list, probabilities: range) -> str:
+        """csv/tsv/jsonl lines of ``columns``; those at ``probabilities`` with 6 decimals, or missing."""
+        jsonl = self.format == JSONL
+        cell, missing = (_json, "null") if jsonl else (_cell, "")
+        cells = [[f"{p:.6f}" if p is not None else missing for p in c] if i in probabilities
+                 else [cell(v) for v in _values(c)] for i, c in enumerate(columns)]
+        if not jsonl:
+            return _csv_text(zip(*cells), self.format)
         # By hand, so that the probability keeps exactly 6 decimals (json.dumps would print 1e-06).
-        names = [json.dumps(c, ensure_ascii=False) + ": " for c in self.columns]
-        lead = [[json.dumps(rows.source, ensure_ascii=False)] * len(rows)] if self.with_file else []
-        dumped = [[_json(v) for v in column] for column in [keys, labels, *[rows.errors]]]
-        columns = [*lead, dumped[0], dumped[1], *probs, dumped[2], *[[_json(v) for v in c] for c in values]]
-        return "".join("{" + ", ".join(n + v for n, v in zip(names, row)) + "}\n" for row in zip(*columns))
+        names = [_json(c) + ": " for c in self.columns]
+        return "".join("{" + ", ".join(n + v for n, v in zip(names, row)) + "}\n" for row in zip(*cells))
 
     def schema(self):
         pa = pyarrow()
         typed = {f.name: f.type for f in self.types} if self.types is not None else {}
-        key_type = pa.int64() if self.id_column is None else typed.get(self.id_column, pa.string())
-        return pa.schema(([pa.field(FILE, pa.string())] if self.with_file else []) +
-                         [pa.field(self.key, key_type), pa.field(LABEL, pa.string())] +
-                         [pa.field(c, pa.float32()) for c in [PROBABILITY, *self.scores]] +
-                         [pa.field(ERROR, pa.string())] +
-                         [pa.field(c, typed.get(c, pa.string())) for c in self.keep])
+        key = pa.int64() if self.id_column is None else typed.get(self.id_column, pa.string())
+        floats = [pa.float32()] * (1 + len(self.scores))
+        types = [pa.string()] * self.with_file + [key, pa.string(), *floats, pa.string()]
+        return pa.schema(list(zip(self.columns, types + [typed.get(c, pa.string()) for c in self.keep])))
 
-    def _table(self, rows: Rows, labels, floats):
+    def _table(self, columns: list):
         pa = pyarrow()
         schema = self.schema()
-        key = rows.kept[self.id_column] if self.id_column is not None else rows.numbers
-        columns = ([[rows.source] * len(rows)] if self.with_file else []) + \
-            [key, labels, *floats, rows.errors] + [rows.kept[c] for c in self.keep]
-        arrays = [_arrow(pa, c, f.type) for c, f in zip(columns, schema)]
-        return pa.Table.from_arrays(arrays, schema=schema)
+        return pa.Table.from_arrays([_arrow(pa, c, f.type) for c, f in zip(columns, schema)], schema=schema)
 
 
 def _arrow(pa, values, type_):
@@ -196,16 +174,16 @@ class TextWriter:
     an input refused at its first line leaves stdout empty, or at ``finish``."""
 
     def __init__(self, stream: IO[str], layout: Layout):
-        self.stream, self.layout, self._started = stream, layout, False
+        self.stream, self._header = stream, layout.header()
 
     def write(self, chunk: Chunk) -> None:
-        if not self._started:
-            self.stream.write(self.layout.header())
-            self._started = True
+        if self._header is not None:
+            self.stream.write(self._header)
+            self._header = None
         self.stream.write(chunk.data)
 
     def finish(self) -> None:
-        if not self._started:
+        if self._header is not None:
             self.write(Chunk("", 0, 0, 0))
 
 
@@ -221,15 +199,12 @@ class ParquetWriter:
         self._held.append(chunk.data)
         self._rows += chunk.rows
         if self._rows >= ROW_GROUP_ROWS:
-            self._flush()
+            self.finish()
 
-    def _flush(self) -> None:
+    def finish(self) -> None:
         if self._held:
             self._writer.write_table(self.pa.concat_tables(self._held), row_group_size=ROW_GROUP_ROWS)
         self._held, self._rows = [], 0
-
-    def finish(self) -> None:
-        self._flush()
 
     def close(self) -> None:
         self._writer.close()
@@ -240,21 +215,25 @@ def open_sink(path: str | None, layout: Layout) -> Iterator:
     """A writer of chunks. ``None``/``-``: stdout. A file: written under a temp name beside it
     and renamed into place on success, removed on any failure (no partial file is left). A
     symlink (``/dev/stdout``), device or pipe is written in place."""
-    if layout.format == PARQUET:
-        if path in (None, STDIN):
-            raise InputError("Parquet output needs a file name (--output)")
-        with temp_output(path) as tmp:
-            writer = ParquetWriter(tmp, layout)
-            try:
-                yield writer
-                writer.finish()
-            finally:
-                writer.close()
+    if layout.format != PARQUET:
+        with _text_stream(path) as stream:
+            writer = TextWriter(stream, layout)
+            yield writer
+            writer.finish()
         return
-    with _text_stream(path) as stream:
-        writer = TextWriter(stream, layout)
-        yield writer
-        writer.finish()
+    if path in (None, STDIN):
+        raise InputError("Parquet output needs a file name (--output)")
+    with temp_output(path) as tmp:
+        writer = ParquetWriter(tmp, layout)
+        try:
+            yield writer
+            writer.finish()
+        finally:
+            writer.close()
+
+
+def _open_text(path: str | int, closefd: bool = True) -> IO[str]:
+    return open(path, "w", encoding="utf-8", errors="replace", newline="", closefd=closefd)
 
 
 @contextmanager
@@ -262,12 +241,10 @@ def _text_stream(path: str | None) -> Iterator[IO[str]]:
     if path in (None, STDIN):
         with _stdout() as out:
             yield out
-    elif os.path.islink(path) or (os.path.exists(path) and not os.path.isfile(path)):
-        with open(path, "w", encoding="utf-8", errors="replace", newline="") as f:
-            yield f
-    else:
-        with temp_output(path) as tmp, open(tmp, "w", encoding="utf-8", errors="replace", newline="") as f:
-            yield f
+        return
+    in_place = os.path.islink(path) or (os.path.exists(path) and not os.path.isfile(path))
+    with nullcontext(path) if in_place else temp_output(path) as name, _open_text(name) as f:
+        yield f
 
 
 @contextmanager
@@ -277,7 +254,7 @@ def _stdout() -> Iterator[IO[str]]:
     write through a buffered stream of our own on the same fd, which retries and raises EPIPE."""
     sys.stdout.flush()
     if isinstance(getattr(sys.stdout, "buffer", None), io.FileIO):
-        with open(sys.stdout.fileno(), "w", encoding="utf-8", errors="replace", newline="", closefd=False) as out:
+        with _open_text(sys.stdout.fileno(), closefd=False) as out:
             yield out
         return
     if hasattr(sys.stdout, "reconfigure"):
@@ -338,17 +315,14 @@ class Summary:
         self.positive += chunk.positive
         self.bad += chunk.bad
 
-    @property
-    def rate(self) -> float:
-        return self.rows / self.seconds if self.seconds > 0 else 0.0
-
     def __str__(self) -> str:
         counts = [f"{self.positive} positive"] * self.two_class + [f"{self.bad} with errors"] * bool(self.bad)
         counted = f" ({', '.join(counts)})" if counts else ""
+        rate = self.rows / self.seconds if self.seconds > 0 else 0.0
         notes = "".join(f", {n}" for n in self.notes)
         out = f" -> {self.output}" if self.output not in (None, STDIN) else ""
         return (f"scored {self.rows} row{'s' if self.rows != 1 else ''}{counted} in "
-                f"{self.seconds:.2f} s, {self.rate:.0f} rows/s{notes}{out}")
+                f"{self.seconds:.2f} s, {rate:.0f} rows/s{notes}{out}")
 
 
 class Progress:
@@ -361,8 +335,7 @@ class Progress:
         self.enabled = enabled
         self.terminal = hasattr(self.stream, "isatty") and self.stream.isatty()
         self.interval = interval if self.terminal else plain_interval
-        self.start = time.perf_counter()
-        self._last, self._shown = float("-inf"), False
+        self.start, self._last, self._shown = time.perf_counter(), float("-inf"), False
 
     def update(self, count: int, text: str | None = None) -> None:
         now = time.perf_counter()
@@ -370,11 +343,8 @@ class Progress:
             return
         self._last = now
         line = text or f"{count} rows, {count / max(now - self.start, 1e-9):.0f} rows/s"
-        if self.terminal:
-            self.stream.write(f"\r{line} \033[K")
-            self._shown = True
-        else:
-            self.stream.write(line + "\n")
+        self.stream.write(f"\r{line} \033[K" if self.terminal else line + "\n")
+        self._shown = self._shown or self.terminal
         self.stream.flush()
 
     def clear(self) -> None:

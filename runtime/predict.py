@@ -1,8 +1,5 @@
-"""``python -m runtime.predict``: score raw reviews from files, stdin or the command line.
-
-A thin front end: options -> ``engine.Job`` -> ``engine.run`` (records -> score -> output),
-streaming to stdout by default. Errors go through ``runtime.errors.run_cli``: one ``Error:``
-line on stderr; stdout carries data only.
+"""``python -m runtime.predict``: score raw reviews from files, stdin or the command line (options ->
+``engine.Job`` -> ``engine.run``), streaming csv to stdout by default.
 """
 from __future__ import annotations
 
@@ -60,9 +57,8 @@ def _main(argv, progress: Progress) -> int:
     args = build_parser().parse_args(argv)
     files = args.files or ([] if args.text else [STDIN])
     set_verbose(args.verbose)  # also for the worker processes
-    job = engine.Job.from_args(args, inputs=tuple(files), output=args.output,
-                               input_format=args.input_format or "text", output_format=args.format or "csv",
-                               texts=tuple(args.text), skip_blank=args.skip_blank, threads=args.threads)
+    job = engine.Job.from_args(args, inputs=tuple(files), texts=tuple(args.text),
+                               input_format=args.input_format or "text", output_format=args.format or "csv")
     progress.enabled = args.progress if args.progress is not None else bool(files) and sys.stderr.isatty()
     if STDIN in files and sys.stdin.isatty():
         print("reading reviews from the terminal, one per line; end with Ctrl-D", file=sys.stderr)
