@@ -144,7 +144,7 @@ def test_auto_without_onnxruntime_falls_back_to_tflite(tiny_models, monkeypatch)
     with pytest.raises(BackendError) as e:
         open_backend(tiny_models.onnx)
     assert _message(e) == f"{tiny_models.onnx}: onnxruntime is not installed (pip install onnxruntime)"
-    monkeypatch.setattr(backends, "_interpreter_class", lambda: None)
+    monkeypatch.setattr(backends, "_litert", lambda: None)
     with pytest.raises(BackendError) as e:
         resolve_backend("auto")
     assert _message(e) == "no inference runtime installed: pip install onnxruntime or ai-edge-litert"
