@@ -1,8 +1,6 @@
-"""A model bundle: a directory whose ``manifest.json`` vouches for every file beside it.
+"""A model bundle: a directory whose ``manifest.json`` vouches for every file beside it (size, sha256).
 
-The manifest is read once (capped, regular files only) and every key the runtime uses is checked
-here and nowhere else; all problems of one manifest are reported together, each naming its key.
-Sections the runtime does not use stay in ``Manifest.raw``, unchecked.
+Every manifest key the runtime uses is checked here and nowhere else, all problems reported together.
 """
 from __future__ import annotations
 
@@ -49,12 +47,6 @@ class BundleError(UserError):
 
 
 @dataclass(frozen=True)
-class FileEntry:
-    size: int
-    sha256: str
-
-
-@dataclass(frozen=True)
 class TokenizerSpec:
     """The ``tokenizer`` section's own values (its contract fields equal ``CONTRACT`` once parsed)."""
     maxlen: int
@@ -67,7 +59,7 @@ class Manifest:
     tokenizer: TokenizerSpec
     labels: tuple[str, ...]  # two: (below the threshold, at or above it); N >= 3: the output columns
     threshold: float | None  # None for N >= 3 labels: the arg-max
-    files: Mapping[str, FileEntry]  # plain names, in manifest order
+    files: Mapping[str, dict]  # plain name -> {"size": int, "sha256": hex}, in manifest order
     raw: dict = field(repr=False, compare=False)  # the whole JSON object, other sections included
 
 
@@ -158,7 +150,7 @@ class Bundle:
         return tok
 
 
-def file_problem(root: str, name: str, entry: FileEntry) -> str | None:
+def file_problem(root: str, name: str, entry: dict) -> str | None:
     """Why the bundle file ``name`` is not what ``entry`` vouches for (None: it is)."""
     path = os.path.join(root, name)
     real_root, real = os.path.realpath(root), os.path.realpath(path)
@@ -175,10 +167,10 @@ def file_problem(root: str, name: str, entry: FileEntry) -> str | None:
         os.close(fd)
         return f"{path}: not a regular file (listed in {MANIFEST})"
     with open(fd, "rb") as f:
-        if info.st_size != entry.size:
-            return (f"{path}: size {info.st_size} does not match {MANIFEST} ({entry.size}); "
+        if info.st_size != entry["size"]:
+            return (f"{path}: size {info.st_size} does not match {MANIFEST} ({entry['size']}); "
                     f"the file was changed or truncated")
-        if sha256_stream(f) != entry.sha256:
+        if sha256_stream(f) != entry["sha256"]:
             return f"{path}: sha256 does not match {MANIFEST}; {name} was modified"
     return None
 
@@ -187,15 +179,14 @@ def file_problem(root: str, name: str, entry: FileEntry) -> str | None:
 def load_manifest(path: str) -> Manifest:
     """Read and parse ``path``; ``BundleError`` names the file and every problem."""
     try:
-        data = read_regular_file(path, MAX_MANIFEST_BYTES)
+        text = read_regular_file(path, MAX_MANIFEST_BYTES).decode("utf-8")
+        obj = json.loads(text, object_pairs_hook=_no_duplicate_keys)
     except FileNotFoundError:
         raise BundleError(f"{path}: missing (not a model bundle?)") from None
-    except UnsafeFile as e:
+    except UnsafeFile as e:  # before ValueError, which it is
         raise BundleError(f"{path}: {e}") from None
     except OSError as e:
         raise BundleError(f"{path}: unreadable manifest: {e.strerror or e}") from None
-    try:
-        obj = json.loads(data.decode("utf-8"), object_pairs_hook=_no_duplicate_keys)
     except UnicodeDecodeError as e:
         raise BundleError(f"{path}: unreadable manifest: not UTF-8 ({e.reason} at byte {e.start})") from None
     except RecursionError:
@@ -269,14 +260,14 @@ def _values(obj: dict, checks: dict, problems: list[str], where: str) -> dict | 
     return values if len(problems) == before else None
 
 
-def _files(files: dict, problems: list[str]) -> Mapping[str, FileEntry] | None:
+def _files(files: dict, problems: list[str]) -> Mapping[str, dict] | None:
     entries, before = {}, len(problems)
     for name, entry in files.items():
         where = f"files[{name!r}]"
         if (why := _name_problem(name) or _object(entry, "an object {size, sha256}")) is not None:
             problems.append(f"{where}: {why}")
         elif (values := _values(entry, _ENTRY, problems, where + ".")) is not None:
-            entries[name] = FileEntry(**values)
+            entries[name] = values
     return MappingProxyType(entries) if len(problems) == before else None
 
 

@@ -1,13 +1,11 @@
 """``Classifier``: raw text in, class probabilities out, on onnxruntime (``.onnx``) or LiteRT (``.tflite``).
 
-No TensorFlow: this module must never import tensorflow or keras. Batching is bounded once each:
-the Classifier encodes at most ``batch_size`` texts into one id matrix, a backend feeds the model
-at most ``MAX_BATCH`` rows of it per call (the activations). Native libraries write to fd 2 from C,
-which ``sys.stderr`` cannot filter: loading runs inside ``native_output()``, which drops that
-unless verbose; fd 2 is process-wide, so captures wrap loading only, never scoring.
+Never imports tensorflow or keras. Native libraries write to fd 2 from C, which ``sys.stderr``
+cannot filter: loading runs inside ``native_output()``; fd 2 is process-wide, so never scoring.
 """
 from __future__ import annotations
 
+import importlib
 import itertools
 import os
 import re
@@ -15,7 +13,7 @@ import tempfile
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Iterable, Iterator, TypeVar
+from typing import Iterable, Iterator
 
 import numpy as np
 
@@ -33,7 +31,6 @@ DEFAULT_BATCH_SIZE = 256  # texts per id matrix: [256, maxlen] int32
 MAX_BATCH = 512
 VERBOSE_ENV = "REVIEWKIT_VERBOSE"  # set by --verbose, inherited by worker processes
 _LOCK = threading.RLock()  # fd 2 is one per process: captures take turns (and may nest)
-T = TypeVar("T")
 
 
 class BackendError(Failure):
@@ -53,14 +50,10 @@ def set_verbose(verbose: bool) -> None:
         os.environ.pop(VERBOSE_ENV, None)
 
 
-def is_verbose() -> bool:
-    return os.environ.get(VERBOSE_ENV, "") not in ("", "0")
-
-
 @contextmanager
 def native_output() -> Iterator[None]:
     """Drop what native code writes to fd 2 inside the block, unless verbose."""
-    if is_verbose():
+    if os.environ.get(VERBOSE_ENV, "") not in ("", "0"):
         yield
         return
     with _LOCK, tempfile.TemporaryFile() as sink, redirected(sink.fileno()):
@@ -76,7 +69,7 @@ class Classifier:
         self.bundle = bundle
         self.model = model
         self.backend_name = backend.name
-        self._backend = backend
+        self.predict_ids = backend.run  # [n, maxlen] int32 ids -> the model's float32 output: [n] or [n, N]
         self.deterministic = backend.deterministic
         self.tokenizer = bundle.tokenizer()
         self.batch_size = batch_size
@@ -89,12 +82,8 @@ class Classifier:
     def load(cls, path: str | os.PathLike | None = None, backend: str = "auto", model: str | None = None,
              threads: int | None = None, batch_size: int = DEFAULT_BATCH_SIZE,
              deterministic: bool = False) -> "Classifier":
-        """``path``: bundle directory or a model file in one (``None``: the bundled default model).
-
-        ``backend``: ``onnx``, ``tflite`` or ``auto``; ``model``: a model file name in the bundle.
-        ``deterministic``: TFLite on its built-in kernels (``auto`` then means tflite), so int8
-        scores are bit-identical on every CPU.
-        """
+        """``path``: a bundle directory or a model file in one (None: the bundled default); docs/cli.md.
+        ``deterministic``: TFLite's built-in kernels (``auto`` then means tflite): the same int8 scores on every CPU."""
         if path is not None and os.path.isfile(path) and model is None:
             if not os.fspath(path).endswith(MODEL_SUFFIXES):
                 raise BundleError(f"{path}: not a model file: give a bundle directory, or a "
@@ -127,10 +116,6 @@ class Classifier:
                                   f"{self.num_classes} labels and predicts the arg-max")
         return self.threshold if threshold is None else threshold
 
-    def predict_ids(self, ids: np.ndarray) -> np.ndarray:
-        """``[n, maxlen]`` int32 ids -> the model's float32 output: ``[n]`` (two classes) or ``[n, N]``."""
-        return self._backend.run(ids)
-
     def predict(self, texts: Iterable[str]) -> np.ndarray:
         """Two-class bundles: the probability of ``labels[1]`` for each text, ``[n]`` float32, in input order."""
         if self.num_classes != 2:
@@ -146,7 +131,9 @@ class Classifier:
     def _scores(self, texts: Iterable[str]) -> np.ndarray:
         if isinstance(texts, str):
             raise TypeError("predict() takes an iterable of texts; use predict_one() for a single text")
-        parts = [self.predict_ids(self.tokenizer.encode_batch(batch)) for batch in batched(texts, self.batch_size)]
+        items = iter(texts)
+        batches = iter(lambda: list(itertools.islice(items, self.batch_size)), [])  # lazily: memory stays flat
+        parts = [self.predict_ids(self.tokenizer.encode_batch(batch)) for batch in batches]
         empty = (0,) if self.num_classes == 2 else (0, self.num_classes)
         return np.concatenate(parts) if parts else np.zeros(empty, dtype=np.float32)
 
@@ -154,8 +141,7 @@ class Classifier:
         return float(self.predict([text])[0])
 
     def classify(self, texts: Iterable[str], threshold: float | None = None) -> list[tuple[str, float]]:
-        """``[(label, probability of that label), ...]``: two classes by the threshold (the manifest's
-        unless one is given), N >= 3 the arg-max."""
+        """``[(label, probability of that label), ...]``: by the threshold (None: the manifest's) or the arg-max."""
         scores = self.predict_proba(texts)
         index = predicted(scores, self.threshold_of(threshold))
         chosen = scores[np.arange(len(scores)), index].tolist()
@@ -197,34 +183,23 @@ class ModelRef:
                                batch_size=self.batch_size, deterministic=self.deterministic)
 
 
-def batched(items: Iterable[T], size: int) -> Iterator[list[T]]:
-    """Lists of ``size`` items (the last one shorter), lazily: memory stays flat."""
-    items = iter(items)
-    while batch := list(itertools.islice(items, size)):
-        yield batch
-
-
 # -- which runtime runs a model ------------------------------------------------------------
-def _onnxruntime():
-    """The onnxruntime module, or None when it is not installed."""
-    try:
-        with native_output():  # its CPU-detection warnings print at import
-            import onnxruntime
-    except ImportError:
-        return None
-    return onnxruntime
+# Per backend: the modules that can run its models, the first importable one used (tflite_runtime
+# on devices that only have that), and what to install when there is none.
+_RUNTIMES = {"onnx": (("onnxruntime",), "onnxruntime is not installed (pip install onnxruntime)"),
+             "tflite": (("ai_edge_litert.interpreter", "tflite_runtime.interpreter"),
+                        "no TFLite runtime is installed (pip install ai-edge-litert)")}
 
 
-def _litert():
-    """LiteRT's interpreter module, or tflite_runtime's on devices that only have that, or None."""
-    try:
-        import ai_edge_litert.interpreter as litert
-    except ImportError:
+def _runtime(backend: str):
+    """The module that runs ``backend``'s models, or None when none is installed."""
+    for module in _RUNTIMES[backend][0]:
         try:
-            import tflite_runtime.interpreter as litert
+            with native_output():  # onnxruntime's CPU-detection warnings print at import
+                return importlib.import_module(module)
         except ImportError:
-            return None
-    return litert
+            pass
+    return None
 
 
 def resolve_backend(backend: str, model_file: str | os.PathLike | None = None) -> str:
@@ -234,19 +209,15 @@ def resolve_backend(backend: str, model_file: str | os.PathLike | None = None) -
         raise BackendError(f"unknown backend {backend!r}: choose one of auto, {', '.join(BACKENDS)}")
     suffix = "" if model_file is None else os.path.splitext(os.fspath(model_file))[1].lower()
     needed = _SUFFIX_BACKEND.get(suffix)
-    if backend != "auto":
-        if needed is not None and needed != backend:
-            raise BackendError(f"{os.fspath(model_file)}: a {suffix} model needs the {needed} backend, "
-                               f"not {backend}")
-        return backend
-    if needed is not None:
-        return needed
+    if needed is not None and backend not in ("auto", needed):
+        raise BackendError(f"{os.fspath(model_file)}: a {suffix} model needs the {needed} backend, not {backend}")
+    if needed is not None or backend != "auto":
+        return needed or backend
     if model_file is not None and _is_tflite(model_file):
         return "tflite"
-    if _onnxruntime() is not None:
-        return "onnx"
-    if _litert() is not None:
-        return "tflite"
+    for name in BACKENDS:  # onnx first
+        if _runtime(name) is not None:
+            return name
     raise BackendError("no inference runtime installed: pip install onnxruntime or ai-edge-litert")
 
 
@@ -271,16 +242,15 @@ def open_backend(path: str | os.PathLike, backend: str = "auto", threads: int | 
 
 
 # -- what both backends share --------------------------------------------------------------
-def _opened(path: str | os.PathLike, threads, find_runtime, missing: str) -> tuple:
-    """(path, threads, the runtime ``find_runtime`` finds, the model file's bytes): the checks both
-    backends start with, in this order; ``missing`` says what to install when there is none."""
+def _opened(path: str | os.PathLike, threads, backend: str) -> tuple:
+    """(path, threads, the module that runs ``backend``, the model file's bytes), checked in this order."""
     path = os.fspath(path)
     if threads is not None and (isinstance(threads, bool) or not isinstance(threads, (int, np.integer))
                                 or threads < 1):
         raise BackendError(f"{path}: threads must be a positive integer or None, got {threads!r}")
-    runtime = find_runtime()
+    runtime = _runtime(backend)
     if runtime is None:
-        raise BackendError(f"{path}: {missing}")
+        raise BackendError(f"{path}: {_RUNTIMES[backend][1]}")
     try:
         with open(path, "rb") as f:
             data = f.read()
@@ -312,7 +282,7 @@ def _shape_text(dims) -> str:
 
 
 class _Backend:
-    """Input checks and batching shared by both runtimes; subclasses define ``_run_chunk``."""
+    """Input checks and batching shared by both runtimes; subclasses define ``_run_chunk(ids)``."""
 
     name = ""
     deterministic = False  # True: the same scores on every CPU (TfliteBackend's built-in kernels)
@@ -324,8 +294,7 @@ class _Backend:
         self.output_shape = output_shape  # as the model declares it: [batch] or [batch, N]
 
     def run(self, ids: np.ndarray) -> np.ndarray:
-        """int32 ids ``[n, seq_len]`` -> float32 probabilities: ``[n]`` for a one-output model
-        (a sigmoid), ``[n, N]`` for an N-output one (a softmax). May be called from several threads."""
+        """int32 ids ``[n, seq_len]`` -> float32 ``[n]`` (one output) or ``[n, N]``; thread-safe."""
         ids = self._check_ids(ids)
         chunks = (ids[start:start + MAX_BATCH] for start in range(0, len(ids), MAX_BATCH))
         parts = [self._probs(self._run_chunk(chunk), len(chunk)) for chunk in chunks]
@@ -351,9 +320,6 @@ class _Backend:
                                f"for {n} rows, expected [{n}, 1]")
         return out.reshape(n).astype(np.float32, copy=False)
 
-    def _run_chunk(self, ids: np.ndarray) -> np.ndarray:
-        raise NotImplementedError
-
 
 class OnnxBackend(_Backend):
     """An ``.onnx`` model on onnxruntime's CPU provider."""
@@ -361,8 +327,7 @@ class OnnxBackend(_Backend):
     name = "onnx"
 
     def __init__(self, path: str | os.PathLike, threads: int | None = None):
-        path, threads, ort, data = _opened(path, threads, _onnxruntime, "onnxruntime is not installed "
-                                           "(pip install onnxruntime)")
+        path, threads, ort, data = _opened(path, threads, self.name)
         opts = ort.SessionOptions()
         opts.log_severity_level = 4  # fatal only: errors reach the caller as BackendError
         opts.inter_op_num_threads = 1  # a single chain of ops: nothing to run side by side
@@ -399,17 +364,13 @@ class OnnxBackend(_Backend):
 
 
 class TfliteBackend(_Backend):
-    """A ``.tflite`` model on the LiteRT interpreter (float, or int8/uint8 output dequantized).
-
-    ``deterministic=True``: LiteRT's built-in kernels only, without the XNNPACK delegate it
-    applies by default on some CPUs; int8 scores are then the same on x86, ARM and TFLite Micro.
-    """
+    """A ``.tflite`` model on LiteRT (int8/uint8 outputs dequantized). ``deterministic``: the built-in kernels
+    only, not the XNNPACK delegate some CPUs get: the same int8 scores on x86, ARM and TFLite Micro."""
 
     name = "tflite"
 
     def __init__(self, path: str | os.PathLike, threads: int | None = None, deterministic: bool = False):
-        path, threads, litert, data = _opened(path, threads, _litert, "no TFLite runtime is installed "
-                                              "(pip install ai-edge-litert)")
+        path, threads, litert, data = _opened(path, threads, self.name)
         if data[4:8] != _TFLITE_IDENTIFIER:  # LiteRT's own message for junk says less
             raise BackendError(f"{path}: not a TFLite model (no TFL3 file identifier)")
         kernels = {}
