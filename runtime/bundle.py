@@ -47,16 +47,10 @@ class BundleError(UserError):
 
 
 @dataclass(frozen=True)
-class TokenizerSpec:
-    """The ``tokenizer`` section's own values (its contract fields equal ``CONTRACT`` once parsed)."""
-    maxlen: int
+class Manifest:
+    maxlen: int  # maxlen, num_words, vocab_file: the tokenizer section's own values (the rest equals CONTRACT)
     num_words: int
     vocab_file: str
-
-
-@dataclass(frozen=True)
-class Manifest:
-    tokenizer: TokenizerSpec
     labels: tuple[str, ...]  # two: (below the threshold, at or above it); N >= 3: the output columns
     threshold: float | None  # None for N >= 3 labels: the arg-max
     files: Mapping[str, dict]  # plain name -> {"size": int, "sha256": hex}, in manifest order
@@ -81,8 +75,7 @@ LABELS_FILE = "labels.txt"
 
 
 def labels_file_lines(labels) -> list[str]:
-    """labels.txt, one line per output score (MediaPipe's categories): two classes have one
-    sigmoid score, P(labels[1]); N >= 3 classes one softmax score per label."""
+    """labels.txt: a line per output score (MediaPipe's categories): P(labels[1]) for two classes, else each label."""
     return [labels[1]] if len(labels) == 2 else list(labels)
 
 
@@ -104,9 +97,7 @@ class Bundle:
 
     @classmethod
     def load(cls, path: str | os.PathLike | None = None, verify: bool = True) -> "Bundle":
-        """``path``: a bundle directory, or any file inside one; ``None``: the bundled default.
-        ``verify``: every listed file is inside the bundle, regular, of the listed size and sha256.
-        """
+        """``path``: a bundle directory, or any file inside one (None: the bundled default); ``verify``: the files."""
         root = os.fspath(path) if path is not None else default_bundle_path()
         if os.path.isfile(root):
             root = os.path.dirname(os.path.abspath(root))
@@ -138,15 +129,14 @@ class Bundle:
 
     def tokenizer(self) -> Tokenizer:
         """The bundle's tokenizer; its vocabulary must hold exactly ``num_words`` words."""
-        cfg = self.spec.tokenizer
-        path = self.path(cfg.vocab_file)
+        spec, path = self.spec, self.path(self.spec.vocab_file)
         try:
-            tok = Tokenizer.load(path, maxlen=cfg.maxlen)
+            tok = Tokenizer.load(path, maxlen=spec.maxlen)
         except TokenizerError as e:
             raise BundleError(str(e)) from None
-        if len(tok.vocab) != cfg.num_words:
+        if len(tok.vocab) != spec.num_words:
             raise BundleError(f"{path}: {len(tok.vocab)} words, {MANIFEST} says tokenizer.num_words "
-                              f"is {cfg.num_words}")
+                              f"is {spec.num_words}")
         return tok
 
 
@@ -219,8 +209,8 @@ def parse_manifest(obj: Any, path: str) -> Manifest:
         problems.append(f"tokenizer.vocab_file: {tok['vocab_file']!r} is not listed in files")
     if problems:
         raise BundleError.collected(path, problems, f"{path}: ")
-    spec = TokenizerSpec(tok["maxlen"], tok["num_words"], tok["vocab_file"])
-    return Manifest(spec, tuple(labels), None if threshold is None else float(threshold), files, obj)
+    return Manifest(tok["maxlen"], tok["num_words"], tok["vocab_file"], tuple(labels),
+                    None if threshold is None else float(threshold), files, obj)
 
 
 def _check_format(obj: Any, path: str) -> None:

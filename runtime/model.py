@@ -24,7 +24,6 @@ from .files import redirected
 BACKENDS = ("onnx", "tflite")
 _SUFFIX_BACKEND = {".onnx": "onnx", ".tflite": "tflite"}
 _TFLITE_IDENTIFIER = b"TFL3"  # FlatBuffer file identifier of every .tflite file, at bytes 4..8
-_QUANTIZED_OUTPUTS = (np.int8, np.uint8)
 DEFAULT_BATCH_SIZE = 256  # texts per id matrix: [256, maxlen] int32
 # Rows per model call: the embedding activations are [rows, seq_len, 16] float32, so 512 rows
 # of 256 ids take 8 MiB (25k rows in one call would take 400 MiB, too much for a Pi).
@@ -150,7 +149,7 @@ class Classifier:
 
 def _check_fits(bundle: Bundle, runner: "OnnxBackend | TfliteBackend") -> None:
     """The model takes the manifest's ``maxlen`` ids and gives one score per line of labels.txt."""
-    maxlen, path = bundle.spec.tokenizer.maxlen, runner.path
+    maxlen, path = bundle.spec.maxlen, runner.path
     if list(runner.input_shape)[1:] != [maxlen]:
         raise BundleError(f"{path}: model input shape {list(runner.input_shape)} does not take {maxlen} ids per review")
     dims, width = runner.output_shape, len(labels_file_lines(bundle.labels))  # one score per line of labels.txt
@@ -392,7 +391,7 @@ class TfliteBackend(_Backend):
         self._in_index, self._out_index = inp["index"], out["index"]
         self._batch = int(inp["shape"][0])  # rows the tensors are allocated for
         self._lock = threading.Lock()  # one interpreter: a call from another thread waits
-        self._dequant = _dequantization(path, out)
+        self._scale, self._zero_point = _dequantization(path, out)
 
     @property
     def kernels(self) -> str:
@@ -413,19 +412,16 @@ class TfliteBackend(_Backend):
                 out = self._interp.get_tensor(self._out_index)  # a copy
         except (ValueError, RuntimeError) as e:  # e.g. "gather index out of bounds"
             raise BackendError(f"{self.path}: inference failed: {_detail(e)}") from e
-        if self._dequant is None:
-            return out
-        scale, zero_point = self._dequant
-        return (out.astype(np.float32) - zero_point) * scale
+        return (out.astype(np.float32) - self._zero_point) * self._scale  # float32 outputs: exactly as they are
 
 
-def _dequantization(path: str, out: dict) -> tuple[np.float32, np.float32] | None:
-    """(scale, zero_point) of an int8/uint8 output; None for float32 (any other type is refused)."""
-    if out["dtype"] not in _QUANTIZED_OUTPUTS:
-        if out["dtype"] != np.float32:
-            raise BackendError(f"{path}: output {out['name']!r} must be float32, int8 or uint8, "
-                               f"got {np.dtype(out['dtype']).name}")
-        return None
+def _dequantization(path: str, out: dict) -> tuple[np.float32, np.float32]:
+    """(scale, zero_point) of an int8/uint8 output; (1, 0) for float32 (any other type is refused)."""
+    if out["dtype"] == np.float32:
+        return np.float32(1), np.float32(0)
+    if out["dtype"] not in (np.int8, np.uint8):
+        raise BackendError(f"{path}: output {out['name']!r} must be float32, int8 or uint8, "
+                           f"got {np.dtype(out['dtype']).name}")
     scale, zero_point = out["quantization"]
     if not scale > 0:
         raise BackendError(f"{path}: {np.dtype(out['dtype']).name} output has no quantization scale")
