@@ -27,8 +27,6 @@ MAX_NUM_WORDS = 10_000_000
 MAX_LABELS = 1000
 MODEL_SUFFIXES = (".onnx", ".tflite")
 
-_SHA256 = re.compile(r"[0-9a-f]{64}")
-
 
 class BundleError(UserError):
     """A bundle is missing, incomplete, tampered with or of an unknown format; ``problems``: one line each."""
@@ -165,7 +163,6 @@ def file_problem(root: str, name: str, entry: dict) -> str | None:
     return None
 
 
-# -- the manifest, read and checked ---------------------------------------------------------
 def load_manifest(path: str) -> Manifest:
     """Read and parse ``path``; ``BundleError`` names the file and every problem."""
     try:
@@ -214,8 +211,7 @@ def parse_manifest(obj: Any, path: str) -> Manifest:
 
 
 def _check_format(obj: Any, path: str) -> None:
-    """A JSON object of a format this runtime reads (another may be laid out otherwise: its other
-    keys are not worth reporting)."""
+    """A JSON object of a format this runtime reads (another's other keys are not worth reporting)."""
     if not isinstance(obj, dict):
         kinds = {list: "array", str: "string", int: "number", float: "number", bool: "boolean", type(None): "null"}
         kind = kinds.get(type(obj), type(obj).__name__)
@@ -312,7 +308,7 @@ def _same(value: Any, expected: Any) -> bool:
 
 
 def _sha256_problem(value: Any) -> str | None:
-    if isinstance(value, str) and _SHA256.fullmatch(value):
+    if isinstance(value, str) and re.fullmatch(r"[0-9a-f]{64}", value):
         return None
     return f"must be 64 lowercase hex digits, got {_show(value)}"
 

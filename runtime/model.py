@@ -12,7 +12,7 @@ import re
 import tempfile
 import threading
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Iterable, Iterator
 
 import numpy as np
@@ -40,7 +40,6 @@ class ClassifierError(UserError):
     """A call that does not fit the bundle's labels (``predict`` or a threshold on N >= 3 of them)."""
 
 
-# -- native stderr -------------------------------------------------------------------------
 def set_verbose(verbose: bool) -> None:
     """Show (True) or hide (False) native libraries' stderr output, here and in child processes."""
     if verbose:
@@ -59,9 +58,8 @@ def native_output() -> Iterator[None]:
         yield
 
 
-# -- the classifier ------------------------------------------------------------------------
 class Classifier:
-    """``Classifier.load().predict(["a great film"])`` -> ``array([0.93], dtype=float32)``."""
+    """``Classifier.load().predict(["a great film"])`` -> ``array([0.93], dtype=float32)`` (docs/cli.md)."""
 
     def __init__(self, bundle: Bundle, model: str, backend: "OnnxBackend | TfliteBackend",
                  batch_size: int = DEFAULT_BATCH_SIZE):
@@ -72,7 +70,6 @@ class Classifier:
         self.deterministic = backend.deterministic
         self.tokenizer = bundle.tokenizer()
         self.batch_size = batch_size
-        self.manifest = bundle.manifest
         self.labels = bundle.labels
         self.num_classes = len(bundle.labels)
         self.threshold = bundle.threshold  # from this P(labels[1]) on, labels[1]; None for N >= 3 (the arg-max)
@@ -81,8 +78,7 @@ class Classifier:
     def load(cls, path: str | os.PathLike | None = None, backend: str = "auto", model: str | None = None,
              threads: int | None = None, batch_size: int = DEFAULT_BATCH_SIZE,
              deterministic: bool = False) -> "Classifier":
-        """``path``: a bundle directory or a model file in one (None: the bundled default); docs/cli.md.
-        ``deterministic``: TFLite's built-in kernels (``auto`` then means tflite): the same int8 scores on every CPU."""
+        """``deterministic``: TFLite's built-in kernels (``auto`` then means tflite), the same int8 scores anywhere."""
         if path is not None and os.path.isfile(path) and model is None:
             if not os.fspath(path).endswith(MODEL_SUFFIXES):
                 raise BundleError(f"{path}: not a model file: give a bundle directory, or a "
@@ -105,7 +101,7 @@ class Classifier:
         return cls(bundle, model, runner, batch_size)
 
     def ref(self, threads: int | None = None) -> "ModelRef":
-        """This model as a picklable reference (for worker processes), on ``threads`` threads."""
+        """This model, on ``threads`` threads, for worker processes."""
         return ModelRef(self.bundle.root, self.backend_name, self.model, threads, self.batch_size, self.deterministic)
 
     def threshold_of(self, threshold: float | None) -> float | None:
@@ -169,7 +165,7 @@ def predicted(scores: np.ndarray, threshold: float | None) -> np.ndarray:
 
 @dataclass(frozen=True)
 class ModelRef:
-    """A resolved, verified model as plain values: what a worker process loads again."""
+    """A resolved, verified model as the picklable arguments of ``Classifier.load``: what a worker loads again."""
     path: str | None = None  # None: the bundled model
     backend: str = "auto"
     model: str | None = None
@@ -178,8 +174,7 @@ class ModelRef:
     deterministic: bool = False
 
     def load(self) -> Classifier:
-        return Classifier.load(self.path, backend=self.backend, model=self.model, threads=self.threads,
-                               batch_size=self.batch_size, deterministic=self.deterministic)
+        return Classifier.load(**asdict(self))
 
 
 # -- which runtime runs a model ------------------------------------------------------------
@@ -240,7 +235,6 @@ def open_backend(path: str | os.PathLike, backend: str = "auto", threads: int | 
     return TfliteBackend(path, threads, deterministic)
 
 
-# -- what both backends share --------------------------------------------------------------
 def _opened(path: str | os.PathLike, threads, backend: str) -> tuple:
     """(path, threads, the module that runs ``backend``, the model file's bytes), checked in this order."""
     path = os.fspath(path)
@@ -264,7 +258,7 @@ def _opened(path: str | os.PathLike, threads, backend: str) -> tuple:
     return path, None if threads is None else int(threads), runtime, data
 
 
-def _one_each(path: str, inputs: list, outputs: list) -> tuple:
+def _one_each(path: str, inputs: list, outputs: list) -> tuple:  # (the input, the output)
     if len(inputs) != 1 or len(outputs) != 1:
         raise BackendError(f"{path}: expected 1 input and 1 output, got {len(inputs)} and {len(outputs)}")
     return inputs[0], outputs[0]
