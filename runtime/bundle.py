@@ -29,19 +29,14 @@ MODEL_SUFFIXES = (".onnx", ".tflite")
 
 
 class BundleError(UserError):
-    """A bundle is missing, incomplete, tampered with or of an unknown format; ``problems``: one line each."""
-
-    def __init__(self, message: str, problems: tuple[str, ...] = ()):
-        super().__init__(message)
-        self.problems = problems or (message,)
+    """A bundle is missing, incomplete, tampered with or of an unknown format."""
 
     @classmethod
     def collected(cls, where: str, problems: list[str], prefix: str = "") -> "BundleError":
         """One problem: ``prefix + problem``; several: a first line, then one line per problem."""
         if len(problems) == 1:
-            return cls(prefix + problems[0], tuple(problems))
-        lines = [f"{where}: {len(problems)} problems:", *(f"  - {p}" for p in problems)]
-        return cls("\n".join(lines), tuple(problems))
+            return cls(prefix + problems[0])
+        return cls("\n".join([f"{where}: {len(problems)} problems:", *(f"  - {p}" for p in problems)]))
 
 
 @dataclass(frozen=True)
