@@ -191,11 +191,11 @@ def parse_manifest(obj: Any, path: str) -> Manifest:
     """The checked ``Manifest`` of a decoded JSON value, or ``BundleError`` listing every problem."""
     _check_format(obj, path)
     problems: list[str] = []
-    tok = _value(obj, "tokenizer", lambda v: _object(v, "an object"), problems)
+    tok = _value(obj, "tokenizer", _object("an object"), problems)
     tok = tok if tok is None else _values(tok, _TOKENIZER, problems, "tokenizer.")
-    labels = _value(obj, "labels", _labels_problem, problems)
+    labels = _value(obj, "labels", _LABELS, problems)
     threshold = _value(obj, "threshold", lambda v: _threshold_problem(v, labels), problems)
-    files = _value(obj, "files", lambda v: _object(v, "an object of name -> {size, sha256}"), problems)
+    files = _value(obj, "files", _object("an object of name -> {size, sha256}"), problems)
     files = files if files is None else _files(files, problems)
     if tok is not None and files is not None and tok["vocab_file"] not in files:
         problems.append(f"tokenizer.vocab_file: {tok['vocab_file']!r} is not listed in files")
@@ -245,23 +245,44 @@ def _files(files: dict, problems: list[str]) -> Mapping[str, dict] | None:
     entries, before = {}, len(problems)
     for name, entry in files.items():
         where = f"files[{name!r}]"
-        if (why := _name_problem(name) or _object(entry, "an object {size, sha256}")) is not None:
+        if (why := _name_problem(name) or _object("an object {size, sha256}")(entry)) is not None:
             problems.append(f"{where}: {why}")
         elif (values := _values(entry, _ENTRY, problems, where + ".")) is not None:
             entries[name] = values
     return MappingProxyType(entries) if len(problems) == before else None
 
 
-def _object(value: Any, shape: str) -> str | None:
-    return None if isinstance(value, dict) else f"must be {shape}, got {_show(value)}"
+def _must(ok: Callable[[Any], Any], what: str) -> Callable[[Any], str | None]:
+    """The check that refuses what ``ok`` does not accept as ``must be {what}, got {the value}``."""
+    return lambda value: None if ok(value) else f"must be {what}, got {_show(value)}"
 
 
-def _labels_problem(labels: Any) -> str | None:
-    if (isinstance(labels, list) and 2 <= len(labels) <= MAX_LABELS
-            and all(isinstance(x, str) and x for x in labels) and len(set(labels)) == len(labels)):
-        return None
-    return (f"must be 2 to {MAX_LABELS} distinct non-empty strings (the class names, in output order), "
-            f"got {_show(labels)}")
+def _object(what: str) -> Callable[[Any], str | None]:
+    return _must(lambda v: isinstance(v, dict), what)
+
+
+def _integer(low: int, high: float = math.inf) -> Callable[[Any], str | None]:
+    limits = f"at least {low}" if high == math.inf else f"from {low} to {high}"
+    return _must(lambda v: type(v) is int and low <= v <= high, f"an integer {limits}")  # not bool
+
+
+def _equals(expected: Any) -> Callable[[Any], str | None]:
+    return lambda v: (None if _same(v, expected)
+                      else f"{_show(v)} is not what this runtime reproduces ({_show(expected)})")
+
+
+def _same(value: Any, expected: Any) -> bool:
+    """``value == expected`` with the same JSON types (``true`` is not ``1``, ``1.0`` is not ``1``)."""
+    if type(value) is not type(expected):
+        return False
+    if isinstance(expected, dict):
+        return value.keys() == expected.keys() and all(_same(value[k], v) for k, v in expected.items())
+    return value == expected
+
+
+def _distinct_names(labels: Any) -> bool:
+    return (isinstance(labels, list) and 2 <= len(labels) <= MAX_LABELS
+            and all(isinstance(x, str) and x for x in labels) and len(set(labels)) == len(labels))
 
 
 def _threshold_problem(value: Any, labels: list | None) -> str | None:
@@ -283,35 +304,12 @@ def _name_problem(name: Any) -> str | None:
     return None
 
 
-def _integer(low: int, high: float = math.inf) -> Callable[[Any], str | None]:
-    limits = f"at least {low}" if high == math.inf else f"from {low} to {high}"
-    return lambda v: None if type(v) is int and low <= v <= high else f"must be an integer {limits}, got {_show(v)}"
-
-
-def _equals(expected: Any) -> Callable[[Any], str | None]:
-    return lambda v: (None if _same(v, expected)
-                      else f"{_show(v)} is not what this runtime reproduces ({_show(expected)})")
-
-
-def _same(value: Any, expected: Any) -> bool:
-    """``value == expected`` with the same JSON types (``true`` is not ``1``, ``1.0`` is not ``1``)."""
-    if type(value) is not type(expected):
-        return False
-    if isinstance(expected, dict):
-        return value.keys() == expected.keys() and all(_same(value[k], v) for k, v in expected.items())
-    return value == expected
-
-
-def _sha256_problem(value: Any) -> str | None:
-    if isinstance(value, str) and re.fullmatch(r"[0-9a-f]{64}", value):
-        return None
-    return f"must be 64 lowercase hex digits, got {_show(value)}"
-
-
+_LABELS = _must(_distinct_names, f"2 to {MAX_LABELS} distinct non-empty strings (the class names, in output order)")
 _TOKENIZER = {**{key: _equals(expected) for key, expected in CONTRACT.items()},
               "maxlen": _integer(1, MAX_MAXLEN), "num_words": _integer(len(SPECIAL_TOKENS) + 1, MAX_NUM_WORDS),
               "vocab_file": _name_problem}
-_ENTRY = {"size": _integer(0), "sha256": _sha256_problem}
+_ENTRY = {"size": _integer(0),
+          "sha256": _must(lambda v: isinstance(v, str) and re.fullmatch(r"[0-9a-f]{64}", v), "64 lowercase hex digits")}
 
 
 def _show(value: Any) -> str:

@@ -61,8 +61,8 @@ def native_output() -> Iterator[None]:
 class Classifier:
     """``Classifier.load().predict(["a great film"])`` -> ``array([0.93], dtype=float32)`` (docs/cli.md)."""
 
-    def __init__(self, bundle: Bundle, model: str, backend: "OnnxBackend | TfliteBackend",
-                 batch_size: int = DEFAULT_BATCH_SIZE):
+    def __init__(self, bundle: Bundle, model: str, backend: "OnnxBackend | TfliteBackend", batch_size: int):
+        _check_fits(bundle, backend)
         self.bundle = bundle
         self.model = model
         self.backend_name = backend.name
@@ -97,7 +97,6 @@ class Classifier:
             runner = open_backend(bundle.path(model), name, threads, deterministic)
         except BackendError as e:
             raise BundleError(str(e)) from None
-        _check_fits(bundle, runner)
         return cls(bundle, model, runner, batch_size)
 
     def ref(self, threads: int | None = None) -> "ModelRef":
@@ -177,7 +176,6 @@ class ModelRef:
         return Classifier.load(**asdict(self))
 
 
-# -- which runtime runs a model ------------------------------------------------------------
 # Per backend: the modules that can run its models, the first importable one used (tflite_runtime
 # on devices that only have that), and what to install when there is none.
 _RUNTIMES = {"onnx": (("onnxruntime",), "onnxruntime is not installed (pip install onnxruntime)"),
@@ -238,8 +236,7 @@ def open_backend(path: str | os.PathLike, backend: str = "auto", threads: int | 
 def _opened(path: str | os.PathLike, threads, backend: str) -> tuple:
     """(path, threads, the module that runs ``backend``, the model file's bytes), checked in this order."""
     path = os.fspath(path)
-    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, (int, np.integer))
-                                or threads < 1):
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1):
         raise BackendError(f"{path}: threads must be a positive integer or None, got {threads!r}")
     runtime = _runtime(backend)
     if runtime is None:
@@ -277,7 +274,6 @@ def _shape_text(dims) -> str:
 class _Backend:
     """Input checks and batching shared by both runtimes; subclasses define ``_run_chunk(ids)``."""
 
-    name = ""
     deterministic = False  # True: the same scores on every CPU (TfliteBackend's built-in kernels)
 
     def __init__(self, path: str, seq_len: int, output_shape: list):
