@@ -1,7 +1,5 @@
 """A model bundle: a directory whose ``manifest.json`` vouches for every file beside it (size, sha256).
-
-Every manifest key the runtime uses is checked here and nowhere else, all problems reported together.
-"""
+Every manifest key the runtime uses is checked here and nowhere else, all problems reported together."""
 from __future__ import annotations
 
 import json
@@ -180,10 +178,11 @@ def load_manifest(path: str) -> Manifest:
 
 def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict:
     """A JSON object; a key given twice is refused (which one would the runtime use?)."""
-    obj = dict(pairs)
-    if len(obj) != len(pairs):
-        seen: set[str] = set()
-        raise ValueError(f"duplicate key {next(k for k, _ in pairs if k in seen or seen.add(k))!r}")
+    obj = {}
+    for key, value in pairs:
+        if key in obj:
+            raise ValueError(f"duplicate key {key!r}")
+        obj[key] = value
     return obj
 
 

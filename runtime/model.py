@@ -183,8 +183,7 @@ _RUNTIMES = {"onnx": (("onnxruntime",), "onnxruntime is not installed (pip insta
                         "no TFLite runtime is installed (pip install ai-edge-litert)")}
 
 
-def _runtime(backend: str):
-    """The module that runs ``backend``'s models, or None when none is installed."""
+def _runtime(backend: str):  # the module, or None
     for module in _RUNTIMES[backend][0]:
         try:
             with native_output():  # onnxruntime's CPU-detection warnings print at import
