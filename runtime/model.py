@@ -1,35 +1,19 @@
-"""``Classifier``: raw text in, class probabilities out, on onnxruntime (``.onnx``) or LiteRT
-(``.tflite``). No TensorFlow: this module must never import tensorflow or keras.
+"""``Classifier``: raw text in, class probabilities out, on onnxruntime (``.onnx``) or LiteRT (``.tflite``).
 
-    clf = Classifier.load()                       # the bundled model
-    clf.predict(["a great film"])                 # two classes: array([0.93], dtype=float32)
-    clf.predict_proba(["a great film"])           # any bundle: [n, N], column i = P(labels[i])
-    clf.classify(["a great film"])                # [("positive", 0.93)]
-    backend = open_backend("model.tflite", threads=2)
-    probs = backend.run(tokenizer.encode_batch(texts))  # [n, seq_len] int32 -> [n] or [n, N] float32
-
-Batching is bounded twice, once each: the Classifier encodes at most ``batch_size`` texts into
-one id matrix, and a backend feeds the model at most ``MAX_BATCH`` rows of it per call (the
-activations). Every failure to load or run a model -- missing, empty, corrupt or wrongly shaped
-file, bad ids, a runtime error -- is a ``BackendError`` (``BundleError`` from ``Classifier.load``)
-with one line naming the file. ``threads=None`` leaves the thread count to the runtime
-(onnxruntime: one per core, LiteRT: one). ``run`` may be called from several threads.
-
-Native libraries write to file descriptor 2 from C (onnxruntime's ``Error in cpuinfo: ...``,
-LiteRT's ``INFO: Created TensorFlow Lite XNNPACK delegate``), which ``sys.stderr`` cannot
-filter: model loading runs inside ``native_output()``, which drops them unless verbose
-(``--verbose``, inherited by worker processes through ``REVIEWKIT_VERBOSE``). fd 2 is
-process-wide, so captures wrap loading only, never scoring.
+Never imports tensorflow or keras. Native libraries write to fd 2 from C, which ``sys.stderr``
+cannot filter: loading runs inside ``native_output()``; fd 2 is process-wide, so never scoring.
 """
 from __future__ import annotations
 
+import importlib
+import itertools
 import os
 import re
 import tempfile
 import threading
 from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import Iterable, Iterator, TypeVar
+from dataclasses import asdict, dataclass
+from typing import Iterable, Iterator
 
 import numpy as np
 
@@ -40,14 +24,12 @@ from .files import redirected
 BACKENDS = ("onnx", "tflite")
 _SUFFIX_BACKEND = {".onnx": "onnx", ".tflite": "tflite"}
 _TFLITE_IDENTIFIER = b"TFL3"  # FlatBuffer file identifier of every .tflite file, at bytes 4..8
-_QUANTIZED_OUTPUTS = (np.int8, np.uint8)
 DEFAULT_BATCH_SIZE = 256  # texts per id matrix: [256, maxlen] int32
 # Rows per model call: the embedding activations are [rows, seq_len, 16] float32, so 512 rows
 # of 256 ids take 8 MiB (25k rows in one call would take 400 MiB, too much for a Pi).
 MAX_BATCH = 512
-VERBOSE_ENV = "REVIEWKIT_VERBOSE"
+VERBOSE_ENV = "REVIEWKIT_VERBOSE"  # set by --verbose, inherited by worker processes
 _LOCK = threading.RLock()  # fd 2 is one per process: captures take turns (and may nest)
-T = TypeVar("T")
 
 
 class BackendError(Failure):
@@ -58,7 +40,6 @@ class ClassifierError(UserError):
     """A call that does not fit the bundle's labels (``predict`` or a threshold on N >= 3 of them)."""
 
 
-# -- native stderr -------------------------------------------------------------------------
 def set_verbose(verbose: bool) -> None:
     """Show (True) or hide (False) native libraries' stderr output, here and in child processes."""
     if verbose:
@@ -67,43 +48,37 @@ def set_verbose(verbose: bool) -> None:
         os.environ.pop(VERBOSE_ENV, None)
 
 
-def is_verbose() -> bool:
-    return os.environ.get(VERBOSE_ENV, "") not in ("", "0")
-
-
 @contextmanager
 def native_output() -> Iterator[None]:
     """Drop what native code writes to fd 2 inside the block, unless verbose."""
-    if is_verbose():
+    if os.environ.get(VERBOSE_ENV, "") not in ("", "0"):
         yield
         return
     with _LOCK, tempfile.TemporaryFile() as sink, redirected(sink.fileno()):
         yield
 
 
-# -- the classifier ------------------------------------------------------------------------
 class Classifier:
-    """``Classifier.load().predict(["a great film"])`` -> ``array([0.93], dtype=float32)``."""
+    """``Classifier.load().predict(["a great film"])`` -> ``array([0.93], dtype=float32)`` (docs/cli.md)."""
 
-    def __init__(self, bundle: Bundle, model: str, backend, batch_size: int = DEFAULT_BATCH_SIZE):
+    def __init__(self, bundle: Bundle, model: str, backend: "OnnxBackend | TfliteBackend", batch_size: int):
+        _check_fits(bundle, backend)
         self.bundle = bundle
         self.model = model
-        self.backend_name = "onnx" if model.endswith(".onnx") else "tflite"
-        self._backend = backend
-        self.deterministic = getattr(backend, "deterministic", False)  # built-in TFLite kernels only
+        self.backend_name = backend.name
+        self.predict_ids = backend.run  # [n, maxlen] int32 ids -> the model's float32 output: [n] or [n, N]
+        self.deterministic = backend.deterministic
         self.tokenizer = bundle.tokenizer()
         self.batch_size = batch_size
+        self.labels = bundle.labels
+        self.num_classes = len(bundle.labels)
+        self.threshold = bundle.threshold  # from this P(labels[1]) on, labels[1]; None for N >= 3 (the arg-max)
 
     @classmethod
     def load(cls, path: str | os.PathLike | None = None, backend: str = "auto", model: str | None = None,
              threads: int | None = None, batch_size: int = DEFAULT_BATCH_SIZE,
              deterministic: bool = False) -> "Classifier":
-        """``path``: bundle directory or a model file in one (``None``: the bundled default model).
-
-        ``backend``: ``onnx``, ``tflite`` or ``auto``; ``model``: a model file name in the bundle.
-        ``deterministic``: TFLite on its built-in kernels (``auto`` then means tflite), so int8
-        scores are bit-identical on every CPU.
-        """
+        """``deterministic``: TFLite's built-in kernels (``auto`` then means tflite), the same int8 scores anywhere."""
         if path is not None and os.path.isfile(path) and model is None:
             if not os.fspath(path).endswith(MODEL_SUFFIXES):
                 raise BundleError(f"{path}: not a model file: give a bundle directory, or a "
@@ -122,36 +97,11 @@ class Classifier:
             runner = open_backend(bundle.path(model), name, threads, deterministic)
         except BackendError as e:
             raise BundleError(str(e)) from None
-        maxlen = bundle.spec.tokenizer.maxlen
-        if list(runner.input_shape)[1:] != [maxlen]:
-            raise BundleError(f"{bundle.path(model)}: model input shape {list(runner.input_shape)} "
-                              f"does not take {maxlen} ids per review")
-        width = len(labels_file_lines(bundle.labels))  # one score per line of labels.txt
-        if runner.width not in (None, width):  # None: undeclared; scoring checks each output
-            raise BundleError(f"{bundle.path(model)}: model output shape {_shape_text(runner.output_shape)} does "
-                              f"not fit the {len(bundle.labels)} labels of {MANIFEST} (expected [?, {width}])")
         return cls(bundle, model, runner, batch_size)
 
     def ref(self, threads: int | None = None) -> "ModelRef":
-        """This model as a picklable reference (for worker processes), on ``threads`` threads."""
+        """This model, on ``threads`` threads, for worker processes."""
         return ModelRef(self.bundle.root, self.backend_name, self.model, threads, self.batch_size, self.deterministic)
-
-    @property
-    def manifest(self) -> dict:
-        return self.bundle.manifest
-
-    @property
-    def labels(self) -> list[str]:
-        return self.bundle.labels
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.bundle.labels)
-
-    @property
-    def threshold(self) -> float | None:
-        """From this probability of ``labels[1]`` on, a text is ``labels[1]``; None for N >= 3 (the arg-max)."""
-        return self.bundle.threshold
 
     def threshold_of(self, threshold: float | None) -> float | None:
         """The threshold to decide by: ``threshold`` (None: the manifest's); N-class bundles have none."""
@@ -159,10 +109,6 @@ class Classifier:
             raise ClassifierError(f"a threshold (--threshold) is for two-class bundles; this bundle has "
                                   f"{self.num_classes} labels and predicts the arg-max")
         return self.threshold if threshold is None else threshold
-
-    def predict_ids(self, ids: np.ndarray) -> np.ndarray:
-        """``[n, maxlen]`` int32 ids -> the model's float32 output: ``[n]`` (two classes) or ``[n, N]``."""
-        return self._backend.run(ids)
 
     def predict(self, texts: Iterable[str]) -> np.ndarray:
         """Two-class bundles: the probability of ``labels[1]`` for each text, ``[n]`` float32, in input order."""
@@ -179,7 +125,9 @@ class Classifier:
     def _scores(self, texts: Iterable[str]) -> np.ndarray:
         if isinstance(texts, str):
             raise TypeError("predict() takes an iterable of texts; use predict_one() for a single text")
-        parts = [self.predict_ids(self.tokenizer.encode_batch(batch)) for batch in batched(texts, self.batch_size)]
+        items = iter(texts)
+        batches = iter(lambda: list(itertools.islice(items, self.batch_size)), [])  # lazily: memory stays flat
+        parts = [self.predict_ids(self.tokenizer.encode_batch(batch)) for batch in batches]
         empty = (0,) if self.num_classes == 2 else (0, self.num_classes)
         return np.concatenate(parts) if parts else np.zeros(empty, dtype=np.float32)
 
@@ -187,12 +135,23 @@ class Classifier:
         return float(self.predict([text])[0])
 
     def classify(self, texts: Iterable[str], threshold: float | None = None) -> list[tuple[str, float]]:
-        """``[(label, probability of that label), ...]``: two classes by the threshold (the manifest's
-        unless one is given), N >= 3 the arg-max."""
+        """``[(label, probability of that label), ...]``: by the threshold (None: the manifest's) or the arg-max."""
         scores = self.predict_proba(texts)
         index = predicted(scores, self.threshold_of(threshold))
         chosen = scores[np.arange(len(scores)), index].tolist()
         return [(self.labels[i], p) for i, p in zip(index.tolist(), chosen)]
+
+
+def _check_fits(bundle: Bundle, runner: "OnnxBackend | TfliteBackend") -> None:
+    """The model takes the manifest's ``maxlen`` ids and gives one score per line of labels.txt."""
+    maxlen, path = bundle.spec.maxlen, runner.path
+    if list(runner.input_shape)[1:] != [maxlen]:
+        raise BundleError(f"{path}: model input shape {list(runner.input_shape)} does not take {maxlen} ids per review")
+    dims, width = runner.output_shape, len(labels_file_lines(bundle.labels))  # one score per line of labels.txt
+    declared = 1 if len(dims) == 1 else dims[1] if len(dims) == 2 else None
+    if isinstance(declared, (int, np.integer)) and declared > 0 and declared != width:  # else scoring checks it
+        raise BundleError(f"{path}: model output shape {_shape_text(dims)} does not fit the {len(bundle.labels)} "
+                          f"labels of {MANIFEST} (expected [?, {width}])")
 
 
 def predicted(scores: np.ndarray, threshold: float | None) -> np.ndarray:
@@ -205,7 +164,7 @@ def predicted(scores: np.ndarray, threshold: float | None) -> np.ndarray:
 
 @dataclass(frozen=True)
 class ModelRef:
-    """A resolved, verified model as plain values: what a worker process loads again."""
+    """A resolved, verified model as the picklable arguments of ``Classifier.load``: what a worker loads again."""
     path: str | None = None  # None: the bundled model
     backend: str = "auto"
     model: str | None = None
@@ -214,46 +173,46 @@ class ModelRef:
     deterministic: bool = False
 
     def load(self) -> Classifier:
-        return Classifier.load(self.path, backend=self.backend, model=self.model, threads=self.threads,
-                               batch_size=self.batch_size, deterministic=self.deterministic)
+        return Classifier.load(**asdict(self))
 
 
-def batched(items: Iterable[T], size: int) -> Iterator[list[T]]:
-    """Lists of ``size`` items (the last one shorter), lazily: memory stays flat."""
-    batch: list[T] = []
-    for item in items:
-        batch.append(item)
-        if len(batch) == size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
+# Per backend: the modules that can run its models, the first importable one used (tflite_runtime
+# on devices that only have that), and what to install when there is none.
+_RUNTIMES = {"onnx": (("onnxruntime",), "onnxruntime is not installed (pip install onnxruntime)"),
+             "tflite": (("ai_edge_litert.interpreter", "tflite_runtime.interpreter"),
+                        "no TFLite runtime is installed (pip install ai-edge-litert)")}
 
 
-# -- which runtime runs a model ------------------------------------------------------------
-def _onnxruntime():
-    """The onnxruntime module, or None when it is not installed."""
-    try:
-        with native_output():  # its CPU-detection warnings print at import
-            import onnxruntime
-    except ImportError:
-        return None
-    return onnxruntime
-
-
-def _interpreter_class():
-    """LiteRT's Interpreter, or tflite_runtime's on devices that only have that, or None."""
-    try:
-        from ai_edge_litert.interpreter import Interpreter
-    except ImportError:
+def _runtime(backend: str):  # the module, or None
+    for module in _RUNTIMES[backend][0]:
         try:
-            from tflite_runtime.interpreter import Interpreter
+            with native_output():  # onnxruntime's CPU-detection warnings print at import
+                return importlib.import_module(module)
         except ImportError:
-            return None
-    return Interpreter
+            pass
+    return None
 
 
-def _has_tflite_identifier(model_file: str | os.PathLike) -> bool:
+def resolve_backend(backend: str, model_file: str | os.PathLike | None = None) -> str:
+    """``auto``/``onnx``/``tflite`` as a backend name for ``model_file``: its suffix decides (an explicit
+    name must match it); else ``auto`` is tflite for a TFL3 file, onnx if installed, else tflite."""
+    if backend != "auto" and backend not in BACKENDS:
+        raise BackendError(f"unknown backend {backend!r}: choose one of auto, {', '.join(BACKENDS)}")
+    suffix = "" if model_file is None else os.path.splitext(os.fspath(model_file))[1].lower()
+    needed = _SUFFIX_BACKEND.get(suffix)
+    if needed is not None and backend not in ("auto", needed):
+        raise BackendError(f"{os.fspath(model_file)}: a {suffix} model needs the {needed} backend, not {backend}")
+    if needed is not None or backend != "auto":
+        return needed or backend
+    if model_file is not None and _is_tflite(model_file):
+        return "tflite"
+    for name in BACKENDS:  # onnx first
+        if _runtime(name) is not None:
+            return name
+    raise BackendError("no inference runtime installed: pip install onnxruntime or ai-edge-litert")
+
+
+def _is_tflite(model_file: str | os.PathLike) -> bool:
     try:
         with open(model_file, "rb") as f:
             return f.read(8)[4:8] == _TFLITE_IDENTIFIER
@@ -261,39 +220,10 @@ def _has_tflite_identifier(model_file: str | os.PathLike) -> bool:
         return False  # the backend then reports the missing or unreadable file
 
 
-def resolve_backend(backend: str, model_file: str | os.PathLike | None = None) -> str:
-    """Turn ``auto``/``onnx``/``tflite`` into a concrete backend name for ``model_file``.
-
-    A ``.tflite`` file needs tflite and a ``.onnx`` file onnx: ``auto`` picks that, and an
-    explicit name must match it. Otherwise ``auto`` picks tflite for a file carrying the TFL3
-    identifier, else onnx when onnxruntime is installed, else tflite.
-    """
-    if backend != "auto" and backend not in BACKENDS:
-        raise BackendError(f"unknown backend {backend!r}: choose one of auto, {', '.join(BACKENDS)}")
-    suffix = "" if model_file is None else os.path.splitext(os.fspath(model_file))[1].lower()
-    needed = _SUFFIX_BACKEND.get(suffix)
-    if backend != "auto":
-        if needed is not None and needed != backend:
-            raise BackendError(f"{os.fspath(model_file)}: a {suffix} model needs the {needed} backend, "
-                               f"not {backend}")
-        return backend
-    if needed is not None:
-        return needed
-    if model_file is not None and _has_tflite_identifier(model_file):
-        return "tflite"
-    if _onnxruntime() is not None:
-        return "onnx"
-    if _interpreter_class() is not None:
-        return "tflite"
-    raise BackendError("no inference runtime installed: pip install onnxruntime or ai-edge-litert")
-
-
 def open_backend(path: str | os.PathLike, backend: str = "auto", threads: int | None = None,
                  deterministic: bool = False) -> "OnnxBackend | TfliteBackend":
-    """Open ``path`` on ``backend`` (``auto``, ``onnx`` or ``tflite``); see ``resolve_backend``.
-
-    ``deterministic`` (tflite only): built-in kernels, the same int8 scores on every CPU.
-    """
+    """Open ``path`` on ``backend`` (see ``resolve_backend``); ``threads=None`` leaves the count to the
+    runtime (onnxruntime: one per core, LiteRT: one); ``deterministic``: see ``TfliteBackend``."""
     name = resolve_backend(backend, path)
     if name == "onnx":
         if deterministic:
@@ -302,27 +232,14 @@ def open_backend(path: str | os.PathLike, backend: str = "auto", threads: int | 
     return TfliteBackend(path, threads, deterministic)
 
 
-# -- what both backends share --------------------------------------------------------------
-def _check_threads(threads, path: str) -> int | None:
-    if threads is None:
-        return None
-    if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1:
-        raise BackendError(f"{path}: threads must be a positive integer or None, got {threads!r}")
-    return int(threads)
-
-
-def _opened(path: str | os.PathLike, threads, find_runtime, missing: str) -> tuple:
-    """(path, threads, the runtime ``find_runtime`` finds, the model file's bytes): the checks both
-    backends start with, in this order; ``missing`` says what to install when there is none."""
+def _opened(path: str | os.PathLike, threads, backend: str) -> tuple:
+    """(path, threads, the module that runs ``backend``, the model file's bytes), checked in this order."""
     path = os.fspath(path)
-    threads = _check_threads(threads, path)
-    runtime = find_runtime()
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1):
+        raise BackendError(f"{path}: threads must be a positive integer or None, got {threads!r}")
+    runtime = _runtime(backend)
     if runtime is None:
-        raise BackendError(f"{path}: {missing}")
-    return path, threads, runtime, _read_model(path)
-
-
-def _read_model(path: str) -> bytes:
+        raise BackendError(f"{path}: {_RUNTIMES[backend][1]}")
     try:
         with open(path, "rb") as f:
             data = f.read()
@@ -334,7 +251,13 @@ def _read_model(path: str) -> bytes:
         raise BackendError(f"{path}: cannot read model file: {e.strerror}") from None
     if not data:
         raise BackendError(f"{path}: empty model file")
-    return data
+    return path, None if threads is None else int(threads), runtime, data
+
+
+def _one_each(path: str, inputs: list, outputs: list) -> tuple:  # (the input, the output)
+    if len(inputs) != 1 or len(outputs) != 1:
+        raise BackendError(f"{path}: expected 1 input and 1 output, got {len(inputs)} and {len(outputs)}")
+    return inputs[0], outputs[0]
 
 
 def _detail(error: Exception) -> str:
@@ -348,41 +271,22 @@ def _shape_text(dims) -> str:
 
 
 class _Backend:
-    """Input checks and batching shared by both runtimes; subclasses define ``_run_chunk``."""
+    """Input checks and batching shared by both runtimes; subclasses define ``_run_chunk(ids)``."""
 
-    name = ""
     deterministic = False  # True: the same scores on every CPU (TfliteBackend's built-in kernels)
 
-    def __init__(self, path: str | os.PathLike, seq_len: int, output_shape: list):
-        self.path = os.fspath(path)
+    def __init__(self, path: str, seq_len: int, output_shape: list):
+        self.path = path
         self._seq_len = seq_len
+        self.input_shape = (None, seq_len)  # any number of rows of seq_len int32 ids
         self.output_shape = output_shape  # as the model declares it: [batch] or [batch, N]
 
-    @property
-    def width(self) -> int | None:
-        """Scores per row: 1 for a ``[batch]`` or ``[batch, 1]`` output, N for ``[batch, N]``; None: undeclared."""
-        dims = self.output_shape
-        if len(dims) == 1:
-            return 1
-        return int(dims[1]) if len(dims) == 2 and isinstance(dims[1], (int, np.integer)) and dims[1] > 0 else None
-
-    @property
-    def input_shape(self) -> tuple[None, int]:
-        """``(None, seq_len)``: any number of rows of ``seq_len`` int32 ids."""
-        return (None, self._seq_len)
-
     def run(self, ids: np.ndarray) -> np.ndarray:
-        """int32 ids ``[n, seq_len]`` -> float32 probabilities: ``[n]`` for a one-output model
-        (a sigmoid), ``[n, N]`` for an N-output one (a softmax)."""
+        """int32 ids ``[n, seq_len]`` -> float32 ``[n]`` (one output) or ``[n, N]``; thread-safe."""
         ids = self._check_ids(ids)
-        out = np.empty(len(ids), dtype=np.float32)  # n == 0: the model is never called
-        for start in range(0, len(ids), MAX_BATCH):
-            chunk = ids[start:start + MAX_BATCH]
-            probs = self._probs(self._run_chunk(chunk), len(chunk))
-            if start == 0:
-                out = np.empty((len(ids), *probs.shape[1:]), dtype=np.float32)
-            out[start:start + len(chunk)] = probs
-        return out
+        chunks = (ids[start:start + MAX_BATCH] for start in range(0, len(ids), MAX_BATCH))
+        parts = [self._probs(self._run_chunk(chunk), len(chunk)) for chunk in chunks]
+        return np.concatenate(parts) if parts else np.empty(0, dtype=np.float32)  # n == 0: the model is never called
 
     def _check_ids(self, ids) -> np.ndarray:
         if not isinstance(ids, np.ndarray):
@@ -404,20 +308,14 @@ class _Backend:
                                f"for {n} rows, expected [{n}, 1]")
         return out.reshape(n).astype(np.float32, copy=False)
 
-    def _run_chunk(self, ids: np.ndarray) -> np.ndarray:
-        raise NotImplementedError
 
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.path!r})"
-# -- onnxruntime ---------------------------------------------------------------------------
 class OnnxBackend(_Backend):
     """An ``.onnx`` model on onnxruntime's CPU provider."""
 
     name = "onnx"
 
     def __init__(self, path: str | os.PathLike, threads: int | None = None):
-        path, threads, ort, data = _opened(path, threads, _onnxruntime, "onnxruntime is not installed "
-                                           "(pip install onnxruntime)")
+        path, threads, ort, data = _opened(path, threads, self.name)
         opts = ort.SessionOptions()
         opts.log_severity_level = 4  # fatal only: errors reach the caller as BackendError
         opts.inter_op_num_threads = 1  # a single chain of ops: nothing to run side by side
@@ -428,27 +326,19 @@ class OnnxBackend(_Backend):
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             with native_output():
-                self._session = ort.InferenceSession(data, sess_options=opts,
-                                                     providers=["CPUExecutionProvider"])
+                self._session = ort.InferenceSession(data, sess_options=opts, providers=["CPUExecutionProvider"])
         except Exception as e:  # onnxruntime's errors (InvalidProtobuf, Fail, ...) derive from Exception
             raise BackendError(f"{path}: not a valid ONNX model: {_detail(e)}") from e
-        self._input, self._output, seq_len = self._signature(path)
-        super().__init__(path, seq_len, list(self._session.get_outputs()[0].shape))
-
-    def _signature(self, path: str) -> tuple[str, str, int]:
-        """Input name, output name and sequence length; the model must be int32 [batch, L] -> float."""
-        inputs, outputs = self._session.get_inputs(), self._session.get_outputs()
-        if len(inputs) != 1 or len(outputs) != 1:
-            raise BackendError(f"{path}: expected 1 input and 1 output, got {len(inputs)} and {len(outputs)}")
-        inp, out = inputs[0], outputs[0]
+        inp, out = _one_each(path, self._session.get_inputs(), self._session.get_outputs())
         dims = list(inp.shape)
-        dynamic_batch = len(dims) == 2 and not isinstance(dims[0], int)
-        if inp.type != "tensor(int32)" or not dynamic_batch or not isinstance(dims[1], int) or dims[1] < 1:
+        if (inp.type != "tensor(int32)" or len(dims) != 2 or isinstance(dims[0], int)
+                or not isinstance(dims[1], int) or dims[1] < 1):
             raise BackendError(f"{path}: input {inp.name!r} must be int32 [batch, seq_len] with a dynamic "
                                f"batch, got {inp.type[7:-1]} {_shape_text(dims)}")
         if out.type != "tensor(float)":
             raise BackendError(f"{path}: output {out.name!r} must be float32, got {out.type[7:-1]}")
-        return inp.name, out.name, dims[1]
+        self._input, self._output = inp.name, out.name
+        super().__init__(path, dims[1], list(out.shape))
 
     def _run_chunk(self, ids: np.ndarray) -> np.ndarray:
         # A single row would take onnxruntime's matrix-vector kernel, whose sum order differs
@@ -461,40 +351,36 @@ class OnnxBackend(_Backend):
             raise BackendError(f"{self.path}: inference failed: {_detail(e)}") from e
 
 
-# -- LiteRT --------------------------------------------------------------------------------
 class TfliteBackend(_Backend):
-    """A ``.tflite`` model on the LiteRT interpreter (float, or int8/uint8 output dequantized).
-
-    ``deterministic=True``: LiteRT's built-in kernels only, without the XNNPACK delegate it
-    applies by default on some CPUs; int8 scores are then the same on x86, ARM and TFLite Micro.
-    """
+    """A ``.tflite`` model on LiteRT (int8/uint8 outputs dequantized). ``deterministic``: the built-in kernels
+    only, not the XNNPACK delegate some CPUs get: the same int8 scores on x86, ARM and TFLite Micro."""
 
     name = "tflite"
 
     def __init__(self, path: str | os.PathLike, threads: int | None = None, deterministic: bool = False):
-        path, threads, interpreter_class, data = _opened(path, threads, _interpreter_class, "no TFLite runtime "
-                                                         "is installed (pip install ai-edge-litert)")
+        path, threads, litert, data = _opened(path, threads, self.name)
         if data[4:8] != _TFLITE_IDENTIFIER:  # LiteRT's own message for junk says less
             raise BackendError(f"{path}: not a TFLite model (no TFL3 file identifier)")
-        kernels = {"experimental_op_resolver_type": _builtin_kernels()} if deterministic else {}
+        kernels = {}
+        if deterministic:
+            kernels["experimental_op_resolver_type"] = litert.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
         try:
             with native_output():  # LiteRT announces its XNNPACK delegate on stderr
-                self._interp = interpreter_class(model_content=data, num_threads=threads, **kernels)
+                self._interp = litert.Interpreter(model_content=data, num_threads=threads, **kernels)
                 self._interp.allocate_tensors()
         except (ValueError, RuntimeError) as e:
             raise BackendError(f"{path}: not a valid TFLite model: {_detail(e)}") from e
-        inp, out, seq_len = self._signature(path)
-        super().__init__(path, seq_len, list(out.get("shape_signature", out["shape"])))
+        inp, out = _one_each(path, self._interp.get_input_details(), self._interp.get_output_details())
+        dims = list(inp.get("shape_signature", inp["shape"]))
+        if inp["dtype"] != np.int32 or len(dims) != 2 or dims[1] < 1:
+            raise BackendError(f"{path}: input {inp['name']!r} must be int32 [batch, seq_len], "
+                               f"got {np.dtype(inp['dtype']).name} {_shape_text(dims)}")
+        super().__init__(path, int(dims[1]), list(out.get("shape_signature", out["shape"])))
         self.deterministic = deterministic
         self._in_index, self._out_index = inp["index"], out["index"]
         self._batch = int(inp["shape"][0])  # rows the tensors are allocated for
-        self._dequant = None  # (scale, zero_point) of an int8/uint8 output
         self._lock = threading.Lock()  # one interpreter: a call from another thread waits
-        if out["dtype"] in _QUANTIZED_OUTPUTS:
-            scale, zero_point = out["quantization"]
-            if not scale > 0:
-                raise BackendError(f"{path}: {np.dtype(out['dtype']).name} output has no quantization scale")
-            self._dequant = (np.float32(scale), np.float32(zero_point))
+        self._scale, self._zero_point = _dequantization(path, out)
 
     @property
     def kernels(self) -> str:
@@ -502,47 +388,30 @@ class TfliteBackend(_Backend):
         ops = getattr(self._interp, "_get_ops_details", list)()  # a delegated subgraph is one DELEGATE op
         return "xnnpack" if any(op.get("op_name") == "DELEGATE" for op in ops) else "builtin"
 
-    def _signature(self, path: str) -> tuple[dict, dict, int]:
-        """Input and output details and sequence length; int32 [batch, L] -> float32/int8/uint8."""
-        inputs, outputs = self._interp.get_input_details(), self._interp.get_output_details()
-        if len(inputs) != 1 or len(outputs) != 1:
-            raise BackendError(f"{path}: expected 1 input and 1 output, got {len(inputs)} and {len(outputs)}")
-        inp, out = inputs[0], outputs[0]
-        dims = list(inp.get("shape_signature", inp["shape"]))
-        if inp["dtype"] != np.int32 or len(dims) != 2 or dims[1] < 1:
-            raise BackendError(f"{path}: input {inp['name']!r} must be int32 [batch, seq_len], "
-                               f"got {np.dtype(inp['dtype']).name} {_shape_text(dims)}")
-        if out["dtype"] not in (np.float32, *_QUANTIZED_OUTPUTS):
-            raise BackendError(f"{path}: output {out['name']!r} must be float32, int8 or uint8, "
-                               f"got {np.dtype(out['dtype']).name}")
-        return inp, out, int(dims[1])
-
     def _run_chunk(self, ids: np.ndarray) -> np.ndarray:
-        with self._lock:  # resize, set, invoke and read as one step
-            return self._run_locked(ids)
-
-    def _run_locked(self, ids: np.ndarray) -> np.ndarray:
         try:
-            if len(ids) != self._batch:  # re-plan the tensors only when the row count changes
-                self._batch = -1  # stays invalid if the resize fails halfway
-                self._interp.resize_tensor_input(self._in_index, [len(ids), self._seq_len])
-                self._interp.allocate_tensors()
-                self._batch = len(ids)
-            self._interp.set_tensor(self._in_index, ids)
-            self._interp.invoke()
-            out = self._interp.get_tensor(self._out_index)  # a copy
+            with self._lock:  # resize, set, invoke and read as one step
+                if len(ids) != self._batch:  # re-plan the tensors only when the row count changes
+                    self._batch = -1  # stays invalid if the resize fails halfway
+                    self._interp.resize_tensor_input(self._in_index, [len(ids), self._seq_len])
+                    self._interp.allocate_tensors()
+                    self._batch = len(ids)
+                self._interp.set_tensor(self._in_index, ids)
+                self._interp.invoke()
+                out = self._interp.get_tensor(self._out_index)  # a copy
         except (ValueError, RuntimeError) as e:  # e.g. "gather index out of bounds"
             raise BackendError(f"{self.path}: inference failed: {_detail(e)}") from e
-        if self._dequant is not None:
-            scale, zero_point = self._dequant
-            out = (out.astype(np.float32) - zero_point) * scale
-        return out
+        return (out.astype(np.float32) - self._zero_point) * self._scale  # float32 outputs: exactly as they are
 
 
-def _builtin_kernels():
-    """The op resolver "built-in kernels, no default delegates" of whichever LiteRT is installed."""
-    try:
-        from ai_edge_litert.interpreter import OpResolverType
-    except ImportError:
-        from tflite_runtime.interpreter import OpResolverType
-    return OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+def _dequantization(path: str, out: dict) -> tuple[np.float32, np.float32]:
+    """(scale, zero_point) of an int8/uint8 output; (1, 0) for float32 (any other type is refused)."""
+    if out["dtype"] == np.float32:
+        return np.float32(1), np.float32(0)
+    if out["dtype"] not in (np.int8, np.uint8):
+        raise BackendError(f"{path}: output {out['name']!r} must be float32, int8 or uint8, "
+                           f"got {np.dtype(out['dtype']).name}")
+    scale, zero_point = out["quantization"]
+    if not scale > 0:
+        raise BackendError(f"{path}: {np.dtype(out['dtype']).name} output has no quantization scale")
+    return np.float32(scale), np.float32(zero_point)

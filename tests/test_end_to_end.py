@@ -80,5 +80,5 @@ def test_runtime_reproduces_the_verified_accuracy(real_export, imdb, backend, mo
     clf = Classifier.load(real_export[0], backend=backend, model=model)
     probs = clf.predict(imdb.test_texts)
     accuracy = float(np.mean((probs >= 0.5) == (imdb.test_labels == 1)))
-    recorded = clf.manifest["verification"]["results"][model]["accuracy"]
+    recorded = clf.bundle.manifest["verification"]["results"][model]["accuracy"]
     assert abs(accuracy - recorded) <= 1e-9  # same ids, same interpreter, batch-independent scores

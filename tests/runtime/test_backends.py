@@ -138,13 +138,14 @@ def test_auto_resolution(tiny_models, tmp_path):
 
 
 def test_auto_without_onnxruntime_falls_back_to_tflite(tiny_models, monkeypatch):
-    monkeypatch.setattr(backends, "_onnxruntime", lambda: None)
+    real = backends._runtime
+    monkeypatch.setattr(backends, "_runtime", lambda backend: None if backend == "onnx" else real(backend))
     assert resolve_backend("auto") == "tflite"
     assert resolve_backend("auto", "model.bin") == "tflite"
     with pytest.raises(BackendError) as e:
         open_backend(tiny_models.onnx)
     assert _message(e) == f"{tiny_models.onnx}: onnxruntime is not installed (pip install onnxruntime)"
-    monkeypatch.setattr(backends, "_interpreter_class", lambda: None)
+    monkeypatch.setattr(backends, "_runtime", lambda backend: None)
     with pytest.raises(BackendError) as e:
         resolve_backend("auto")
     assert _message(e) == "no inference runtime installed: pip install onnxruntime or ai-edge-litert"

@@ -26,7 +26,7 @@ def test_bundled_manifest_passes_the_checks_of_a_fresh_export():
     tok = bundle.tokenizer()
     # The tokenizer section is exactly what `export` writes today for this vocabulary.
     assert bundle.manifest["tokenizer"] == tokenizer_contract(tok)
-    assert spec.tokenizer.num_words == len(tok.vocab) == 10_000 and spec.tokenizer.maxlen == 256
+    assert spec.num_words == len(tok.vocab) == 10_000 and spec.maxlen == 256
     assert spec.labels == ("negative", "positive") and spec.threshold == 0.5
     for backend, model in (("onnx", "model.onnx"), ("tflite", "model.int8.tflite")):
         clf = Classifier.load(backend=backend)  # input shape checked
