@@ -18,11 +18,12 @@ import threading
 import time
 import zipfile
 from contextlib import contextmanager
-from dataclasses import dataclass
-from functools import partial
+from functools import cache, partial
 from itertools import accumulate
 from typing import IO, Iterator, Sequence
 from urllib.parse import unquote, urlparse
+
+import numpy as np
 
 from .bundle import MANIFEST
 from .engine import Job, WorkerError
@@ -56,7 +57,7 @@ def local_path(path: str) -> str | None:
 
 
 # -- what the Python workers run --------------------------------------------------------------
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class Work:
     """Everything a Python worker needs (shipped in the ``mapInArrow`` closure)."""
     model: ModelRef  # its path: the SparkFiles name of the zipped bundle
@@ -70,28 +71,23 @@ class Work:
     counters: tuple = ()  # accumulators: rows, positive, bad
 
 
-_CLASSIFIERS: dict = {}  # one Classifier per Python worker process and model
-
-
-def _classifier(work: Work):
+@cache  # one Classifier per Python worker process and model
+def _classifier(model: ModelRef) -> Classifier:
     from pyspark import SparkFiles
 
-    if work.model not in _CLASSIFIERS:
-        _CLASSIFIERS[work.model] = dataclasses.replace(work.model, path=SparkFiles.get(work.model.path)).load()
-    return _CLASSIFIERS[work.model]
+    return dataclasses.replace(model, path=SparkFiles.get(model.path)).load()
 
 
 def score_batches(batches, work: Work):
     """``mapInArrow`` body: Arrow batches of one partition in, encoded output out."""
     import pyarrow as pa
 
-    clf, header = None, work.layout.header()
+    header = work.layout.header()
     for batch in batches:
         rows = _rows(batch, work)
         if not len(rows):
             continue
-        clf = clf or _classifier(work)
-        chunk = work.layout.encode(rows, clf.predict_proba(rows.texts))
+        chunk = work.layout.encode(rows, _classifier(work.model).predict_proba(rows.texts))
         for counter, n in zip(work.counters, (chunk.rows, chunk.positive, chunk.bad)):
             counter.add(n)
         if work.layout.format == PARQUET:
@@ -119,8 +115,6 @@ def _rows(batch, work: Work) -> Rows:
 
 def _row_numbers(batch, work: Work) -> list[int]:
     """1-based row numbers, as the local engine counts them."""
-    import numpy as np
-
     if work.rows == "parquet":
         first = dict(work.offsets)
         files = batch.column("__file").dictionary_encode()  # a batch holds rows of one file or a few
@@ -144,8 +138,7 @@ _SHIPPED: dict = {}  # (application id, manifest digest) -> archive name
 
 
 def _ship_bundle(spark, clf: Classifier) -> ModelRef:
-    """The bundle zipped in a fresh private temp dir and added to the SparkContext (once per
-    application); the model in it, on one thread per task (Spark gives each task one core)."""
+    """The bundle zipped in a fresh private temp dir, added to the SparkContext once per application."""
     bundle, sc = clf.bundle, spark.sparkContext
     digest = sha256_file(bundle.path(MANIFEST))[:16]  # the manifest pins every file's sha256
     key = (sc.applicationId, digest)
@@ -158,16 +151,14 @@ def _ship_bundle(spark, clf: Classifier) -> ModelRef:
                 z.write(bundle.path(member), member)
         sc.addArchive(os.path.join(folder, name))
         _SHIPPED[key] = name
-    return dataclasses.replace(clf.ref(threads=1), path=_SHIPPED[key])
+    return dataclasses.replace(clf.ref(threads=1), path=_SHIPPED[key])  # Spark gives each task one core
 
 
 def _check_columns(df, where: str | None, spec: Spec, options: Sequence[str] = CLI_OPTIONS) -> None:
     """The columns asked for, in Spark's schema (``check_names``); the text column a string one."""
-    from pyspark.sql.types import NullType, StringType
-
     check_names(where, df.columns, spec.text_column, spec.id_column, spec.keep, options=options)
     kind = df.schema[spec.text_column].dataType
-    if not isinstance(kind, (StringType, NullType)):
+    if kind.typeName() not in ("string", "null"):
         prefix, hint = (f"{where}: ", f" ({options[0]})") if where else ("", "")
         raise InputError(f"{prefix}column {spec.text_column!r} is {kind.simpleString()}, not text{hint}")
 
@@ -179,15 +170,12 @@ def _arrow_types(schema, names: Sequence[str]):
     return pa.schema([pa.field(n, to_arrow_type(schema[n].dataType)) for n in names])
 
 
-def _apply(df, work: Work):
-    """``mapInArrow`` with the layout's output schema (Parquet) or one ``value`` text column."""
-    from pyspark.sql import types as T
+def _scored(df, clf: Classifier, layout: Layout, spec: Spec, **how):
+    """``df`` through ``score_batches`` in ``mapInArrow``: the layout's columns (Parquet) or one text ``value``."""
     from pyspark.sql.pandas.types import from_arrow_schema
 
-    if work.layout.format == PARQUET:
-        schema = from_arrow_schema(work.layout.schema())
-    else:
-        schema = T.StructType([T.StructField("value", T.StringType())])
+    work = Work(_ship_bundle(df.sparkSession, clf), layout, spec, **how)
+    schema = from_arrow_schema(layout.schema()) if layout.format == PARQUET else "value string"
     return df.mapInArrow(partial(score_batches, work=work), schema)
 
 
@@ -201,8 +189,8 @@ def score_dataframe(df, text_col: str = "text", id_col: str | None = None, model
     clf = Classifier.load(model, backend=backend, threads=1)
     layout = Layout(PARQUET, tuple(clf.labels), clf.threshold, id_col, spec.keep,
                     types=_arrow_types(df.schema, spec.columns), all_scores=all_scores)
-    work = Work(_ship_bundle(df.sparkSession, clf), layout, spec, "column", "dataframe", text_col)
-    scored = _apply(df.select(*dict.fromkeys([text_col, *spec.columns])), work)
+    scored = _scored(df.select(*dict.fromkeys([text_col, *spec.columns])), clf, layout, spec,
+                     mode="column", name="dataframe", text=text_col)
     return scored if id_col is not None else scored.drop(ROW)
 
 
@@ -236,8 +224,8 @@ def local_session(master: str = DEFAULT_MASTER, app_name: str = "reviewkit-batch
 
 @contextmanager
 def _session(spark, master: str, conf: dict | None, debug: bool) -> Iterator[tuple]:
-    """``(session, log)``: ``spark``, else the active session (log None), else one started here
-    and stopped at the end, its JVM log kept only if the job failed (not interrupted) or ``debug``."""
+    """``(session, log)``: ``spark``, else the active session (log None), else one started here and
+    stopped after, its JVM log kept only if the job failed (not interrupted) or with ``debug``."""
     from pyspark.sql import SparkSession
 
     session = spark or SparkSession.getActiveSession()
@@ -246,17 +234,16 @@ def _session(spark, master: str, conf: dict | None, debug: bool) -> Iterator[tup
         return
     fd, log = tempfile.mkstemp(prefix="reviewkit-spark-", suffix=".log")
     os.close(fd)
-    keep = debug
     try:
         session = _start(master, log, conf)
         yield session, log
     except Exception:
-        keep = True
+        debug = True  # kept: a failure names it
         raise
     finally:
         if session is not None:
             session.stop()
-        if not keep and os.path.exists(log):
+        if not debug and os.path.exists(log):
             os.unlink(log)
 
 
@@ -298,7 +285,7 @@ def _arrow_batches(session, batch_size: int) -> Iterator[None]:
 
 
 @contextmanager
-def _watch(sc, meter: Progress, interval: float = 0.25) -> Iterator[None]:
+def _watch(sc, meter: Progress) -> Iterator[None]:
     """A driver thread while the jobs run: ``--progress`` shows the running stages' tasks, and SIGINT
     or SIGTERM cancels the jobs. The handler only takes note (an exception raised inside a blocking
     py4j call breaks the connection that stopping the session needs); the signal is raised here."""
@@ -310,7 +297,7 @@ def _watch(sc, meter: Progress, interval: float = 0.25) -> Iterator[None]:
         caught.append(signum)
 
     def loop() -> None:
-        while not done.wait(interval):
+        while not done.wait(0.25):
             try:
                 if caught:
                     sc.cancelAllJobs()  # again each round: a job may start after the signal
@@ -353,8 +340,7 @@ def score_file(input: str, output: str, *, text_column: str = "text", id_column:
     a session to use (else the active one, else a ``local_session(master)`` started here)."""
     pyspark()
     input, output = os.fspath(input), os.fspath(output)
-    fmt = canonical(input_format or _format_of(input))
-    local = local_path(input)
+    fmt, local = canonical(input_format or _format_of(input)), local_path(input)
     job = Job(inputs=(local,) if local else (), input_format=fmt, output_format=canonical(
               output_format or output_format_of(output), OUTPUT_FORMATS), text_column=text_column,
               id_column=id_column, keep=tuple(keep_columns), threshold=threshold, all_scores=all_scores,
@@ -366,12 +352,13 @@ def score_file(input: str, output: str, *, text_column: str = "text", id_column:
         for _ in source.pieces():
             pass
     clf = Classifier.load(model, backend=backend, threads=1)
-    threshold = clf.threshold_of(threshold)  # an N-class bundle refuses one before Spark starts
+    layout = Layout(job.output_format, tuple(clf.labels), clf.threshold_of(threshold), id_column, job.keep,
+                    all_scores=all_scores)  # an N-class bundle refuses a threshold before Spark starts
     start = time.perf_counter()
     with _session(spark, master, conf, debug) as (session, log):
         startup = time.perf_counter() - start if log else 0.0
         with _arrow_batches(session, batch_size), _watch(session.sparkContext, Progress(stream, enabled=progress)):
-            summary = _run(session, input, output, job, threshold, clf, source, log)
+            summary = _run(session, input, output, job, layout, clf, source, log)
         summary.notes.append(f"Spark {session.version} {master if log else 'session'} (start {startup:.1f} s)")
     summary.seconds = time.perf_counter() - start
     return summary
@@ -384,18 +371,16 @@ def _format_of(path: str) -> str:
     return format_of(path.rstrip("/")) if os.path.splitext(path.rstrip("/"))[1] else PARQUET
 
 
-def _run(spark, input: str, output: str, job: Job, threshold: float | None, clf, source, log) -> Summary:
-    spec, sc = job.spec, spark.sparkContext
+def _run(spark, input: str, output: str, job: Job, layout: Layout, clf, source, log) -> Summary:
+    sc = spark.sparkContext
     counters = tuple(sc.accumulator(0) for _ in range(3))
     try:
-        df, how = _read(spark, input, job.input_format, source, spec)
-        types = _arrow_types(df.schema, spec.columns) if how["mode"] in ("column", CSV) else None
-        layout = Layout(job.output_format, tuple(clf.labels), threshold, spec.id_column, spec.keep,
-                        types=types, all_scores=job.all_scores)
-        work = Work(_ship_bundle(spark, clf), layout, spec, name=input, counters=counters, **how)
+        df, how = _read(spark, input, job.input_format, source, job.spec)
+        if how["mode"] == "column":  # else all text
+            layout = dataclasses.replace(layout, types=_arrow_types(df.schema, job.spec.columns))
         if df.rdd.getNumPartitions() < sc.defaultParallelism:  # e.g. one small file: use every core
             df = df.repartition(sc.defaultParallelism)
-        _write(_apply(df, work), job.output_format, output)
+        _write(_scored(df, clf, layout, job.spec, name=input, counters=counters, **how), job.output_format, output)
     except Exception as e:
         raise _spark_error(e, input, output, log) from None
     return Summary(*(c.value for c in counters), output=output, two_class=clf.num_classes == 2)
@@ -468,25 +453,19 @@ _OURS = re.compile(r"(?m)^\s*(?:[\w.]+\.)?(InputError|BundleError|BackendError|M
 def _spark_error(e: Exception, input: str, output: str, log: str | None) -> Exception:
     """A failed Spark job as one line (the one place that reads Spark's error text); our own errors
     raised in the driver, and bugs, pass untouched."""
-    if isinstance(e, ReviewkitError) or not _is_spark(e):
+    if isinstance(e, ReviewkitError) or not {c.__module__.split(".")[0] for c in type(e).__mro__} & {"py4j", "pyspark"}:
         return e
     text = str(e)
     found = _OURS.search(text)
     if found:
-        error = Failure if found.group(1) == "BackendError" else InputError
-        return error(found.group(2).strip())
+        return (Failure if found.group(1) == "BackendError" else InputError)(found.group(2).strip())
     if "Python worker exited unexpectedly" in text or "crashed" in text:
         return WorkerError(f"a Spark Python worker died while scoring {input} (killed, or out of "
                            f"memory?); {output} was not written")
     detail = _first_line(text)
     if any(k in text for k in ("FAILED_READ_FILE", "MALFORMED", "PATH_NOT_FOUND", "UNABLE_TO_INFER_SCHEMA")):
         return InputError(f"{input}: Spark cannot read it: {detail}")
-    where = f" (Spark log: {log})" if log else ""
-    return Failure(f"Spark job failed: {detail}{where}")
-
-
-def _is_spark(e: Exception) -> bool:
-    return bool({c.__module__.split(".")[0] for c in type(e).__mro__} & {"py4j", "pyspark"})
+    return Failure(f"Spark job failed: {detail}" + (f" (Spark log: {log})" if log else ""))
 
 
 def _first_line(text: str) -> str:
