@@ -163,17 +163,14 @@ def _check_columns(df, where: str | None, spec: Spec, options: Sequence[str] = C
         raise InputError(f"{prefix}column {spec.text_column!r} is {kind.simpleString()}, not text{hint}")
 
 
-def _arrow_types(schema, names: Sequence[str]):
-    import pyarrow as pa
-    from pyspark.sql.pandas.types import to_arrow_type
-
-    return pa.schema([pa.field(n, to_arrow_type(schema[n].dataType)) for n in names])
-
-
 def _scored(df, clf: Classifier, layout: Layout, spec: Spec, **how):
     """``df`` through ``score_batches`` in ``mapInArrow``: the layout's columns (Parquet) or one text ``value``."""
-    from pyspark.sql.pandas.types import from_arrow_schema
+    import pyarrow as pa
+    from pyspark.sql.pandas.types import from_arrow_schema, to_arrow_type
 
+    if how["mode"] == "column":  # the id and kept columns typed as in Spark (else all text)
+        types = pa.schema([pa.field(c, to_arrow_type(df.schema[c].dataType)) for c in spec.columns])
+        layout = dataclasses.replace(layout, types=types)
     work = Work(_ship_bundle(df.sparkSession, clf), layout, spec, **how)
     schema = from_arrow_schema(layout.schema()) if layout.format == PARQUET else "value string"
     return df.mapInArrow(partial(score_batches, work=work), schema)
@@ -187,8 +184,7 @@ def score_dataframe(df, text_col: str = "text", id_col: str | None = None, model
     spec = Spec(text_col, id_col, tuple(keep_columns))
     _check_columns(df, None, spec, DATAFRAME_OPTIONS)
     clf = Classifier.load(model, backend=backend, threads=1)
-    layout = Layout(PARQUET, tuple(clf.labels), clf.threshold, id_col, spec.keep,
-                    types=_arrow_types(df.schema, spec.columns), all_scores=all_scores)
+    layout = Layout(PARQUET, tuple(clf.labels), clf.threshold, id_col, spec.keep, all_scores=all_scores)
     scored = _scored(df.select(*dict.fromkeys([text_col, *spec.columns])), clf, layout, spec,
                      mode="column", name="dataframe", text=text_col)
     return scored if id_col is not None else scored.drop(ROW)
@@ -345,8 +341,7 @@ def score_file(input: str, output: str, *, text_column: str = "text", id_column:
               output_format or output_format_of(output), OUTPUT_FORMATS), text_column=text_column,
               id_column=id_column, keep=tuple(keep_columns), threshold=threshold, all_scores=all_scores,
               batch_size=batch_size, max_record_bytes=max_record_bytes)  # options and names: before Spark starts
-    if local_path(output) is not None:
-        check_output(local_path(output), [local] if local else [], directory=True, overwrite=overwrite)
+    check_output(local_path(output), job.inputs, directory=True, overwrite=overwrite)  # None: a URI, Spark's
     source = open_source(local, fmt, job.spec, batch_size) if local else None  # its columns: now
     if source is not None and fmt in (CSV, TSV):  # Spark's CSV reader names no line: ours reads it first
         for _ in source.pieces():
@@ -376,8 +371,6 @@ def _run(spark, input: str, output: str, job: Job, layout: Layout, clf, source, 
     counters = tuple(sc.accumulator(0) for _ in range(3))
     try:
         df, how = _read(spark, input, job.input_format, source, job.spec)
-        if how["mode"] == "column":  # else all text
-            layout = dataclasses.replace(layout, types=_arrow_types(df.schema, job.spec.columns))
         if df.rdd.getNumPartitions() < sc.defaultParallelism:  # e.g. one small file: use every core
             df = df.repartition(sc.defaultParallelism)
         _write(_scored(df, clf, layout, job.spec, name=input, counters=counters, **how), job.output_format, output)
@@ -453,7 +446,8 @@ _OURS = re.compile(r"(?m)^\s*(?:[\w.]+\.)?(InputError|BundleError|BackendError|M
 def _spark_error(e: Exception, input: str, output: str, log: str | None) -> Exception:
     """A failed Spark job as one line (the one place that reads Spark's error text); our own errors
     raised in the driver, and bugs, pass untouched."""
-    if isinstance(e, ReviewkitError) or not {c.__module__.split(".")[0] for c in type(e).__mro__} & {"py4j", "pyspark"}:
+    spark_error = {c.__module__.split(".")[0] for c in type(e).__mro__} & {"py4j", "pyspark"}
+    if isinstance(e, ReviewkitError) or not spark_error:
         return e
     text = str(e)
     found = _OURS.search(text)
