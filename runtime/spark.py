@@ -158,7 +158,7 @@ def _check_columns(df, where: str | None, spec: Spec, options: Sequence[str] = C
     """The columns asked for, in Spark's schema (``check_names``); the text column a string one."""
     check_names(where, df.columns, spec.text_column, spec.id_column, spec.keep, options=options)
     kind = df.schema[spec.text_column].dataType
-    if kind.typeName() not in ("string", "null"):
+    if kind.typeName() not in ("string", "void"):  # NullType: a column of nulls
         prefix, hint = (f"{where}: ", f" ({options[0]})") if where else ("", "")
         raise InputError(f"{prefix}column {spec.text_column!r} is {kind.simpleString()}, not text{hint}")
 
@@ -191,11 +191,10 @@ def score_dataframe(df, text_col: str = "text", id_col: str | None = None, model
 
 
 # -- sessions ---------------------------------------------------------------------------------
-def local_session(master: str = DEFAULT_MASTER, app_name: str = "reviewkit-batch", conf: dict | None = None,
-                  log: str | None = None):
+def local_session(master: str = DEFAULT_MASTER, app_name: str = "reviewkit-batch", conf: dict | None = None, *,
+                  log: str):
     """A SparkSession (``local[...]``: on 127.0.0.1 only), UI and console progress off, its Python
     workers on this interpreter with this ``runtime``; ``log``: where the JVM's stdout/stderr go."""
-    pyspark()
     from pyspark.sql import SparkSession
 
     os.environ["PYSPARK_PYTHON"] = sys.executable
@@ -208,8 +207,6 @@ def local_session(master: str = DEFAULT_MASTER, app_name: str = "reviewkit-batch
         os.environ["SPARK_LOCAL_IP"] = "127.0.0.1"
         settings.update({"spark.driver.bindAddress": "127.0.0.1", "spark.driver.host": "127.0.0.1"})
     builder = SparkSession.builder.master(master).appName(app_name).config(map={**settings, **(conf or {})})
-    if log is None:
-        return builder.getOrCreate()
     fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     try:
         with redirected(fd, (1, 2)):  # the JVM inherits them (and so do its Python workers)
@@ -248,43 +245,31 @@ def _start(master: str, log: str, conf: dict | None):
     try:
         return local_session(master, conf=conf, log=log)
     except Exception as e:  # py4j or pyspark: Spark did not start; the JVM's log says why
+        with open(log, encoding="utf-8", errors="replace") as f:  # its first exception, without the class name
+            found = re.search(r"Exception in thread \S+ [\w.$]+: (.+)", f.read())
+        reason = one_line(found.group(1), 300) if found else _first_line(str(e))
         home = os.environ.get("JAVA_HOME")
         java = shutil.which("java") or (home and os.path.exists(os.path.join(home, "bin", "java")))
         hint = "its log" if java else "Spark needs Java 17+ on the PATH or in JAVA_HOME"
-        reason = _jvm_reason(log) or _first_line(str(e))
         raise Failure(f"cannot start Spark on {master}: {reason} ({hint}: {log})") from None
-
-
-def _jvm_reason(log: str) -> str | None:
-    """The JVM's own reason for not starting: its log's first exception, without the class name."""
-    try:
-        with open(log, encoding="utf-8", errors="replace") as f:
-            found = re.search(r"Exception in thread \S+ [\w.$]+: (.+)", f.read())
-    except OSError:
-        return None
-    return one_line(found.group(1), 300) if found else None
 
 
 @contextmanager
 def _arrow_batches(session, batch_size: int) -> Iterator[None]:
     """Arrow batches of ``batch_size`` rows for this job; the session's own setting after it."""
     key = "spark.sql.execution.arrow.maxRecordsPerBatch"
-    previous = session.conf.get(key, None)
+    previous = session.conf.get(key)  # its default when unset
     session.conf.set(key, str(batch_size))
     try:
         yield
     finally:
-        if previous is not None:
-            session.conf.set(key, previous)
-        else:
-            session.conf.unset(key)
+        session.conf.set(key, previous)
 
 
 @contextmanager
 def _watch(sc, meter: Progress) -> Iterator[None]:
-    """A driver thread while the jobs run: ``--progress`` shows the running stages' tasks, and SIGINT
-    or SIGTERM cancels the jobs. The handler only takes note (an exception raised inside a blocking
-    py4j call breaks the connection that stopping the session needs); the signal is raised here."""
+    """A driver thread that shows ``--progress`` and, on SIGINT or SIGTERM, cancels the jobs: the handler
+    only takes note (raising inside a blocking py4j call breaks the connection ``stop()`` needs)."""
     caught, done = [], threading.Event()
 
     def note(signum, frame) -> None:
