@@ -1,10 +1,6 @@
-"""Run a metadata-carrying ``.tflite`` through Google's MediaPipe Tasks ``TextClassifier``.
-
-This is the conformance check for phone/web deployments: MediaPipe tokenizes with the
-RegexTokenizer from the model's metadata (RE2, C++), so equal scores here mean the metadata,
-the packed vocab.txt/labels.txt and ``runtime/tokenizer.py`` agree. MediaPipe does not
-lowercase, so the text is lowercased with ``str.lower`` first, as the tokenizer does.
-"""
+"""A metadata-carrying ``.tflite`` through MediaPipe Tasks' ``TextClassifier``: it tokenizes with the
+metadata's RegexTokenizer (RE2, C++), so equal scores mean the metadata, vocab.txt/labels.txt and
+``runtime/tokenizer.py`` agree. MediaPipe does not lowercase: the text is ``str.lower``-ed first."""
 from __future__ import annotations
 
 import os
@@ -27,14 +23,10 @@ class MediaPipeCheckError(ExportError):
 
 def mediapipe_scores(model_path: str | os.PathLike, texts: Sequence[str],
                      labels: Sequence[str] = (POSITIVE_LABEL,)) -> np.ndarray:
-    """MediaPipe's scores of each text, by category name in the order of ``labels`` (the lines of
-    labels.txt): ``[n]`` float32 for one label (a sigmoid head), ``[n, N]`` for N."""
+    """Scores in the order of ``labels`` (labels.txt's lines): [n] float32 for one label, [n, N] for N."""
     base_options, text_classifier = _import_mediapipe()
-    options = text_classifier.TextClassifierOptions(
-        base_options=base_options(model_asset_path=os.fspath(model_path)),
-        max_results=-1,        # every category: one per line of labels.txt
-        score_threshold=0.0,   # a probability is never below 0, so no score is filtered out
-    )
+    options = text_classifier.TextClassifierOptions(  # every category, none filtered out (a score is >= 0)
+        base_options=base_options(model_asset_path=os.fspath(model_path)), max_results=-1, score_threshold=0.0)
     try:
         classifier = text_classifier.TextClassifier.create_from_options(options)
     except (RuntimeError, ValueError, OSError) as e:

@@ -19,8 +19,7 @@ from .manifest import file_entries, write_manifest
 
 logger = logging.getLogger(__name__)
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-WEB_DIR = os.path.join(ROOT, "web")
+WEB_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "web")
 DEFAULT_NODE_MODULES = os.path.join(WEB_DIR, "node_modules")
 SITE_DIR = "web"  # OUT/web
 
@@ -123,14 +122,10 @@ def export_web(out: str, node_modules: str = DEFAULT_NODE_MODULES) -> dict:
     if not os.path.isfile(os.path.join(out, MANIFEST)):
         raise ExportError(f"{out}: no {MANIFEST} (run 'python -m export verify' first)")
     dest = os.path.join(out, SITE_DIR)
-    tmp = tempfile.mkdtemp(prefix=".web.", suffix=".tmp", dir=out)
-    try:
+    with tempfile.TemporaryDirectory(prefix=".web.", suffix=".tmp", dir=out, ignore_cleanup_errors=True) as tmp:
         manifest = build_site(out, tmp, node_modules)
         os.chmod(tmp, 0o755)
-        _replace_dir(tmp, dest)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        _replace_dir(tmp, dest)  # nothing left to clean up
     web = manifest["web"]
     bundle_manifest = _read_json(os.path.join(out, MANIFEST))
     bundle_manifest["web"] = {**bundle_manifest.get("web", {}), **{k: v for k, v in web.items() if k != "files"}}
