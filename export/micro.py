@@ -16,6 +16,7 @@ import string
 import subprocess
 import tempfile
 from importlib import metadata
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Mapping
 
@@ -52,9 +53,8 @@ class MicroError(ExportError, ValueError):
 
 # -- the model ----------------------------------------------------------------------------
 def micro_model(model, calibration_ids: np.ndarray) -> bytes:
-    """``model`` with its Embedding as a plain gather, for TFLM: input [1, maxlen] int32 (TFLM does
-    not resize). Two classes: full-integer int8, as ``model.int8.tflite``. N >= 3: float with
-    per-row int8 tables, as ``model.dynamic.tflite`` (full-integer moved 4% of the star arg-maxes)."""
+    """``model`` with its Embedding as a plain gather, batch 1; quantized as model.int8.tflite (two
+    classes) or model.dynamic.tflite (N: full-integer moved 4% of the star arg-maxes)."""
     import tensorflow as tf
 
     from .row_quantization import per_row
@@ -148,8 +148,7 @@ def litert_builtin_scores(flat: bytes, ids: np.ndarray) -> np.ndarray:
     interp = Interpreter(model_content=flat,
                          experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
     inp, outp = interp.get_input_details()[0], interp.get_output_details()[0]
-    if list(inp["shape"]) != [1, ids.shape[1]]:
-        interp.resize_tensor_input(inp["index"], [1, ids.shape[1]])
+    interp.resize_tensor_input(inp["index"], [1, ids.shape[1]])  # a no-op for the model's own shape
     interp.allocate_tensors()
 
     def invoke(row):
@@ -170,8 +169,7 @@ def _arena_works(flat: bytes, size: int, probe: np.ndarray) -> bool:
 
 
 def smallest_arena(flat: bytes, maxlen: int, align: int = 16) -> int:
-    """The smallest tensor arena (a multiple of ``align`` bytes) in which the ``tflite-micro`` wheel's
-    interpreter runs the model, by bisection (more than TFLM built from source needs)."""
+    """The smallest arena (``align`` steps) the ``tflite-micro`` wheel's interpreter runs the model in."""
     probe = np.ones((1, maxlen), dtype=np.int32)
     lo, hi = 0, 1024  # lo fails, hi works
     while not _arena_works(flat, hi, probe):
@@ -186,11 +184,8 @@ def smallest_arena(flat: bytes, maxlen: int, align: int = 16) -> int:
 
 # -- C sources ------------------------------------------------------------------------------
 def vocab_table(vocab: Mapping[str, int]) -> tuple[bytes, list[int], int]:
-    """(entries, block offsets, longest word) of the words a token can equal, sorted by bytes.
-
-    Entry: shared prefix length with the previous word (0 at the start of each block of
-    ``VOCAB_BLOCK`` words), the rest of the word, the id as 2 bytes, high first, with bit 7 set.
-    """
+    """(entries, block offsets, longest word) of the words a token can equal, sorted by bytes. Entry: the
+    prefix shared with the previous word (0 starting a block), the rest, the id as 2 bytes (high first, bit 7 set)."""
     words = sorted((w.encode("ascii"), i) for w, i in vocab.items()
                    if w not in SPECIAL_TOKENS and _WORD.fullmatch(w.encode("utf-8")))
     if not words:
@@ -218,8 +213,7 @@ def _offset_bytes(words: bytes) -> int:
 
 def _render(name: str, **values) -> str:
     """micro/templates/``name``.in with its ``${...}`` filled in."""
-    with open(os.path.join(SOURCES, "templates", name + ".in"), encoding="utf-8") as f:
-        return string.Template(f.read()).substitute(values)
+    return string.Template(Path(SOURCES, "templates", name + ".in").read_text(encoding="utf-8")).substitute(values)
 
 
 def _c_lines(values, per_line: int, fmt: str) -> str:
@@ -242,8 +236,7 @@ _C_SAFE = frozenset(range(0x20, 0x7F)) - frozenset(b'"\\?')  # '?': no trigraph 
 
 
 def c_string(text: str) -> str:
-    """``text`` as a C string literal of its UTF-8 bytes: every byte that is not printable ASCII,
-    and ``"``, ``\\``, ``?``, as a 3-digit octal escape (no digit after it can extend it)."""
+    """``text``'s UTF-8 bytes as a C string literal, ``_C_SAFE`` as they are, others 3-digit octal escapes."""
     data = text.encode("utf-8")
     if 0 in data:
         raise MicroError(f"the label {text!r} has a NUL character, which ends a C string")
@@ -272,10 +265,8 @@ def write_micro_dir(out: str, flat: bytes, vocab: Mapping[str, int], maxlen: int
     if missing:
         raise MicroError(f"{SOURCES}: missing {', '.join(missing)} (run from a reviewkit checkout)")
     texts = {**model_sources(flat, model_ops(flat), labels), **vocab_sources(vocab, maxlen)}  # may refuse: first
-    files = {"model.tflite": flat, **{name: text.encode("utf-8") for name, text in texts.items()}}
-    for name in COPIED:
-        with open(os.path.join(SOURCES, name), "rb") as f:
-            files[name] = f.read()
+    files = {"model.tflite": flat, **{name: text.encode("utf-8") for name, text in texts.items()},
+             **{name: Path(SOURCES, name).read_bytes() for name in COPIED}}
     os.makedirs(micro, exist_ok=True)
     for name, data in files.items():
         atomic_write_bytes(os.path.join(micro, name), data)
@@ -311,8 +302,7 @@ def _sizes(micro: str, flat: bytes, vocab: Mapping[str, int]) -> dict:
 # -- the step -------------------------------------------------------------------------------
 def export_micro(out: str, model, tok: Tokenizer, calibration_ids: np.ndarray, test_texts: list[str],
                  test_labels: np.ndarray) -> list[V.Result]:
-    """Write ``out/micro/``, check it on the test set (micro/README.md, "How it is checked") and
-    against the verified manifest's labels and Keras accuracy, add a ``"micro"`` section to it."""
+    """Write ``out/micro/``, check it (micro/README.md), add a ``"micro"`` section to the manifest."""
     from .row_quantization import per_row
 
     manifest = _read_manifest(out)
@@ -341,35 +331,21 @@ def export_micro(out: str, model, tok: Tokenizer, calibration_ids: np.ndarray, t
 
 def _check_labels(out: str, model, scores: tuple[np.ndarray, np.ndarray], ids: np.ndarray, result: V.Result,
                   by_row: bool) -> None:
-    """TFLM's labels are LiteRT's on every review; then the model against its own reference."""
+    """TFLM's labels are LiteRT's on every review. N classes (not model.int8.tflite's quantization): labels
+    against Keras by the quantized formats' rule; two: LiteRT gives model.int8.tflite the same scores."""
     tflm, litert = scores
     if result.figures["agreement"] < 1.0:
         result.failures.append(f"TFLM and LiteRT's built-in kernels disagree on "
                                f"{1 - result.figures['agreement']:.4%} of the labels")
     if by_row:
-        _check_against_keras(model, tflm, ids, result)
-    else:
-        _check_same_as_int8(out, litert, ids, result)
-
-
-def _check_against_keras(model, tflm: np.ndarray, ids: np.ndarray, result: V.Result) -> None:
-    """N classes (not model.int8.tflite's quantization): labels against Keras, as any quantized format's."""
-    keras = model.predict(ids, batch_size=512, verbose=0)  # [n, N]
-    agreement = float(np.mean(V.predicted(tflm) == V.predicted(keras)))
-    result.figures["agreement_with_keras"] = agreement
-    if agreement < V.QUANT_MIN_AGREEMENT:
-        result.failures.append(f"label agreement with Keras {agreement:.4%} < {V.QUANT_MIN_AGREEMENT:.0%}")
-
-
-def _check_same_as_int8(out: str, litert: np.ndarray, ids: np.ndarray, result: V.Result) -> None:
-    """Two classes: the gather rewrite changes no number, so LiteRT gives the micro model and
-    model.int8.tflite the same scores. Skipped for --int8-io."""
-    path = os.path.join(out, "model.int8.tflite")
-    if not os.path.isfile(path):
+        keras = model.predict(ids, batch_size=512, verbose=0)  # [n, N]
+        agreement = result.figures["agreement_with_keras"] = float(np.mean(V.predicted(tflm) == V.predicted(keras)))
+        if agreement < V.QUANT_MIN_AGREEMENT:
+            result.failures.append(f"label agreement with Keras {agreement:.4%} < {V.QUANT_MIN_AGREEMENT:.0%}")
         return
-    with open(path, "rb") as f:
-        int8 = f.read()
-    if litert_output(int8)["dtype"] != np.float32:
+    path = Path(out, "model.int8.tflite")
+    int8 = path.read_bytes() if path.is_file() else None
+    if int8 is None or litert_output(int8)["dtype"] != np.float32:  # none, or --int8-io
         return
     diff = float(np.abs(litert_builtin_scores(int8, ids) - litert).max())
     result.figures["max_abs_diff_vs_model_int8_tflite"] = diff
@@ -411,11 +387,13 @@ def _read_manifest(out: str) -> dict:
 
 
 def _section(micro: str, flat: bytes, arena: int, tok: Tokenizer, result: V.Result, width: int) -> dict:
+    from .signature import INPUT_NAME, OUTPUT_NAME
+
     return {
         "dir": MICRO_DIR,
         "model": "model.tflite",
-        "input": {"name": "input_ids", "shape": [1, tok.maxlen], "dtype": "int32"},
-        "output": {"name": "probability", "shape": [1, width], "dtype": "float32"},
+        "input": {"name": INPUT_NAME, "shape": [1, tok.maxlen], "dtype": "int32"},
+        "output": {"name": OUTPUT_NAME, "shape": [1, width], "dtype": "float32"},
         "ops": model_ops(flat),
         "tflite_micro": metadata.version("tflite-micro"),
         "arena_bytes": arena,

@@ -11,6 +11,7 @@ import logging
 import os
 import shutil
 import tempfile
+from pathlib import Path
 
 from runtime.bundle import MANIFEST, Bundle
 
@@ -51,19 +52,8 @@ def npm_sources(node_modules: str) -> dict[str, str]:
 
 
 def npm_versions(node_modules: str) -> dict[str, str]:
-    return {package: _read_json(os.path.join(node_modules, package, "package.json"))["version"]
+    return {package: json.loads(Path(node_modules, package, "package.json").read_text(encoding="utf-8"))["version"]
             for package in NPM_FILES}
-
-
-def _read_json(path: str):
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
-
-
-def _gzip_copy(path: str) -> None:
-    """Write ``path``.gz (best compression, no timestamp: reproducible)."""
-    with open(path, "rb") as f, open(path + ".gz", "wb") as gz:
-        gz.write(gzip.compress(f.read(), compresslevel=9, mtime=0))
 
 
 def _web_section(site: str, versions: dict[str, str], model_files: dict) -> dict:
@@ -96,9 +86,10 @@ def build_site(bundle_dir: str, site: str, node_modules: str = DEFAULT_NODE_MODU
     for name in model_files:
         sources[name] = bundle.path(name)
     for name, src in sources.items():
-        shutil.copyfile(src, os.path.join(site, name))
-        if os.path.getsize(src) >= GZIP_MIN_BYTES:
-            _gzip_copy(os.path.join(site, name))
+        data = Path(src).read_bytes()
+        Path(site, name).write_bytes(data)
+        if len(data) >= GZIP_MIN_BYTES:  # best compression, no timestamp: reproducible
+            Path(site, name + ".gz").write_bytes(gzip.compress(data, compresslevel=9, mtime=0))
     manifest = {k: v for k, v in bundle.manifest.items() if k not in ("files", "web")}
     manifest["files"] = model_files
     manifest["web"] = _web_section(site, npm_versions(node_modules), model_files)
@@ -127,7 +118,7 @@ def export_web(out: str, node_modules: str = DEFAULT_NODE_MODULES) -> dict:
         os.chmod(tmp, 0o755)
         _replace_dir(tmp, dest)  # nothing left to clean up
     web = manifest["web"]
-    bundle_manifest = _read_json(os.path.join(out, MANIFEST))
+    bundle_manifest = json.loads(Path(out, MANIFEST).read_text(encoding="utf-8"))
     bundle_manifest["web"] = {**bundle_manifest.get("web", {}), **{k: v for k, v in web.items() if k != "files"}}
     write_manifest(out, bundle_manifest)
     logger.info(f"wrote {dest}/: the demo loads {web['demo_bytes'] / 1e6:.1f} MB "
