@@ -24,9 +24,13 @@ class MediaPipeCheckError(ExportError):
 def mediapipe_scores(model_path: str | os.PathLike, texts: Sequence[str],
                      labels: Sequence[str] = (POSITIVE_LABEL,)) -> np.ndarray:
     """Scores in the order of ``labels`` (labels.txt's lines): [n] float32 for one label, [n, N] for N."""
-    base_options, text_classifier = _import_mediapipe()
+    try:
+        from mediapipe.tasks.python.core.base_options import BaseOptions
+        from mediapipe.tasks.python.text import text_classifier
+    except ImportError as e:
+        raise MediaPipeUnavailable(f"mediapipe is not installed or broken: {e}") from None
     options = text_classifier.TextClassifierOptions(  # every category, none filtered out (a score is >= 0)
-        base_options=base_options(model_asset_path=os.fspath(model_path)), max_results=-1, score_threshold=0.0)
+        base_options=BaseOptions(model_asset_path=os.fspath(model_path)), max_results=-1, score_threshold=0.0)
     try:
         classifier = text_classifier.TextClassifier.create_from_options(options)
     except (RuntimeError, ValueError, OSError) as e:
@@ -35,15 +39,6 @@ def mediapipe_scores(model_path: str | os.PathLike, texts: Sequence[str],
         scores = np.array([_scores(classifier.classify(text.lower()), labels) for text in texts],
                           dtype=np.float32).reshape(len(texts), len(labels))  # [n, N]
     return scores[:, 0] if len(labels) == 1 else scores
-
-
-def _import_mediapipe():
-    try:
-        from mediapipe.tasks.python.core.base_options import BaseOptions
-        from mediapipe.tasks.python.text import text_classifier
-    except ImportError as e:
-        raise MediaPipeUnavailable(f"mediapipe is not installed or broken: {e}") from None
-    return BaseOptions, text_classifier
 
 
 def _scores(result, labels: Sequence[str]) -> list[float]:

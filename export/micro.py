@@ -91,8 +91,7 @@ def _split_embedding(model):
         raise MicroError("the micro target needs a model that starts with an Embedding layer")
     for before, after in zip(layers, layers[1:]):
         if after.input is not before.output:
-            raise MicroError(f"the micro target needs a chain of layers; {after.name} does not follow "
-                             f"{before.name}")
+            raise MicroError(f"the micro target needs a chain of layers; {after.name} does not follow {before.name}")
     return layers[0], layers[1:]
 
 
@@ -192,22 +191,19 @@ def vocab_table(vocab: Mapping[str, int]) -> tuple[bytes, list[int], int]:
         raise MicroError("the vocabulary has no word a token can equal")
     if max(i for _, i in words) > MAX_ID:
         raise MicroError(f"the micro vocabulary table holds ids up to {MAX_ID}; this one has {len(vocab)} words")
-    out, blocks, prev = bytearray(), [], b""
+    out, blocks = bytearray(), []
     for k, (word, i) in enumerate(words):
         if k % VOCAB_BLOCK == 0:
             blocks.append(len(out))
-            prev = b""
-        shared = len(os.path.commonprefix([prev, word]))
+        shared = len(os.path.commonprefix([words[k - 1][0], word])) if k % VOCAB_BLOCK else 0
         out += bytes([shared]) + word[shared:] + bytes([0x80 | i >> 8, i & 0xFF])
-        prev = word
     longest = max(len(w) for w, _ in words)
     if longest > 254:
         raise MicroError(f"the micro tokenizer keeps words of up to 254 bytes; the vocabulary has one of {longest}")
     return bytes(out), blocks, longest
 
 
-def _offset_bytes(words: bytes) -> int:
-    """Width of a block offset in ``rk_vocab_blocks``."""
+def _offset_bytes(words: bytes) -> int:  # of an rk_vocab_blocks entry
     return 2 if len(words) <= 0xFFFF else 4
 
 
@@ -277,7 +273,7 @@ def write_micro_dir(out: str, flat: bytes, vocab: Mapping[str, int], maxlen: int
 
 def code_size(source: str, compiler: str = "gcc", flags: tuple[str, ...] = ("-Os",)) -> int | None:
     """``text`` bytes of ``source`` compiled with ``compiler`` (``size``), None without the tools."""
-    size_tool = compiler[:-3] + "size" if compiler.endswith("gcc") else "size"
+    size_tool = compiler[:-3] + "size"  # gcc -> size, arm-none-eabi-gcc -> arm-none-eabi-size
     if not shutil.which(compiler) or not shutil.which(size_tool):
         return None
     with tempfile.TemporaryDirectory() as tmp:
@@ -286,17 +282,6 @@ def code_size(source: str, compiler: str = "gcc", flags: tuple[str, ...] = ("-Os
                        check=True, capture_output=True)
         text = subprocess.run([size_tool, obj], check=True, capture_output=True, text=True).stdout
     return int(text.splitlines()[1].split()[0])
-
-
-def _sizes(micro: str, flat: bytes, vocab: Mapping[str, int]) -> dict:
-    words, blocks, _ = vocab_table(vocab)
-    tok = os.path.join(micro, "tokenizer.c")
-    return {
-        "model_bytes": len(flat),
-        "vocab_bytes": len(words) + len(blocks) * _offset_bytes(words),
-        "tokenizer_code_bytes": {"host_gcc_Os": code_size(tok),
-                                 "cortex_m4_Os": code_size(tok, "arm-none-eabi-gcc", ARM_FLAGS)},
-    }
 
 
 # -- the step -------------------------------------------------------------------------------
@@ -317,7 +302,7 @@ def export_micro(out: str, model, tok: Tokenizer, calibration_ids: np.ndarray, t
     tflm, litert = tflm_scores(flat, ids, arena), litert_builtin_scores(flat, ids)
     result = V.compare(f"{MICRO_DIR}/model.tflite", tflm, litert, test_labels,
                        quantized=True, reference_accuracy=manifest["verification"]["reference"]["accuracy"])
-    _check_labels(out, model, (tflm, litert), ids, result, per_row(width))
+    _check_labels(out, model, tflm, litert, ids, result, per_row(width))
     scorer = SimpleNamespace(run=lambda rows: tflm_scores(flat, rows, arena))
     V.check_edge_rows(result, MICRO_DIR, *V.edge_rows(tok), backends=lambda _: [("TFLM", scorer)], width=width)
     manifest["micro"] = section = _section(micro, flat, arena, tok, result, width)
@@ -329,11 +314,10 @@ def export_micro(out: str, model, tok: Tokenizer, calibration_ids: np.ndarray, t
     return [result]
 
 
-def _check_labels(out: str, model, scores: tuple[np.ndarray, np.ndarray], ids: np.ndarray, result: V.Result,
+def _check_labels(out: str, model, tflm: np.ndarray, litert: np.ndarray, ids: np.ndarray, result: V.Result,
                   by_row: bool) -> None:
     """TFLM's labels are LiteRT's on every review. N classes (not model.int8.tflite's quantization): labels
     against Keras by the quantized formats' rule; two: LiteRT gives model.int8.tflite the same scores."""
-    tflm, litert = scores
     if result.figures["agreement"] < 1.0:
         result.failures.append(f"TFLM and LiteRT's built-in kernels disagree on "
                                f"{1 - result.figures['agreement']:.4%} of the labels")
@@ -375,8 +359,7 @@ def _output_width(flat: bytes, labels: list[str]) -> int:
 def _read_manifest(out: str) -> dict:
     path = os.path.join(out, MANIFEST)
     try:
-        with open(path, encoding="utf-8") as f:
-            manifest = json.load(f)
+        manifest = json.loads(Path(path).read_text(encoding="utf-8"))
         manifest["verification"]["reference"]["accuracy"], len(manifest["labels"])
     except FileNotFoundError:
         raise MicroError(f"{out}: no {MANIFEST}; the micro target is checked against a verified bundle "
@@ -389,6 +372,8 @@ def _read_manifest(out: str) -> dict:
 def _section(micro: str, flat: bytes, arena: int, tok: Tokenizer, result: V.Result, width: int) -> dict:
     from .signature import INPUT_NAME, OUTPUT_NAME
 
+    words, blocks, _ = vocab_table(tok.vocab)
+    c_file = os.path.join(micro, "tokenizer.c")
     return {
         "dir": MICRO_DIR,
         "model": "model.tflite",
@@ -400,7 +385,9 @@ def _section(micro: str, flat: bytes, arena: int, tok: Tokenizer, result: V.Resu
         "arena_measured": "the tflite-micro wheel's figure: smallest tensor arena (16-byte steps) in which "
                           "the wheel's TFLM interpreter allocates and invokes the model on this (64-bit) host; "
                           "TFLM built from source needs less (micro/README.md)",
-        "sizes": _sizes(micro, flat, tok.vocab),
+        "sizes": {"model_bytes": len(flat), "vocab_bytes": len(words) + len(blocks) * _offset_bytes(words),
+                  "tokenizer_code_bytes": {"host_gcc_Os": code_size(c_file),
+                                           "cortex_m4_Os": code_size(c_file, "arm-none-eabi-gcc", ARM_FLAGS)}},
         "verification": {"reference": "LiteRT BUILTIN_WITHOUT_DEFAULT_DELEGATES on the same model",
                          **result.figures, "passed": result.passed, "failures": result.failures},
         "files": file_entries(micro, (*GENERATED, *COPIED)),

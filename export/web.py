@@ -9,7 +9,6 @@ import gzip
 import json
 import logging
 import os
-import shutil
 import tempfile
 from pathlib import Path
 
@@ -51,12 +50,7 @@ def npm_sources(node_modules: str) -> dict[str, str]:
     return sources
 
 
-def npm_versions(node_modules: str) -> dict[str, str]:
-    return {package: json.loads(Path(node_modules, package, "package.json").read_text(encoding="utf-8"))["version"]
-            for package in NPM_FILES}
-
-
-def _web_section(site: str, versions: dict[str, str], model_files: dict) -> dict:
+def _web_section(site: str, node_modules: str, model_files: dict) -> dict:
     """Sizes and hashes of every site file but the manifest and the .gz copies."""
     files = file_entries(site, [n for n in sorted(os.listdir(site)) if not n.endswith(".gz") and n != MANIFEST])
     for name, entry in files.items():
@@ -65,7 +59,8 @@ def _web_section(site: str, versions: dict[str, str], model_files: dict) -> dict
     demo = [files[n] for n in DEMO_FILES if n in files]
     return {
         "dir": SITE_DIR,
-        "npm": versions,
+        "npm": {package: json.loads(Path(node_modules, package, "package.json").read_text(encoding="utf-8"))["version"]
+                for package in NPM_FILES},
         "model": "model.onnx",
         "files": {n: e for n, e in files.items() if n not in model_files},
         "demo_bytes": sum(e["size"] for e in demo),  # + manifest.json
@@ -92,20 +87,9 @@ def build_site(bundle_dir: str, site: str, node_modules: str = DEFAULT_NODE_MODU
             Path(site, name + ".gz").write_bytes(gzip.compress(data, compresslevel=9, mtime=0))
     manifest = {k: v for k, v in bundle.manifest.items() if k not in ("files", "web")}
     manifest["files"] = model_files
-    manifest["web"] = _web_section(site, npm_versions(node_modules), model_files)
+    manifest["web"] = _web_section(site, node_modules, model_files)
     write_manifest(site, manifest)
     return manifest
-
-
-def _replace_dir(src: str, dest: str) -> None:
-    """Move the finished ``src`` onto ``dest``; an old ``dest`` is removed only after."""
-    old = None
-    if os.path.exists(dest):
-        old = tempfile.mkdtemp(prefix=".web.old.", dir=os.path.dirname(dest))
-        os.replace(dest, os.path.join(old, "web"))
-    os.replace(src, dest)
-    if old:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def export_web(out: str, node_modules: str = DEFAULT_NODE_MODULES) -> dict:
@@ -114,9 +98,13 @@ def export_web(out: str, node_modules: str = DEFAULT_NODE_MODULES) -> dict:
         raise ExportError(f"{out}: no {MANIFEST} (run 'python -m export verify' first)")
     dest = os.path.join(out, SITE_DIR)
     with tempfile.TemporaryDirectory(prefix=".web.", suffix=".tmp", dir=out, ignore_cleanup_errors=True) as tmp:
-        manifest = build_site(out, tmp, node_modules)
-        os.chmod(tmp, 0o755)
-        _replace_dir(tmp, dest)  # nothing left to clean up
+        site = os.path.join(tmp, SITE_DIR)
+        os.mkdir(site)
+        manifest = build_site(out, site, node_modules)
+        os.chmod(site, 0o755)
+        if os.path.exists(dest):
+            os.replace(dest, os.path.join(tmp, "old"))  # removed with tmp, once the new site is in place
+        os.replace(site, dest)
     web = manifest["web"]
     bundle_manifest = json.loads(Path(out, MANIFEST).read_text(encoding="utf-8"))
     bundle_manifest["web"] = {**bundle_manifest.get("web", {}), **{k: v for k, v in web.items() if k != "files"}}
@@ -129,7 +117,7 @@ def export_web(out: str, node_modules: str = DEFAULT_NODE_MODULES) -> dict:
 
 def step_web(cfg, required: bool = True) -> None:
     """The ``web`` step (``cfg``: an ExportConfig); ``export all`` (not ``required``) skips it without ``npm ci``."""
-    node_modules = getattr(cfg, "node_modules", None) or DEFAULT_NODE_MODULES
+    node_modules = cfg.node_modules or DEFAULT_NODE_MODULES
     if not required:
         try:
             npm_sources(node_modules)
