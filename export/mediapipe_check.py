@@ -33,8 +33,9 @@ def mediapipe_scores(model_path: str | os.PathLike, texts: Sequence[str],
         base_options=BaseOptions(model_asset_path=os.fspath(model_path)), max_results=-1, score_threshold=0.0)
     try:
         classifier = text_classifier.TextClassifier.create_from_options(options)
-    except (RuntimeError, ValueError, OSError) as e:
-        raise MediaPipeCheckError(f"MediaPipe cannot load {model_path}: {_one_line(e)}") from None
+    except (RuntimeError, ValueError, OSError) as e:  # its status text, without the multi-line source trace
+        detail = " ".join(str(e).split("=== Source Location Trace")[0].split()) or type(e).__name__
+        raise MediaPipeCheckError(f"MediaPipe cannot load {model_path}: {detail}") from None
     with classifier:
         scores = np.array([_scores(classifier.classify(text.lower()), labels) for text in texts],
                           dtype=np.float32).reshape(len(texts), len(labels))  # [n, N]
@@ -51,9 +52,3 @@ def _scores(result, labels: Sequence[str]) -> list[float]:
         wanted = repr(labels[0]) if len(labels) == 1 else sorted(labels)
         raise MediaPipeCheckError(f"MediaPipe returned categories {sorted(scores)}, not {wanted}")
     return [scores[label] for label in labels]
-
-
-def _one_line(error: Exception) -> str:
-    """MediaPipe's status text without its multi-line source trace."""
-    text = " ".join(str(error).split("=== Source Location Trace")[0].split())
-    return text or type(error).__name__

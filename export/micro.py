@@ -1,8 +1,6 @@
-"""The TFLite Micro target, ``<bundle>/micro/`` (micro/README.md): the model with its Embedding as a
-plain gather (Keras' negative-id prologue is LESS/ADD/SELECT_V2 on int32, which TFLM cannot run),
-the model and vocabulary as C sources (templates in micro/templates/), the C tokenizer and example
-copied from micro/, and SHA256SUMS; checked with the TFLM interpreter against LiteRT.
-"""
+"""The TFLite Micro target, ``<bundle>/micro/`` (micro/README.md): the model with its Embedding as a plain
+gather (TFLM cannot run Keras' int32 prologue for negative ids), C sources of it and of the vocabulary
+(from micro/templates/), micro/'s tokenizer and example, and SHA256SUMS; checked with TFLM against LiteRT."""
 from __future__ import annotations
 
 import hashlib
@@ -30,6 +28,7 @@ from runtime.tokenizer import SPECIAL_TOKENS, Tokenizer
 from . import verify as V
 from .errors import ExportError
 from .manifest import file_entries, write_manifest
+from .row_quantization import per_row
 
 logger = logging.getLogger(__name__)
 
@@ -51,13 +50,11 @@ class MicroError(ExportError, ValueError):
     """The model or vocabulary cannot be made into the microcontroller target."""
 
 
-# -- the model ----------------------------------------------------------------------------
 def micro_model(model, calibration_ids: np.ndarray) -> bytes:
     """``model`` with its Embedding as a plain gather, batch 1; quantized as model.int8.tflite (two
     classes) or model.dynamic.tflite (N: full-integer moved 4% of the star arg-maxes)."""
     import tensorflow as tf
 
-    from .row_quantization import per_row
     from .signature import check_calibration, convert, converter, int8_flatbuffer, model_maxlen, serving_function
     from .tflite_export import quantize_tables_per_row
 
@@ -111,7 +108,6 @@ def resolver_method(op: str) -> str:
     return "Add" + _RESOLVER_NAMES.get(op, "".join(part.capitalize() for part in op.split("_")))
 
 
-# -- TFLM and LiteRT on the host ------------------------------------------------------------
 def tflm_available() -> bool:
     return importlib.util.find_spec("tflite_micro") is not None
 
@@ -144,18 +140,13 @@ def litert_builtin_scores(flat: bytes, ids: np.ndarray) -> np.ndarray:
     """LiteRT's reference built-in kernels, no XNNPACK: the arithmetic TFLM reproduces."""
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
+    from .signature import INPUT_NAME, OUTPUT_NAME
+
     interp = Interpreter(model_content=flat,
                          experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
-    inp, outp = interp.get_input_details()[0], interp.get_output_details()[0]
-    interp.resize_tensor_input(inp["index"], [1, ids.shape[1]])  # a no-op for the model's own shape
-    interp.allocate_tensors()
-
-    def invoke(row):
-        interp.set_tensor(inp["index"], row)
-        interp.invoke()
-        return interp.get_tensor(outp["index"])
-
-    return _row_by_row(ids, int(outp["shape"][-1]), invoke)
+    run = interp.get_signature_runner()  # export.signature's names
+    return _row_by_row(ids, int(interp.get_output_details()[0]["shape"][-1]),
+                       lambda row: run(**{INPUT_NAME: row})[OUTPUT_NAME])
 
 
 def _arena_works(flat: bytes, size: int, probe: np.ndarray) -> bool:
@@ -181,7 +172,6 @@ def smallest_arena(flat: bytes, maxlen: int, align: int = 16) -> int:
     return hi
 
 
-# -- C sources ------------------------------------------------------------------------------
 def vocab_table(vocab: Mapping[str, int]) -> tuple[bytes, list[int], int]:
     """(entries, block offsets, longest word) of the words a token can equal, sorted by bytes. Entry: the
     prefix shared with the previous word (0 starting a block), the rest, the id as 2 bytes (high first, bit 7 set)."""
@@ -253,7 +243,6 @@ def model_sources(flat: bytes, ops: list[str], labels: list[str]) -> dict[str, s
     }
 
 
-# -- the directory --------------------------------------------------------------------------
 def write_micro_dir(out: str, flat: bytes, vocab: Mapping[str, int], maxlen: int, labels: list[str]) -> str:
     """Write ``out/micro/`` (generated files + copied sources + SHA256SUMS); returns its path."""
     micro = os.path.join(out, MICRO_DIR)
@@ -284,12 +273,9 @@ def code_size(source: str, compiler: str = "gcc", flags: tuple[str, ...] = ("-Os
     return int(text.splitlines()[1].split()[0])
 
 
-# -- the step -------------------------------------------------------------------------------
 def export_micro(out: str, model, tok: Tokenizer, calibration_ids: np.ndarray, test_texts: list[str],
                  test_labels: np.ndarray) -> list[V.Result]:
     """Write ``out/micro/``, check it (micro/README.md), add a ``"micro"`` section to the manifest."""
-    from .row_quantization import per_row
-
     manifest = _read_manifest(out)
     flat = micro_model(model, calibration_ids)
     width = _output_width(flat, manifest["labels"])

@@ -44,8 +44,7 @@ def package_runtime_bundle(src: str, dest: str, files=RUNTIME_FILES) -> str:
     results = manifest.get("verification", {}).get("results", {})
     manifest["verification"]["results"] = {n: r for n, r in results.items()
                                            if n in files or n.split(":", 1)[-1] in files}
-    for target in ("web", "micro"):  # directories that do not ship with the runtime
-        manifest.pop(target, None)
-    write_manifest(dest, without_builder_paths(manifest))
+    shipped = {k: v for k, v in manifest.items() if k not in ("web", "micro")}  # directories that do not ship
+    write_manifest(dest, without_builder_paths(shipped))
     Bundle.load(dest)  # the copy must verify too
     return dest

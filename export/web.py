@@ -1,8 +1,5 @@
-"""``python -m export web``: the verified bundle as a flat static site in ``OUT/web/`` (web/README.md).
-
-The site's ``manifest.json`` is the bundle's with ``files`` cut to the model files it holds and a
-``"web"`` section listing every other file; the bundle's own manifest gets that summary, no file list.
-"""
+"""``python -m export web``: the verified bundle as a flat static site in ``OUT/web/`` (web/README.md). Its
+manifest.json: the bundle's, ``files`` cut to its model files, and a ``"web"`` section listing the others."""
 from __future__ import annotations
 
 import gzip
