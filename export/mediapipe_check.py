@@ -1,10 +1,6 @@
-"""Run a metadata-carrying ``.tflite`` through Google's MediaPipe Tasks ``TextClassifier``.
-
-This is the conformance check for phone/web deployments: MediaPipe tokenizes with the
-RegexTokenizer from the model's metadata (RE2, C++), so equal scores here mean the metadata,
-the packed vocab.txt/labels.txt and ``runtime/tokenizer.py`` agree. MediaPipe does not
-lowercase, so the text is lowercased with ``str.lower`` first, as the tokenizer does.
-"""
+"""A metadata-carrying ``.tflite`` through MediaPipe Tasks' ``TextClassifier``: it tokenizes with the
+metadata's RegexTokenizer (RE2, C++), so equal scores mean the metadata, vocab.txt/labels.txt and
+``runtime/tokenizer.py`` agree. MediaPipe does not lowercase: the text is ``str.lower``-ed first."""
 from __future__ import annotations
 
 import os
@@ -27,31 +23,23 @@ class MediaPipeCheckError(ExportError):
 
 def mediapipe_scores(model_path: str | os.PathLike, texts: Sequence[str],
                      labels: Sequence[str] = (POSITIVE_LABEL,)) -> np.ndarray:
-    """MediaPipe's scores of each text, by category name in the order of ``labels`` (the lines of
-    labels.txt): ``[n]`` float32 for one label (a sigmoid head), ``[n, N]`` for N."""
-    base_options, text_classifier = _import_mediapipe()
-    options = text_classifier.TextClassifierOptions(
-        base_options=base_options(model_asset_path=os.fspath(model_path)),
-        max_results=-1,        # every category: one per line of labels.txt
-        score_threshold=0.0,   # a probability is never below 0, so no score is filtered out
-    )
-    try:
-        classifier = text_classifier.TextClassifier.create_from_options(options)
-    except (RuntimeError, ValueError, OSError) as e:
-        raise MediaPipeCheckError(f"MediaPipe cannot load {model_path}: {_one_line(e)}") from None
-    with classifier:
-        scores = np.array([_scores(classifier.classify(text.lower()), labels) for text in texts],
-                          dtype=np.float32).reshape(len(texts), len(labels))  # [n, N]
-    return scores[:, 0] if len(labels) == 1 else scores
-
-
-def _import_mediapipe():
+    """Scores in the order of ``labels`` (labels.txt's lines): [n] float32 for one label, [n, N] for N."""
     try:
         from mediapipe.tasks.python.core.base_options import BaseOptions
         from mediapipe.tasks.python.text import text_classifier
     except ImportError as e:
         raise MediaPipeUnavailable(f"mediapipe is not installed or broken: {e}") from None
-    return BaseOptions, text_classifier
+    options = text_classifier.TextClassifierOptions(  # every category, none filtered out (a score is >= 0)
+        base_options=BaseOptions(model_asset_path=os.fspath(model_path)), max_results=-1, score_threshold=0.0)
+    try:
+        classifier = text_classifier.TextClassifier.create_from_options(options)
+    except (RuntimeError, ValueError, OSError) as e:  # its status text, without the multi-line source trace
+        detail = " ".join(str(e).split("=== Source Location Trace")[0].split()) or type(e).__name__
+        raise MediaPipeCheckError(f"MediaPipe cannot load {model_path}: {detail}") from None
+    with classifier:
+        scores = np.array([_scores(classifier.classify(text.lower()), labels) for text in texts],
+                          dtype=np.float32).reshape(len(texts), len(labels))  # [n, N]
+    return scores[:, 0] if len(labels) == 1 else scores
 
 
 def _scores(result, labels: Sequence[str]) -> list[float]:
@@ -64,9 +52,3 @@ def _scores(result, labels: Sequence[str]) -> list[float]:
         wanted = repr(labels[0]) if len(labels) == 1 else sorted(labels)
         raise MediaPipeCheckError(f"MediaPipe returned categories {sorted(scores)}, not {wanted}")
     return [scores[label] for label in labels]
-
-
-def _one_line(error: Exception) -> str:
-    """MediaPipe's status text without its multi-line source trace."""
-    text = " ".join(str(error).split("=== Source Location Trace")[0].split())
-    return text or type(error).__name__

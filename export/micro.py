@@ -1,20 +1,8 @@
-"""The TFLite Micro target: ``<bundle>/micro/``, everything a microcontroller firmware needs.
-
-- ``model.tflite``: full-integer int8, batch 1, no metadata, and no int32 prologue. Keras'
-  ``Embedding`` turns ids into ``where(ids < 0, ids + vocab, ids)`` (LESS/ADD/SELECT_V2 on
-  int32), which TFLM cannot run; our tokenizer never makes a negative id, so here the
-  embedding is a plain ``tf.gather`` of the same weights and the rest of the model is called
-  as it is, calibrated on the same ids as ``model.int8.tflite``.
-- ``model_data.h/.cc``: the model as a 16-byte-aligned ``const unsigned char[]``, and the
-  manifest's labels (``RK_NUM_CLASSES``, ``RK_NUM_OUTPUTS``, ``rk_labels``; see ``c_string``).
-- ``vocab_data.h/.c``: the vocabulary as a front-coded sorted table (see ``vocab_table``).
-- ``model_ops.h``: registers exactly the model's ops in a ``MicroMutableOpResolver``.
-- ``tokenizer.c/.h``, ``example.cc/.h``, ``README.md``: copied from the repository's ``micro/``.
-- ``SHA256SUMS``: ``sha256sum -c`` list of the above (the top-level manifest lists plain names).
-"""
+"""The TFLite Micro target, ``<bundle>/micro/`` (micro/README.md): the model with its Embedding as a plain
+gather (TFLM cannot run Keras' int32 prologue for negative ids), C sources of it and of the vocabulary
+(from micro/templates/), micro/'s tokenizer and example, and SHA256SUMS; checked with TFLM against LiteRT."""
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import importlib.util
 import json
@@ -22,21 +10,25 @@ import logging
 import os
 import re
 import shutil
+import string
 import subprocess
 import tempfile
 from importlib import metadata
+from pathlib import Path
+from types import SimpleNamespace
 from typing import Mapping
 
 import numpy as np
 
 from runtime.bundle import MANIFEST
 from runtime.errors import require
-from runtime.files import atomic_write_bytes, atomic_write_text, redirected
+from runtime.files import atomic_write_bytes, redirected
 from runtime.tokenizer import SPECIAL_TOKENS, Tokenizer
 
 from . import verify as V
 from .errors import ExportError
-from .manifest import write_manifest
+from .manifest import file_entries, write_manifest
+from .row_quantization import per_row
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +39,7 @@ GENERATED = ("model.tflite", "model_data.h", "model_data.cc", "vocab_data.h", "v
 VOCAB_BLOCK = 16  # words per front-coded block: one binary search step covers a block
 MAX_ID = 0x7FFF  # ids are stored in 15 bits (the high byte's bit 7 marks the end of a word)
 ARENA_LIMIT = 1 << 20  # the bisection's upper end
+ARM_FLAGS = ("-Os", "-mcpu=cortex-m4", "-mthumb")
 _WORD = re.compile(rb"[a-z0-9']+")
 # MicroMutableOpResolver::AddX names that are not CamelCase of the TFLite builtin name.
 _RESOLVER_NAMES = {"CONV_2D": "Conv2D", "DEPTHWISE_CONV_2D": "DepthwiseConv2D", "MAX_POOL_2D": "MaxPool2D",
@@ -57,20 +50,11 @@ class MicroError(ExportError, ValueError):
     """The model or vocabulary cannot be made into the microcontroller target."""
 
 
-# -- the model ----------------------------------------------------------------------------
 def micro_model(model, calibration_ids: np.ndarray) -> bytes:
-    """``model`` with its Embedding as a plain gather, converted for TFLM.
-
-    Two outputs: full-integer int8, as ``model.int8.tflite`` computes it. N >= 3 outputs: float,
-    then its table made int8 rows with a scale per row by the rewrite of ``model.dynamic.tflite``
-    (``tflite_export.quantize_tables_per_row``: the numbers of model.int8.onnx). Full-integer moved
-    the arg-max of 4% of the star-rating reviews, all of it the one-scale table (measured: float
-    everything after it, still 96.28%). Input ``input_ids`` [1, maxlen] int32 (TFLM does not
-    resize), output ``probability`` [1, 1] or [1, N] float32.
-    """
+    """``model`` with its Embedding as a plain gather, batch 1; quantized as model.int8.tflite (two
+    classes) or model.dynamic.tflite (N: full-integer moved 4% of the star arg-maxes)."""
     import tensorflow as tf
 
-    from .row_quantization import per_row
     from .signature import check_calibration, convert, converter, int8_flatbuffer, model_maxlen, serving_function
     from .tflite_export import quantize_tables_per_row
 
@@ -104,8 +88,7 @@ def _split_embedding(model):
         raise MicroError("the micro target needs a model that starts with an Embedding layer")
     for before, after in zip(layers, layers[1:]):
         if after.input is not before.output:
-            raise MicroError(f"the micro target needs a chain of layers; {after.name} does not follow "
-                             f"{before.name}")
+            raise MicroError(f"the micro target needs a chain of layers; {after.name} does not follow {before.name}")
     return layers[0], layers[1:]
 
 
@@ -116,14 +99,8 @@ def model_ops(flat: bytes) -> list[str]:
 
     model = flatbuffer_utils.read_model_from_bytearray(bytearray(flat))
     names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
-    codes = [max(c.builtinCode, c.deprecatedBuiltinCode) for c in model.operatorCodes]
-    ops = []
-    for graph in model.subgraphs:
-        for op in graph.operators:
-            name = names[codes[op.opcodeIndex]]
-            if name not in ops:
-                ops.append(name)
-    return ops
+    codes = [names[max(c.builtinCode, c.deprecatedBuiltinCode)] for c in model.operatorCodes]
+    return list(dict.fromkeys(codes[op.opcodeIndex] for graph in model.subgraphs for op in graph.operators))
 
 
 def resolver_method(op: str) -> str:
@@ -131,7 +108,6 @@ def resolver_method(op: str) -> str:
     return "Add" + _RESOLVER_NAMES.get(op, "".join(part.capitalize() for part in op.split("_")))
 
 
-# -- TFLM and LiteRT on the host ------------------------------------------------------------
 def tflm_available() -> bool:
     return importlib.util.find_spec("tflite_micro") is not None
 
@@ -141,66 +117,49 @@ def tflm_interpreter(flat: bytes, arena_size: int):
     return runtime.Interpreter.from_bytes(flat, arena_size=arena_size)
 
 
-def tflm_scores(flat: bytes, ids: np.ndarray, arena_size: int) -> np.ndarray:
-    """``ids`` [n, maxlen] int32, one review per invoke as on a device -> float32 [n] (two
-    classes) or [n, N], as ``V.probabilities`` gives a model's output."""
-    interp = tflm_interpreter(flat, arena_size)
-    out = np.empty((len(ids), int(interp.get_output_details(0)["shape"][-1])), dtype=np.float32)
+def _row_by_row(ids: np.ndarray, width: int, invoke) -> np.ndarray:
+    """``invoke(row)`` on each [1, maxlen] row, as on a device -> ``V.probabilities``: [n] or [n, N]."""
+    out = np.empty((len(ids), width), dtype=np.float32)
     for i, row in enumerate(ids):
-        interp.set_input(row[None, :], 0)
-        interp.invoke()
-        out[i] = interp.get_output(0).reshape(-1)
+        out[i] = invoke(row[None, :]).reshape(-1)
     return V.probabilities(out)
 
 
-class TflmScorer:
-    """``run(ids)`` -> ``tflm_scores``: the TFLM interpreter as a backend of ``V.check_edge_rows``."""
+def tflm_scores(flat: bytes, ids: np.ndarray, arena_size: int) -> np.ndarray:
+    interp = tflm_interpreter(flat, arena_size)
 
-    def __init__(self, flat: bytes, arena_size: int):
-        self.flat, self.arena_size = flat, arena_size
+    def invoke(row):
+        interp.set_input(row, 0)
+        interp.invoke()
+        return interp.get_output(0)
 
-    def run(self, ids: np.ndarray) -> np.ndarray:
-        return tflm_scores(self.flat, ids, self.arena_size)
+    return _row_by_row(ids, int(interp.get_output_details(0)["shape"][-1]), invoke)
 
 
 def litert_builtin_scores(flat: bytes, ids: np.ndarray) -> np.ndarray:
-    """LiteRT's reference built-in kernels, no XNNPACK: the arithmetic TFLM reproduces. Float32
-    [n] (two classes) or [n, N], as ``tflm_scores``."""
+    """LiteRT's reference built-in kernels, no XNNPACK: the arithmetic TFLM reproduces."""
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    from .signature import INPUT_NAME, OUTPUT_NAME
 
     interp = Interpreter(model_content=flat,
                          experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
-    inp, outp = interp.get_input_details()[0], interp.get_output_details()[0]
-    if list(inp["shape"]) != [1, ids.shape[1]]:
-        interp.resize_tensor_input(inp["index"], [1, ids.shape[1]])
-    interp.allocate_tensors()
-    out = np.empty((len(ids), int(outp["shape"][-1])), dtype=np.float32)
-    for i, row in enumerate(ids):
-        interp.set_tensor(inp["index"], row[None, :])
-        interp.invoke()
-        out[i] = interp.get_tensor(outp["index"]).reshape(-1)
-    return V.probabilities(out)
+    run = interp.get_signature_runner()  # export.signature's names
+    return _row_by_row(ids, int(interp.get_output_details()[0]["shape"][-1]),
+                       lambda row: run(**{INPUT_NAME: row})[OUTPUT_NAME])
 
 
 def _arena_works(flat: bytes, size: int, probe: np.ndarray) -> bool:
     try:
-        with _quiet_stderr():  # TFLM prints every failed allocation
+        with open(os.devnull, "w") as null, redirected(null.fileno()):  # TFLM prints every failed allocation
             tflm_scores(flat, probe, size)
     except (RuntimeError, ValueError):
         return False
     return True
 
 
-@contextlib.contextmanager
-def _quiet_stderr():
-    with open(os.devnull, "w") as null, redirected(null.fileno()):
-        yield
-
-
 def smallest_arena(flat: bytes, maxlen: int, align: int = 16) -> int:
-    """The smallest tensor arena (a multiple of ``align`` bytes) in which the TFLM interpreter
-    of the ``tflite-micro`` wheel allocates and invokes the model, by bisection: the wheel's
-    figure, more than TFLM built from source needs (micro/README.md)."""
+    """The smallest arena (``align`` steps) the ``tflite-micro`` wheel's interpreter runs the model in."""
     probe = np.ones((1, maxlen), dtype=np.int32)
     lo, hi = 0, 1024  # lo fails, hi works
     while not _arena_works(flat, hi, probe):
@@ -213,85 +172,57 @@ def smallest_arena(flat: bytes, maxlen: int, align: int = 16) -> int:
     return hi
 
 
-# -- C sources ------------------------------------------------------------------------------
 def vocab_table(vocab: Mapping[str, int]) -> tuple[bytes, list[int], int]:
-    """(entries, block offsets, longest word) of the words a token can equal, sorted by bytes.
-
-    Entry: shared prefix length with the previous word (0 at the start of each block of
-    ``VOCAB_BLOCK`` words), the rest of the word, the id as 2 bytes, high first, with bit 7 set.
-    """
+    """(entries, block offsets, longest word) of the words a token can equal, sorted by bytes. Entry: the
+    prefix shared with the previous word (0 starting a block), the rest, the id as 2 bytes (high first, bit 7 set)."""
     words = sorted((w.encode("ascii"), i) for w, i in vocab.items()
                    if w not in SPECIAL_TOKENS and _WORD.fullmatch(w.encode("utf-8")))
     if not words:
         raise MicroError("the vocabulary has no word a token can equal")
     if max(i for _, i in words) > MAX_ID:
         raise MicroError(f"the micro vocabulary table holds ids up to {MAX_ID}; this one has {len(vocab)} words")
-    out, blocks, prev = bytearray(), [], b""
+    out, blocks = bytearray(), []
     for k, (word, i) in enumerate(words):
         if k % VOCAB_BLOCK == 0:
             blocks.append(len(out))
-            prev = b""
-        shared = len(os.path.commonprefix([prev, word]))
+        shared = len(os.path.commonprefix([words[k - 1][0], word])) if k % VOCAB_BLOCK else 0
         out += bytes([shared]) + word[shared:] + bytes([0x80 | i >> 8, i & 0xFF])
-        prev = word
     longest = max(len(w) for w, _ in words)
     if longest > 254:
         raise MicroError(f"the micro tokenizer keeps words of up to 254 bytes; the vocabulary has one of {longest}")
     return bytes(out), blocks, longest
 
 
-def _c_bytes(data: bytes, per_line: int = 16) -> str:
-    return "\n".join("    " + "".join(f"0x{b:02x}," for b in data[i:i + per_line])
-                     for i in range(0, len(data), per_line))
+def _offset_bytes(words: bytes) -> int:  # of an rk_vocab_blocks entry
+    return 2 if len(words) <= 0xFFFF else 4
+
+
+def _render(name: str, **values) -> str:
+    """micro/templates/``name``.in with its ``${...}`` filled in."""
+    return string.Template(Path(SOURCES, "templates", name + ".in").read_text(encoding="utf-8")).substitute(values)
+
+
+def _c_lines(values, per_line: int, fmt: str) -> str:
+    """An array initialiser: ``per_line`` values a line, each ``fmt`` (with its comma), indented."""
+    return "\n".join("    " + "".join(fmt.format(v) for v in values[i:i + per_line])
+                     for i in range(0, len(values), per_line))
 
 
 def vocab_sources(vocab: Mapping[str, int], maxlen: int) -> dict[str, str]:
     words, blocks, longest = vocab_table(vocab)
-    offset_type = "uint16_t" if len(words) <= 0xFFFF else "uint32_t"
-    header = f"""/* Generated by `python -m export micro`: the vocabulary of the model in model_data.cc. */
-#ifndef RK_VOCAB_DATA_H
-#define RK_VOCAB_DATA_H
-
-#include <stdint.h>
-
-#define RK_MAXLEN {maxlen} /* ids per review: the model's input is [1, RK_MAXLEN] int32 */
-#define RK_VOCAB_SIZE {len(vocab)}
-#define RK_VOCAB_MAX_WORD {longest}
-#define RK_VOCAB_BLOCKS {len(blocks)}
-#define RK_VOCAB_BYTES {len(words)}
-
-#ifdef __cplusplus
-extern "C" {{
-#endif
-extern const uint8_t rk_vocab_words[RK_VOCAB_BYTES];
-extern const {offset_type} rk_vocab_blocks[RK_VOCAB_BLOCKS];
-#ifdef __cplusplus
-}}
-#endif
-
-#endif /* RK_VOCAB_DATA_H */
-"""
-    source = f"""/* Generated by `python -m export micro`: the words a token can equal, sorted by bytes and
- * front coded in blocks of {VOCAB_BLOCK} (see rk_vocab_id in tokenizer.c). */
-#include "vocab_data.h"
-
-const {offset_type} rk_vocab_blocks[RK_VOCAB_BLOCKS] = {{
-{chr(10).join("    " + "".join(f"{b}," for b in blocks[i:i + 12]) for i in range(0, len(blocks), 12))}
-}};
-
-const uint8_t rk_vocab_words[RK_VOCAB_BYTES] = {{
-{_c_bytes(words)}
-}};
-"""
-    return {"vocab_data.h": header, "vocab_data.c": source}
+    common = {"offset_type": f"uint{8 * _offset_bytes(words)}_t"}
+    return {"vocab_data.h": _render("vocab_data.h", **common, maxlen=maxlen, vocab_size=len(vocab),
+                                    longest=longest, blocks=len(blocks), words=len(words)),
+            "vocab_data.c": _render("vocab_data.c", **common, block=VOCAB_BLOCK,
+                                    block_offsets=_c_lines(blocks, 12, "{},"),
+                                    word_bytes=_c_lines(words, 16, "0x{:02x},"))}
 
 
 _C_SAFE = frozenset(range(0x20, 0x7F)) - frozenset(b'"\\?')  # '?': no trigraph in C
 
 
 def c_string(text: str) -> str:
-    """``text`` as a C string literal of its UTF-8 bytes: every byte that is not printable ASCII,
-    and ``"``, ``\\``, ``?``, as a 3-digit octal escape (no digit after it can extend it)."""
+    """``text``'s UTF-8 bytes as a C string literal, ``_C_SAFE`` as they are, others 3-digit octal escapes."""
     data = text.encode("utf-8")
     if 0 in data:
         raise MicroError(f"the label {text!r} has a NUL character, which ends a C string")
@@ -300,102 +231,18 @@ def c_string(text: str) -> str:
 
 def model_sources(flat: bytes, ops: list[str], labels: list[str]) -> dict[str, str]:
     """model_data.h/.cc (the model and its labels, in output column order) and model_ops.h."""
-    return {**_model_data(flat, labels), "model_ops.h": _ops_header(ops)}
-
-
-def _model_data(flat: bytes, labels: list[str]) -> dict[str, str]:
     from trainer.model import outputs
 
-    header = f"""/* Generated by `python -m export micro`: model.tflite as a C array, and its labels. */
-#ifndef RK_MODEL_DATA_H
-#define RK_MODEL_DATA_H
-
-/* The output is [1, RK_NUM_OUTPUTS] float32: two classes, one sigmoid, P(rk_labels[1]);
- * more, one softmax probability per class, column i = P(rk_labels[i]). */
-#define RK_NUM_CLASSES {len(labels)}
-#define RK_NUM_OUTPUTS {outputs(len(labels))}
-
-extern const unsigned char rk_model_data[];
-extern const unsigned int rk_model_data_len;
-extern const char* const rk_labels[RK_NUM_CLASSES]; /* UTF-8: rk_labels[i] names class i */
-
-#endif /* RK_MODEL_DATA_H */
-"""
-    source = f"""/* Generated by `python -m export micro`: model.tflite ({len(flat)} bytes, sha256
- * {hashlib.sha256(flat).hexdigest()}). 16-byte aligned, as TFLM wants its flatbuffer. */
-#include "model_data.h"
-
-alignas(16) const unsigned char rk_model_data[] = {{
-{_c_bytes(flat)}
-}};
-const unsigned int rk_model_data_len = {len(flat)};
-
-const char* const rk_labels[RK_NUM_CLASSES] = {{
-{"".join(f"    {c_string(label)},{chr(10)}" for label in labels)}}};
-"""
-    return {"model_data.h": header, "model_data.cc": source}
-
-
-def _ops_header(ops: list[str]) -> str:
-    adds = "\n".join(f"    if (r.{resolver_method(op)}() != kTfLiteOk) return kTfLiteError;" for op in ops)
-    return f"""/* Generated by `python -m export micro`: the ops of model.tflite ({", ".join(ops)}). */
-#ifndef RK_MODEL_OPS_H
-#define RK_MODEL_OPS_H
-
-#include "tensorflow/lite/micro/micro_mutable_op_resolver.h"
-
-constexpr int kRkNumOps = {len(ops)};
-using RkOpResolver = tflite::MicroMutableOpResolver<kRkNumOps>;
-
-inline TfLiteStatus RkRegisterOps(RkOpResolver &r) {{
-{adds}
-    return kTfLiteOk;
-}}
-
-#endif /* RK_MODEL_OPS_H */
-"""
-
-
-# -- sizes ----------------------------------------------------------------------------------
-def code_size(source: str, compiler: str = "gcc", flags: tuple[str, ...] = ("-Os",),
-              include: str | None = None) -> int | None:
-    """``text`` bytes of ``source`` compiled with ``compiler`` (``size``), None without the tools."""
-    size_tool = compiler[:-3] + "size" if compiler.endswith("gcc") else "size"
-    if not shutil.which(compiler) or not shutil.which(size_tool):
-        return None
-    with tempfile.TemporaryDirectory() as tmp:
-        obj = os.path.join(tmp, "out.o")
-        subprocess.run([compiler, "-std=c99", *flags, "-c", source, "-o", obj,
-                        "-I", include or os.path.dirname(source)], check=True, capture_output=True)
-        text = subprocess.run([size_tool, obj], check=True, capture_output=True, text=True).stdout
-    return int(text.splitlines()[1].split()[0])
-
-
-ARM_FLAGS = ("-Os", "-mcpu=cortex-m4", "-mthumb")
-
-
-def sizes(micro: str, flat: bytes) -> dict:
-    words, blocks, _ = vocab_table_sizes(micro)
-    tok = os.path.join(micro, "tokenizer.c")
+    adds = [f"    if (r.{resolver_method(op)}() != kTfLiteOk) return kTfLiteError;" for op in ops]
     return {
-        "model_bytes": len(flat),
-        "vocab_bytes": words + blocks,
-        "tokenizer_code_bytes": {"host_gcc_Os": code_size(tok),
-                                 "cortex_m4_Os": code_size(tok, "arm-none-eabi-gcc", ARM_FLAGS)},
+        "model_data.h": _render("model_data.h", classes=len(labels), outputs=outputs(len(labels))),
+        "model_data.cc": _render("model_data.cc", size=len(flat), sha256=hashlib.sha256(flat).hexdigest(),
+                                 data=_c_lines(flat, 16, "0x{:02x},"),
+                                 labels="".join(f"    {c_string(label)},\n" for label in labels)),
+        "model_ops.h": _render("model_ops.h", op_names=", ".join(ops), count=len(ops), adds="\n".join(adds)),
     }
 
 
-def vocab_table_sizes(micro: str) -> tuple[int, int, int]:
-    """(word bytes, block index bytes, blocks) read back from the generated vocab_data.h."""
-    with open(os.path.join(micro, "vocab_data.h"), encoding="ascii") as f:
-        text = f.read()
-    defines = dict(re.findall(r"#define (RK_\w+) (\d+)", text))
-    width = 2 if "const uint16_t rk_vocab_blocks" in text else 4
-    blocks = int(defines["RK_VOCAB_BLOCKS"])
-    return int(defines["RK_VOCAB_BYTES"]), blocks * width, blocks
-
-
-# -- the directory --------------------------------------------------------------------------
 def write_micro_dir(out: str, flat: bytes, vocab: Mapping[str, int], maxlen: int, labels: list[str]) -> str:
     """Write ``out/micro/`` (generated files + copied sources + SHA256SUMS); returns its path."""
     micro = os.path.join(out, MICRO_DIR)
@@ -403,38 +250,32 @@ def write_micro_dir(out: str, flat: bytes, vocab: Mapping[str, int], maxlen: int
     if missing:
         raise MicroError(f"{SOURCES}: missing {', '.join(missing)} (run from a reviewkit checkout)")
     texts = {**model_sources(flat, model_ops(flat), labels), **vocab_sources(vocab, maxlen)}  # may refuse: first
+    files = {"model.tflite": flat, **{name: text.encode("utf-8") for name, text in texts.items()},
+             **{name: Path(SOURCES, name).read_bytes() for name in COPIED}}
     os.makedirs(micro, exist_ok=True)
-    atomic_write_bytes(os.path.join(micro, "model.tflite"), flat)
-    for name in COPIED:
-        with open(os.path.join(SOURCES, name), encoding="utf-8") as f:
-            texts[name] = f.read()
-    for name, text in texts.items():
-        atomic_write_text(os.path.join(micro, name), text)
-    atomic_write_text(os.path.join(micro, "SHA256SUMS"), "".join(
-        f"{_sha256(os.path.join(micro, n))}  {n}\n" for n in (*GENERATED, *COPIED)))
+    for name, data in files.items():
+        atomic_write_bytes(os.path.join(micro, name), data)
+    sums = "".join(f"{e['sha256']}  {n}\n" for n, e in file_entries(micro, (*GENERATED, *COPIED)).items())
+    atomic_write_bytes(os.path.join(micro, "SHA256SUMS"), sums.encode("utf-8"))
     return micro
 
 
-def _sha256(path: str) -> str:
-    with open(path, "rb") as f:
-        return hashlib.sha256(f.read()).hexdigest()
+def code_size(source: str, compiler: str = "gcc", flags: tuple[str, ...] = ("-Os",)) -> int | None:
+    """``text`` bytes of ``source`` compiled with ``compiler`` (``size``), None without the tools."""
+    size_tool = compiler[:-3] + "size"  # gcc -> size, arm-none-eabi-gcc -> arm-none-eabi-size
+    if not shutil.which(compiler) or not shutil.which(size_tool):
+        return None
+    with tempfile.TemporaryDirectory() as tmp:
+        obj = os.path.join(tmp, "out.o")
+        subprocess.run([compiler, "-std=c99", *flags, "-c", source, "-o", obj, "-I", os.path.dirname(source)],
+                       check=True, capture_output=True)
+        text = subprocess.run([size_tool, obj], check=True, capture_output=True, text=True).stdout
+    return int(text.splitlines()[1].split()[0])
 
 
-# -- the step -------------------------------------------------------------------------------
 def export_micro(out: str, model, tok: Tokenizer, calibration_ids: np.ndarray, test_texts: list[str],
                  test_labels: np.ndarray) -> list[V.Result]:
-    """Write ``out/micro/``, check it on the test set, add a ``"micro"`` section to the manifest.
-
-    Checks: TFLM gives the labels of LiteRT's built-in kernels on every test review (two classes:
-    the threshold; N: the arg-max, ``V.predicted``), and accuracy within
-    ``V.QUANT_MAX_ACCURACY_DROP`` of Keras (the verified manifest's reference); TFLM scores the
-    edge rows (``V.edge_rows``) with one probability per output. Two classes: LiteRT gives the micro
-    model and model.int8.tflite the same scores; N classes (another quantization): the labels agree
-    with Keras' as a quantized format's must. The C header names the manifest's labels; the model
-    must have their number of outputs.
-    """
-    from .row_quantization import per_row
-
+    """Write ``out/micro/``, check it (micro/README.md), add a ``"micro"`` section to the manifest."""
     manifest = _read_manifest(out)
     flat = micro_model(model, calibration_ids)
     width = _output_width(flat, manifest["labels"])
@@ -447,9 +288,9 @@ def export_micro(out: str, model, tok: Tokenizer, calibration_ids: np.ndarray, t
     tflm, litert = tflm_scores(flat, ids, arena), litert_builtin_scores(flat, ids)
     result = V.compare(f"{MICRO_DIR}/model.tflite", tflm, litert, test_labels,
                        quantized=True, reference_accuracy=manifest["verification"]["reference"]["accuracy"])
-    _check_labels(out, model, (tflm, litert), ids, result, per_row(width))
-    V.check_edge_rows(result, MICRO_DIR, *V.edge_rows(tok), backends=lambda _: [("TFLM", TflmScorer(flat, arena))],
-                      width=width)
+    _check_labels(out, model, tflm, litert, ids, result, per_row(width))
+    scorer = SimpleNamespace(run=lambda rows: tflm_scores(flat, rows, arena))
+    V.check_edge_rows(result, MICRO_DIR, *V.edge_rows(tok), backends=lambda _: [("TFLM", scorer)], width=width)
     manifest["micro"] = section = _section(micro, flat, arena, tok, result, width)
     write_manifest(out, manifest)
     f, flash = result.figures, section["sizes"]["model_bytes"] + section["sizes"]["vocab_bytes"]
@@ -459,38 +300,22 @@ def export_micro(out: str, model, tok: Tokenizer, calibration_ids: np.ndarray, t
     return [result]
 
 
-def _check_labels(out: str, model, scores: tuple[np.ndarray, np.ndarray], ids: np.ndarray, result: V.Result,
+def _check_labels(out: str, model, tflm: np.ndarray, litert: np.ndarray, ids: np.ndarray, result: V.Result,
                   by_row: bool) -> None:
-    """TFLM's labels are LiteRT's on every review; then the model against its own reference."""
-    tflm, litert = scores
+    """TFLM's labels are LiteRT's on every review. N classes (not model.int8.tflite's quantization): labels
+    against Keras by the quantized formats' rule; two: LiteRT gives model.int8.tflite the same scores."""
     if result.figures["agreement"] < 1.0:
         result.failures.append(f"TFLM and LiteRT's built-in kernels disagree on "
                                f"{1 - result.figures['agreement']:.4%} of the labels")
     if by_row:
-        _check_against_keras(model, tflm, ids, result)
-    else:
-        _check_same_as_int8(out, litert, ids, result)
-
-
-def _check_against_keras(model, tflm: np.ndarray, ids: np.ndarray, result: V.Result) -> None:
-    """An N-class micro model is not model.int8.tflite's quantization (``micro_model``): its labels
-    are checked against Keras itself, by the quantized formats' rule."""
-    keras = model.predict(ids, batch_size=512, verbose=0)  # [n, N]
-    agreement = float(np.mean(V.predicted(tflm) == V.predicted(keras)))
-    result.figures["agreement_with_keras"] = agreement
-    if agreement < V.QUANT_MIN_AGREEMENT:
-        result.failures.append(f"label agreement with Keras {agreement:.4%} < {V.QUANT_MIN_AGREEMENT:.0%}")
-
-
-def _check_same_as_int8(out: str, litert: np.ndarray, ids: np.ndarray, result: V.Result) -> None:
-    """The gather rewrite changes no number: LiteRT's built-in kernels give the micro model and
-    model.int8.tflite (same weights, same calibration) the same scores. Skipped for --int8-io."""
-    path = os.path.join(out, "model.int8.tflite")
-    if not os.path.isfile(path):
+        keras = model.predict(ids, batch_size=512, verbose=0)  # [n, N]
+        agreement = result.figures["agreement_with_keras"] = float(np.mean(V.predicted(tflm) == V.predicted(keras)))
+        if agreement < V.QUANT_MIN_AGREEMENT:
+            result.failures.append(f"label agreement with Keras {agreement:.4%} < {V.QUANT_MIN_AGREEMENT:.0%}")
         return
-    with open(path, "rb") as f:
-        int8 = f.read()
-    if litert_output(int8)["dtype"] != np.float32:
+    path = Path(out, "model.int8.tflite")
+    int8 = path.read_bytes() if path.is_file() else None
+    if int8 is None or litert_output(int8)["dtype"] != np.float32:  # none, or --int8-io
         return
     diff = float(np.abs(litert_builtin_scores(int8, ids) - litert).max())
     result.figures["max_abs_diff_vs_model_int8_tflite"] = diff
@@ -520,8 +345,7 @@ def _output_width(flat: bytes, labels: list[str]) -> int:
 def _read_manifest(out: str) -> dict:
     path = os.path.join(out, MANIFEST)
     try:
-        with open(path, encoding="utf-8") as f:
-            manifest = json.load(f)
+        manifest = json.loads(Path(path).read_text(encoding="utf-8"))
         manifest["verification"]["reference"]["accuracy"], len(manifest["labels"])
     except FileNotFoundError:
         raise MicroError(f"{out}: no {MANIFEST}; the micro target is checked against a verified bundle "
@@ -532,20 +356,25 @@ def _read_manifest(out: str) -> dict:
 
 
 def _section(micro: str, flat: bytes, arena: int, tok: Tokenizer, result: V.Result, width: int) -> dict:
+    from .signature import INPUT_NAME, OUTPUT_NAME
+
+    words, blocks, _ = vocab_table(tok.vocab)
+    c_file = os.path.join(micro, "tokenizer.c")
     return {
         "dir": MICRO_DIR,
         "model": "model.tflite",
-        "input": {"name": "input_ids", "shape": [1, tok.maxlen], "dtype": "int32"},
-        "output": {"name": "probability", "shape": [1, width], "dtype": "float32"},
+        "input": {"name": INPUT_NAME, "shape": [1, tok.maxlen], "dtype": "int32"},
+        "output": {"name": OUTPUT_NAME, "shape": [1, width], "dtype": "float32"},
         "ops": model_ops(flat),
         "tflite_micro": metadata.version("tflite-micro"),
         "arena_bytes": arena,
         "arena_measured": "the tflite-micro wheel's figure: smallest tensor arena (16-byte steps) in which "
                           "the wheel's TFLM interpreter allocates and invokes the model on this (64-bit) host; "
                           "TFLM built from source needs less (micro/README.md)",
-        "sizes": sizes(micro, flat),
+        "sizes": {"model_bytes": len(flat), "vocab_bytes": len(words) + len(blocks) * _offset_bytes(words),
+                  "tokenizer_code_bytes": {"host_gcc_Os": code_size(c_file),
+                                           "cortex_m4_Os": code_size(c_file, "arm-none-eabi-gcc", ARM_FLAGS)}},
         "verification": {"reference": "LiteRT BUILTIN_WITHOUT_DEFAULT_DELEGATES on the same model",
                          **result.figures, "passed": result.passed, "failures": result.failures},
-        "files": {n: {"size": os.path.getsize(os.path.join(micro, n)), "sha256": _sha256(os.path.join(micro, n))}
-                  for n in (*GENERATED, *COPIED)},
+        "files": file_entries(micro, (*GENERATED, *COPIED)),
     }
